@@ -14,7 +14,10 @@ export interface Endpoint {
   dstToBytes(): Uint8Array;
   /** Destination IP as text without port, or "" when the transport has no IP address. */
   dstIP(): string;
-  /** Stable key for maps: equal endpoints give equal keys. */
+  /**
+   * Stable key for maps: equal endpoints give equal keys. Starts with the Bind's kind
+   * ("udp:1.2.3.4:51820") so that endpoints of different transports never collide.
+   */
   readonly key: string;
 }
 

@@ -1,0 +1,302 @@
+#include "tun_device.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "errno_error.h"
+#include "netif_ioctl.h"
+#include "tun_open.h"
+
+namespace tswg {
+
+namespace {
+
+constexpr uint32_t kMaxBatchSize = 4096;
+constexpr uint32_t kMaxPending = 1024;
+
+Napi::Value ThrowError(Napi::Env env, const char* message) {
+  Napi::Error::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowTypeError(Napi::Env env, const char* message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
+  ErrnoError(env, err, syscall).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+bool ReadCount(const Napi::Value& value, uint32_t max, uint32_t* out) {
+  if (!value.IsNumber()) return false;
+  double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= 1 && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+}  // namespace
+
+void DeliverBatch(Napi::Env env, Napi::Function callback, std::nullptr_t* /*context*/,
+                  PacketBatch* batch) {
+  std::unique_ptr<PacketBatch> owned(batch);
+  // A null environment means the function is being torn down with batches still queued.
+  if (static_cast<napi_env>(env) == nullptr || callback.IsEmpty()) return;
+  if (batch->error != 0) {
+    callback.Call({env.Null(), env.Null(), Napi::String::New(env, ErrnoName(batch->error))});
+    return;
+  }
+  // One copy into memory the garbage collector accounts for; the native batch is freed at once.
+  Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, batch->data(), batch->bytes());
+  Napi::Uint32Array sizes = Napi::Uint32Array::New(env, batch->count());
+  memcpy(sizes.Data(), batch->sizes().data(), batch->count() * sizeof(uint32_t));
+  callback.Call({data, sizes, env.Null()});
+}
+
+Napi::Function TunDevice::Define(Napi::Env env) {
+  return DefineClass(env, "Tun",
+                     {
+                         InstanceMethod<&TunDevice::Start>("start"),
+                         InstanceMethod<&TunDevice::Ack>("ack"),
+                         InstanceMethod<&TunDevice::Write>("write"),
+                         InstanceMethod<&TunDevice::Ref>("ref"),
+                         InstanceMethod<&TunDevice::Unref>("unref"),
+                         InstanceMethod<&TunDevice::Close>("close"),
+                         InstanceMethod<&TunDevice::Name>("name"),
+                         InstanceMethod<&TunDevice::GetMtu>("getMtu"),
+                         InstanceMethod<&TunDevice::SetMtu>("setMtu"),
+                         InstanceMethod<&TunDevice::GetFlags>("getFlags"),
+                         InstanceMethod<&TunDevice::Stats>("stats"),
+                     });
+}
+
+TunDevice::TunDevice(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<TunDevice>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) {
+    ThrowTypeError(env, "Tun: name must be a string");
+    return;
+  }
+  std::string netns;
+  if (info[1].IsString()) {
+    netns = info[1].As<Napi::String>().Utf8Value();
+  } else if (!info[1].IsUndefined() && !info[1].IsNull()) {
+    ThrowTypeError(env, "Tun: netnsPath must be a string or null");
+    return;
+  }
+  TunOpenResult opened = OpenTun(info[0].As<Napi::String>().Utf8Value(), netns);
+  if (opened.err != 0) {
+    ErrnoError(env, opened.err, opened.syscall).ThrowAsJavaScriptException();
+    return;
+  }
+  tun_fd_ = opened.tun_fd;
+  ctl_fd_ = opened.ctl_fd;
+  name_ = opened.name;
+  // Without this, a worker or an environment torn down with the device open would leave
+  // the reader thread running against freed state.
+  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) {
+    teardown_hook_ = true;
+  }
+}
+
+TunDevice::~TunDevice() {
+  Shutdown();
+  if (teardown_hook_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
+    teardown_hook_ = false;
+  }
+}
+
+void TunDevice::OnEnvironmentTeardown(void* self) {
+  TunDevice* device = static_cast<TunDevice*>(self);
+  device->teardown_hook_ = false;
+  device->Shutdown();
+}
+
+void TunDevice::Shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  // The thread goes first, so nothing is queued into the function after it is aborted.
+  if (reader_) reader_->Stop();
+  if (started_ && *deliver_alive_) deliver_.Abort();
+  if (tun_fd_ >= 0) close(tun_fd_);
+  if (ctl_fd_ >= 0) close(ctl_fd_);
+  tun_fd_ = -1;
+  ctl_fd_ = -1;
+}
+
+Napi::Value TunDevice::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowError(env, "Tun.start: device is closed");
+  if (started_) return ThrowError(env, "Tun.start: already started");
+  if (!info[0].IsFunction()) return ThrowTypeError(env, "Tun.start: callback must be a function");
+  uint32_t batch_size, max_pending;
+  if (!ReadCount(info[1], kMaxBatchSize, &batch_size)) {
+    return ThrowTypeError(env, "Tun.start: batchSize must be an integer in 1..4096");
+  }
+  if (!ReadCount(info[2], kMaxPending, &max_pending)) {
+    return ThrowTypeError(env, "Tun.start: maxPending must be an integer in 1..1024");
+  }
+
+  deliver_alive_ = std::make_shared<bool>(true);
+  auto* alive = new std::shared_ptr<bool>(deliver_alive_);
+  deliver_ = BatchFunction::New(
+      env, info[0].As<Napi::Function>(), "tswg:tun-reader", 0, 1, nullptr,
+      [](Napi::Env, std::shared_ptr<bool>* flag, std::nullptr_t*) {
+        **flag = false;
+        delete flag;
+      },
+      alive);
+  if (env.IsExceptionPending()) return env.Undefined();
+  started_ = true;
+  // Idle until the JavaScript side waits for packets (see ref/unref).
+  deliver_.Unref(env);
+  refed_ = false;
+
+  BatchFunction deliver = deliver_;
+  reader_.reset(new TunReader(tun_fd_, batch_size, static_cast<int>(max_pending),
+                              [deliver](PacketBatch* batch) {
+                                return deliver.NonBlockingCall(batch) == napi_ok;
+                              }));
+  int err = reader_->Start();
+  if (err != 0) {
+    reader_.reset();
+    return ThrowErrno(env, err, "eventfd");
+  }
+  return env.Undefined();
+}
+
+Napi::Value TunDevice::Ack(const Napi::CallbackInfo& info) {
+  if (!closed_ && reader_) reader_->Acknowledge();
+  return info.Env().Undefined();
+}
+
+Napi::Value TunDevice::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return ThrowTypeError(env, "Tun.write: packets must be an array");
+  Napi::Array packets = info[0].As<Napi::Array>();
+  uint32_t count = packets.Length();
+  uint32_t dropped = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value value = packets.Get(i);
+    if (env.IsExceptionPending()) return env.Undefined();
+    // A packet that is not bytes is dropped like one the kernel refuses.
+    if (!value.IsTypedArray() ||
+        value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || tun_fd_ < 0) {
+      dropped++;
+      continue;
+    }
+    Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
+    ssize_t n;
+    do {
+      n = write(tun_fd_, bytes.Data(), bytes.ByteLength());
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      // EIO: interface down; EINVAL: not an IP packet; EAGAIN: no room. None is fatal.
+      last_write_errno_ = errno;
+      dropped++;
+    } else {
+      packets_written_++;
+    }
+  }
+  write_dropped_ += dropped;
+  return Napi::Number::New(env, dropped);
+}
+
+Napi::Value TunDevice::Ref(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (started_ && !closed_ && *deliver_alive_ && !refed_) {
+    deliver_.Ref(env);
+    refed_ = true;
+  }
+  return env.Undefined();
+}
+
+Napi::Value TunDevice::Unref(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (started_ && !closed_ && *deliver_alive_ && refed_) {
+    deliver_.Unref(env);
+    refed_ = false;
+  }
+  return env.Undefined();
+}
+
+Napi::Value TunDevice::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  if (teardown_hook_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
+    teardown_hook_ = false;
+  }
+  return info.Env().Undefined();
+}
+
+const std::string& TunDevice::CurrentName() {
+  std::string current;
+  if (tun_fd_ >= 0 && TunInterfaceName(tun_fd_, &current) == 0 && !current.empty()) {
+    name_ = current;
+  }
+  return name_;
+}
+
+Napi::Value TunDevice::Name(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), CurrentName());
+}
+
+Napi::Value TunDevice::GetMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowError(env, "Tun.getMtu: device is closed");
+  int mtu = 0;
+  int err = GetInterfaceMtu(ctl_fd_, CurrentName(), &mtu);
+  if (err != 0) return ThrowErrno(env, err, "ioctl(SIOCGIFMTU)");
+  return Napi::Number::New(env, mtu);
+}
+
+Napi::Value TunDevice::SetMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowError(env, "Tun.setMtu: device is closed");
+  uint32_t mtu;
+  if (!ReadCount(info[0], 65535, &mtu)) {
+    return ThrowTypeError(env, "Tun.setMtu: mtu must be an integer in 1..65535");
+  }
+  int err = SetInterfaceMtu(ctl_fd_, CurrentName(), static_cast<int>(mtu));
+  if (err != 0) return ThrowErrno(env, err, "ioctl(SIOCSIFMTU)");
+  return env.Undefined();
+}
+
+Napi::Value TunDevice::GetFlags(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return ThrowError(env, "Tun.getFlags: device is closed");
+  unsigned flags = 0;
+  int err = GetInterfaceFlags(ctl_fd_, CurrentName(), &flags);
+  if (err != 0) return ThrowErrno(env, err, "ioctl(SIOCGIFFLAGS)");
+  return Napi::Number::New(env, flags);
+}
+
+Napi::Value TunDevice::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TunReaderStats r;
+  int pending = 0;
+  if (reader_) {
+    r = reader_->stats();
+    pending = reader_->pending();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("packetsRead", Napi::Number::New(env, static_cast<double>(r.packets)));
+  out.Set("bytesRead", Napi::Number::New(env, static_cast<double>(r.bytes)));
+  out.Set("batchesRead", Napi::Number::New(env, static_cast<double>(r.batches)));
+  out.Set("readerPauses", Napi::Number::New(env, static_cast<double>(r.pauses)));
+  out.Set("pendingBatches", Napi::Number::New(env, pending));
+  out.Set("packetsWritten", Napi::Number::New(env, static_cast<double>(packets_written_)));
+  out.Set("writeDropped", Napi::Number::New(env, static_cast<double>(write_dropped_)));
+  if (last_write_errno_ != 0) {
+    out.Set("lastWriteError", Napi::String::New(env, ErrnoName(last_write_errno_)));
+  } else {
+    out.Set("lastWriteError", env.Null());
+  }
+  return out;
+}
+
+}  // namespace tswg

@@ -1,0 +1,73 @@
+// The JavaScript class `Tun`: one open TUN interface, its reader thread and its writes.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "packet_batch.h"
+#include "tun_reader.h"
+
+namespace tswg {
+
+class TunDevice;
+
+// Delivers a batch on the JavaScript thread: callback(data, sizes, null) with the packets
+// back to back in `data`, or callback(null, null, code) once when reading stopped on an error.
+void DeliverBatch(Napi::Env env, Napi::Function callback, std::nullptr_t* context,
+                  PacketBatch* batch);
+
+using BatchFunction = Napi::TypedThreadSafeFunction<std::nullptr_t, PacketBatch, DeliverBatch>;
+
+class TunDevice : public Napi::ObjectWrap<TunDevice> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  // new Tun(name: string, netnsPath: string | null)
+  explicit TunDevice(const Napi::CallbackInfo& info);
+  ~TunDevice() override;
+
+ private:
+  // start(callback, batchSize, maxPending): starts the reader thread. Once only.
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  // ack(): the JavaScript side consumed one delivered batch.
+  Napi::Value Ack(const Napi::CallbackInfo& info);
+  // write(packets: Uint8Array[]): number of packets dropped.
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  // ref()/unref(): whether delivering batches keeps the event loop alive.
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Name(const Napi::CallbackInfo& info);
+  Napi::Value GetMtu(const Napi::CallbackInfo& info);
+  Napi::Value SetMtu(const Napi::CallbackInfo& info);
+  Napi::Value GetFlags(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+
+  // Stops the thread, releases the thread-safe function and closes the descriptors.
+  // Idempotent; runs from close(), garbage collection or environment teardown.
+  void Shutdown();
+  static void OnEnvironmentTeardown(void* self);
+  // Current interface name (follows renames), falling back to the last one known.
+  const std::string& CurrentName();
+
+  napi_env env_;
+  int tun_fd_ = -1;
+  int ctl_fd_ = -1;
+  std::string name_;
+  std::unique_ptr<TunReader> reader_;
+  BatchFunction deliver_;
+  // Cleared by the thread-safe function's finalizer, which may run after this object is
+  // gone; hence shared.
+  std::shared_ptr<bool> deliver_alive_;
+  bool started_ = false;
+  bool closed_ = false;
+  bool refed_ = false;
+  bool teardown_hook_ = false;
+  uint64_t packets_written_ = 0;
+  uint64_t write_dropped_ = 0;
+  int last_write_errno_ = 0;
+};
+
+}  // namespace tswg

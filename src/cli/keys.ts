@@ -1,0 +1,35 @@
+/** `tswg genkey`, `tswg genpsk`, `tswg pubkey`: the same contract as `wg genkey` and friends. */
+import { defaultBackend } from "../crypto/index.js";
+import { generatePresharedKey, keyToBase64, parseKey } from "../crypto/keys.js";
+import { UsageError } from "./main.js";
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export async function runKeyCommand(cmd: "genkey" | "genpsk" | "pubkey", args: string[]): Promise<number> {
+  if (args.length > 0) throw new UsageError(`${cmd} takes no arguments`);
+  const backend = defaultBackend();
+  switch (cmd) {
+    case "genkey":
+      process.stdout.write(keyToBase64(backend.generatePrivateKey()) + "\n");
+      return 0;
+    case "genpsk":
+      process.stdout.write(keyToBase64(generatePresharedKey()) + "\n");
+      return 0;
+    case "pubkey": {
+      const text = (await readStdin()).trim();
+      let priv: Uint8Array;
+      try {
+        priv = parseKey(text);
+      } catch {
+        process.stderr.write("tswg: pubkey: stdin is not a valid base64 32-byte key\n");
+        return 1;
+      }
+      process.stdout.write(keyToBase64(backend.publicKey(priv)) + "\n");
+      return 0;
+    }
+  }
+}

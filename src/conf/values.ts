@@ -1,0 +1,205 @@
+/**
+ * Parsers for the values of configuration keys. Each takes the trimmed value text and returns
+ * the normalised value or throws a {@link ValueError} whose message describes the value; the
+ * file parser adds file, line and key.
+ */
+import { formatCidr, formatIp, maskPrefix, parseCidr, parseIp } from "../allowedips/index.js";
+import { parseKey } from "../crypto/keys.js";
+
+/** A value that does not fit its key. */
+export class ValueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ValueError";
+  }
+}
+
+/** A peer endpoint as written: an IP literal (canonical form) or a hostname resolved later. */
+export interface Endpoint {
+  /** IP literal without brackets, or a hostname. */
+  host: string;
+  port: number;
+}
+
+/** The routing table wg-quick-style routes go to. */
+export type RouteTable =
+  | { kind: "off" }
+  | { kind: "auto" }
+  | { kind: "id"; id: number }
+  | { kind: "name"; name: string };
+
+const quote = (s: string): string => JSON.stringify(s);
+
+/** Splits a comma (or whitespace) separated list, dropping empty items, as wg-quick does. */
+export function splitList(value: string): string[] {
+  return value.split(/[\s,]+/).filter((s) => s !== "");
+}
+
+export function parseBase64Key(value: string): Uint8Array {
+  try {
+    return parseKey(value);
+  } catch {
+    // The value is not echoed: it may be a private key with a typo.
+    throw new ValueError("not a valid key (expected 44 base64 characters encoding 32 bytes)");
+  }
+}
+
+function decimal(value: string, min: number, max: number): number | undefined {
+  if (!/^[0-9]{1,10}$/.test(value)) return undefined;
+  const n = Number(value);
+  return n >= min && n <= max ? n : undefined;
+}
+
+export function parseListenPort(value: string): number {
+  const n = decimal(value, 0, 65535);
+  if (n === undefined) throw new ValueError(`${quote(value)} is not a port number from 0 to 65535`);
+  return n;
+}
+
+export function parseMtu(value: string): number {
+  const n = decimal(value, 68, 65535);
+  if (n === undefined) throw new ValueError(`${quote(value)} is not an MTU from 68 to 65535`);
+  return n;
+}
+
+/** "off", decimal or 0x-hexadecimal 32-bit mark; 0 means off. */
+export function parseFwMark(value: string): number {
+  if (value.toLowerCase() === "off") return 0;
+  const n = /^0x[0-9a-fA-F]{1,8}$/.test(value) ? parseInt(value.slice(2), 16) : decimal(value, 0, 0xffffffff);
+  if (n === undefined) throw new ValueError(`${quote(value)} is neither off nor a number from 0 to 0xffffffff`);
+  return n;
+}
+
+export function parseTable(value: string): RouteTable {
+  const lower = value.toLowerCase();
+  if (lower === "off") return { kind: "off" };
+  if (lower === "auto") return { kind: "auto" };
+  if (/^[0-9]+$/.test(value)) {
+    const id = decimal(value, 1, 0xffffffff);
+    if (id === undefined) throw new ValueError(`${quote(value)} is not a table number from 1 to 4294967295`);
+    return { kind: "id", id };
+  }
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/.test(value)) {
+    throw new ValueError(`${quote(value)} is not off, auto, a table number or a table name`);
+  }
+  return { kind: "name", name: value };
+}
+
+export function formatTable(table: RouteTable): string {
+  switch (table.kind) {
+    case "off":
+    case "auto":
+      return table.kind;
+    case "id":
+      return String(table.id);
+    case "name":
+      return table.name;
+  }
+}
+
+/** "true" or "false", any case. */
+export function parseBoolean(value: string): boolean {
+  const lower = value.toLowerCase();
+  if (lower === "true") return true;
+  if (lower === "false") return false;
+  throw new ValueError(`${quote(value)} is neither true nor false`);
+}
+
+/** "off" or 0-65535 seconds; 0 means off. */
+export function parsePersistentKeepalive(value: string): number {
+  if (value.toLowerCase() === "off") return 0;
+  const n = decimal(value, 0, 65535);
+  if (n === undefined) throw new ValueError(`${quote(value)} is neither off nor a number of seconds from 1 to 65535`);
+  return n;
+}
+
+/** An interface address: host bits are kept; a bare address means /32 or /128. */
+export function parseAddress(item: string): string {
+  try {
+    return formatCidr(parseCidr(item));
+  } catch {
+    throw new ValueError(`${quote(item)} is not a valid IP address or address/prefix`);
+  }
+}
+
+/** A routed prefix: host bits are cleared; a bare address means /32 or /128. */
+export function parseAllowedIp(item: string): string {
+  try {
+    return formatCidr(maskPrefix(parseCidr(item)));
+  } catch {
+    throw new ValueError(`${quote(item)} is not a valid IP prefix`);
+  }
+}
+
+const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+function isHostname(name: string): boolean {
+  const bare = name.endsWith(".") ? name.slice(0, -1) : name;
+  if (bare === "" || bare.length > 253) return false;
+  // All-numeric names would be taken for (bad) IPv4 addresses by resolvers.
+  if (/^[0-9.]+$/.test(bare)) return false;
+  return bare.split(".").every((l) => LABEL.test(l));
+}
+
+/** "host:port" or "[IPv6]:port"; the host is an IP literal or a hostname. */
+export function parseEndpoint(value: string): Endpoint {
+  const bad = (why: string): ValueError => new ValueError(`${quote(value)} ${why}`);
+  let host: string;
+  let portText: string;
+  if (value.startsWith("[")) {
+    const close = value.indexOf("]");
+    if (close < 0) throw bad("has no closing bracket");
+    host = value.slice(1, close);
+    if (value[close + 1] !== ":") throw bad("has no :port after the bracketed address");
+    portText = value.slice(close + 2);
+    const pct = host.indexOf("%");
+    const zone = pct < 0 ? "" : host.slice(pct + 1);
+    if (pct >= 0 && !/^[0-9A-Za-z_.-]{1,64}$/.test(zone)) throw bad("has an invalid zone");
+    let addr;
+    try {
+      addr = parseIp(pct < 0 ? host : host.slice(0, pct));
+    } catch {
+      throw bad("does not have an IPv6 address inside the brackets");
+    }
+    if (addr.family !== 6) throw bad("does not have an IPv6 address inside the brackets");
+    host = formatIp(addr.bytes) + (pct < 0 ? "" : `%${zone}`);
+  } else {
+    const colon = value.lastIndexOf(":");
+    if (colon < 0) throw bad("has no :port");
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    if (host.includes(":")) throw bad("needs brackets around the IPv6 address, as in [2001:db8::1]:51820");
+    if (/^[0-9.]+$/.test(host)) {
+      try {
+        host = formatIp(parseIp(host).bytes);
+      } catch {
+        throw bad("does not have a valid IPv4 address");
+      }
+    } else if (!isHostname(host)) {
+      throw bad("does not have a valid host name");
+    }
+  }
+  const port = decimal(portText, 1, 65535);
+  if (port === undefined) throw bad("does not end in a port number from 1 to 65535");
+  return { host, port };
+}
+
+export function formatEndpoint(endpoint: Endpoint): string {
+  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}
+
+/**
+ * One DNS item, sorted like wg-quick does: digits and dots, or anything with a colon, is a
+ * server address; anything else is a search domain.
+ */
+export function parseDnsItem(item: string): { server: string } | { search: string } {
+  if (/^[0-9.]+$/.test(item) || item.includes(":")) {
+    try {
+      return { server: formatIp(parseIp(item).bytes) };
+    } catch {
+      throw new ValueError(`${quote(item)} is not a valid DNS server address`);
+    }
+  }
+  if (!isHostname(item)) throw new ValueError(`${quote(item)} is neither a DNS server address nor a search domain`);
+  return { search: item };
+}

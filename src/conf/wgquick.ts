@@ -1,0 +1,241 @@
+/**
+ * wg-quick configuration files: `[Interface]` and `[Peer]` sections of `Key = Value` lines.
+ *
+ * Keys are matched case-insensitively, `#` starts a comment (except in the hook commands, which
+ * are shell text and kept whole), blank lines are ignored. Every key is one entry in the tables
+ * below, which drive both parsing and writing, so adding a key is adding one entry.
+ */
+import { keyToBase64 } from "../crypto/keys.js";
+import { ConfigError } from "./error.js";
+import {
+  formatEndpoint,
+  formatTable,
+  parseAddress,
+  parseAllowedIp,
+  parseBase64Key,
+  parseBoolean,
+  parseDnsItem,
+  parseEndpoint,
+  parseFwMark,
+  parseListenPort,
+  parseMtu,
+  parsePersistentKeepalive,
+  parseTable,
+  splitList,
+  ValueError,
+  type Endpoint,
+  type RouteTable,
+} from "./values.js";
+
+export type { Endpoint, RouteTable } from "./values.js";
+
+export interface QuickInterface {
+  privateKey: Uint8Array;
+  /** Interface addresses with their prefix length ("10.0.0.1/24"), host bits kept. */
+  addresses: string[];
+  listenPort?: number;
+  mtu?: number;
+  /** 0 = off. */
+  fwMark?: number;
+  table?: RouteTable;
+  /** DNS server addresses. */
+  dns: string[];
+  /** DNS search domains (the non-address items of DNS). */
+  dnsSearch: string[];
+  preUp: string[];
+  postUp: string[];
+  preDown: string[];
+  postDown: string[];
+  saveConfig: boolean;
+}
+
+export interface QuickPeer {
+  publicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  /** Canonical prefixes, host bits cleared, duplicates dropped, in file order. */
+  allowedIps: string[];
+  endpoint?: Endpoint;
+  /** Seconds; 0 = off. */
+  persistentKeepalive?: number;
+}
+
+export interface QuickConfig {
+  interface: QuickInterface;
+  peers: QuickPeer[];
+}
+
+type InterfaceDraft = Omit<QuickInterface, "privateKey"> & { privateKey?: Uint8Array };
+type PeerDraft = Omit<QuickPeer, "publicKey"> & { publicKey?: Uint8Array };
+
+interface KeySpec<S> {
+  /** Canonical spelling, used in messages and when writing. */
+  name: string;
+  /** May appear more than once; each occurrence adds to the value. */
+  repeatable: boolean;
+  /** The value is taken verbatim up to the end of the line, `#` included (shell commands). */
+  raw: boolean;
+  /** An empty value is allowed (lists). */
+  emptyOk: boolean;
+  read(section: S, value: string): void;
+  /** The values to write, one line each; none when the key is unset. */
+  write(section: S): string[];
+}
+
+type Opts = Partial<Pick<KeySpec<unknown>, "repeatable" | "raw" | "emptyOk">>;
+
+function spec<S>(name: string, read: KeySpec<S>["read"], write: KeySpec<S>["write"], opts: Opts = {}): KeySpec<S> {
+  return { name, read, write, repeatable: opts.repeatable ?? false, raw: opts.raw ?? false, emptyOk: opts.emptyOk ?? false };
+}
+
+const some = <T>(v: T | undefined, show: (v: T) => string = String): string[] => (v === undefined ? [] : [show(v)]);
+const joined = (items: string[]): string[] => (items.length === 0 ? [] : [items.join(", ")]);
+const uniquePush = (list: string[], items: string[]): void => {
+  for (const i of items) if (!list.includes(i)) list.push(i);
+};
+const offOr = (n: number, show: (n: number) => string): string => (n === 0 ? "off" : show(n));
+const hook = (name: string, field: "preUp" | "postUp" | "preDown" | "postDown"): KeySpec<InterfaceDraft> =>
+  spec(name, (s, v) => void s[field].push(v), (s) => s[field], { repeatable: true, raw: true });
+
+const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
+  spec("PrivateKey", (s, v) => void (s.privateKey = parseBase64Key(v)), (s) => some(s.privateKey, keyToBase64)),
+  spec("Address", (s, v) => uniquePush(s.addresses, splitList(v).map(parseAddress)), (s) => joined(s.addresses), { repeatable: true, emptyOk: true }),
+  spec("ListenPort", (s, v) => void (s.listenPort = parseListenPort(v)), (s) => some(s.listenPort)),
+  spec("MTU", (s, v) => void (s.mtu = parseMtu(v)), (s) => some(s.mtu)),
+  spec("FwMark", (s, v) => void (s.fwMark = parseFwMark(v)), (s) => some(s.fwMark, (n) => offOr(n, (m) => `0x${m.toString(16)}`))),
+  spec("Table", (s, v) => void (s.table = parseTable(v)), (s) => some(s.table, formatTable)),
+  spec("DNS", readDns, (s) => joined([...s.dns, ...s.dnsSearch]), { repeatable: true, emptyOk: true }),
+  hook("PreUp", "preUp"),
+  hook("PostUp", "postUp"),
+  hook("PreDown", "preDown"),
+  hook("PostDown", "postDown"),
+  spec("SaveConfig", (s, v) => void (s.saveConfig = parseBoolean(v)), (s) => (s.saveConfig ? ["true"] : [])),
+];
+
+const PEER_KEYS: KeySpec<PeerDraft>[] = [
+  spec("PublicKey", (s, v) => void (s.publicKey = parseBase64Key(v)), (s) => some(s.publicKey, keyToBase64)),
+  spec("PresharedKey", (s, v) => void (s.presharedKey = parseBase64Key(v)), (s) => some(s.presharedKey, keyToBase64)),
+  spec("AllowedIPs", (s, v) => uniquePush(s.allowedIps, splitList(v).map(parseAllowedIp)), (s) => joined(s.allowedIps), { repeatable: true, emptyOk: true }),
+  spec("Endpoint", (s, v) => void (s.endpoint = parseEndpoint(v)), (s) => some(s.endpoint, formatEndpoint)),
+  spec("PersistentKeepalive", (s, v) => void (s.persistentKeepalive = parsePersistentKeepalive(v)), (s) => some(s.persistentKeepalive, (n) => offOr(n, String))),
+];
+
+function readDns(s: InterfaceDraft, value: string): void {
+  for (const item of splitList(value)) {
+    const parsed = parseDnsItem(item);
+    if ("server" in parsed) uniquePush(s.dns, [parsed.server]);
+    else uniquePush(s.dnsSearch, [parsed.search]);
+  }
+}
+
+const byLowerName = <S>(keys: KeySpec<S>[]): Map<string, KeySpec<S>> => new Map(keys.map((k) => [k.name.toLowerCase(), k]));
+const INTERFACE_BY_NAME = byLowerName(INTERFACE_KEYS);
+const PEER_BY_NAME = byLowerName(PEER_KEYS);
+
+function emptyInterface(): InterfaceDraft {
+  return { addresses: [], dns: [], dnsSearch: [], preUp: [], postUp: [], preDown: [], postDown: [], saveConfig: false };
+}
+
+interface Section<S> {
+  draft: S;
+  /** Line of the section header. */
+  line: number;
+  /** First line of each key seen, by canonical name. */
+  seen: Map<string, number>;
+}
+
+/** Parses the text of a configuration file; `fileName` is only used in error messages. */
+export function parseConfig(text: string, fileName: string): QuickConfig {
+  const error = (line: number | undefined, section: string | undefined, key: string | undefined, reason: string): ConfigError =>
+    new ConfigError({ file: fileName, line, section, key }, reason);
+
+  let iface: Section<InterfaceDraft> | undefined;
+  const peers: Section<PeerDraft>[] = [];
+  let current: "Interface" | "Peer" | undefined;
+
+  /** Applies one line to a section with that section's key table. */
+  function apply<S>(section: Section<S>, keys: Map<string, KeySpec<S>>, lineNo: number, keyText: string, raw: string, value: string): void {
+    const name = current!;
+    const keySpec = keys.get(keyText.toLowerCase());
+    if (keySpec === undefined) throw error(lineNo, name, keyText, `unknown key in [${name}]`);
+    const first = section.seen.get(keySpec.name);
+    if (first !== undefined && !keySpec.repeatable) throw error(lineNo, name, keySpec.name, `given twice (first on line ${first})`);
+    section.seen.set(keySpec.name, first ?? lineNo);
+    const v = keySpec.raw ? raw.slice(raw.indexOf("=") + 1).trim() : value;
+    if (v === "" && !keySpec.emptyOk) throw error(lineNo, name, keySpec.name, "empty value");
+    try {
+      keySpec.read(section.draft, v);
+    } catch (err) {
+      if (err instanceof ValueError) throw error(lineNo, name, keySpec.name, err.message);
+      throw err;
+    }
+  }
+
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const raw = lines[i]!;
+    const hash = raw.indexOf("#");
+    const stripped = (hash < 0 ? raw : raw.slice(0, hash)).trim();
+    if (stripped === "") continue;
+
+    if (stripped.startsWith("[")) {
+      const header = stripped.replace(/\s+/g, "").toLowerCase();
+      if (header === "[interface]") {
+        current = "Interface";
+        // A second [Interface] section continues the first, as with wg-quick.
+        iface ??= { draft: emptyInterface(), line: lineNo, seen: new Map() };
+      } else if (header === "[peer]") {
+        current = "Peer";
+        peers.push({ draft: { allowedIps: [] }, line: lineNo, seen: new Map() });
+      } else {
+        throw error(lineNo, undefined, undefined, `unknown section ${stripped} (expected [Interface] or [Peer])`);
+      }
+      continue;
+    }
+
+    const eq = stripped.indexOf("=");
+    if (eq < 0) throw error(lineNo, current, undefined, `${JSON.stringify(stripped)} is not a Key = Value line`);
+    const keyText = stripped.slice(0, eq).trim();
+    const value = stripped.slice(eq + 1).trim();
+    if (keyText === "") throw error(lineNo, current, undefined, "line has no key before =");
+    if (current === undefined) throw error(lineNo, undefined, keyText, "key outside of any section (add [Interface] or [Peer] above it)");
+    if (current === "Interface") apply(iface!, INTERFACE_BY_NAME, lineNo, keyText, raw, value);
+    else apply(peers[peers.length - 1]!, PEER_BY_NAME, lineNo, keyText, raw, value);
+  }
+
+  if (iface === undefined) throw error(undefined, undefined, undefined, "no [Interface] section");
+  const privateKey = iface.draft.privateKey;
+  if (privateKey === undefined) throw error(iface.line, "Interface", "PrivateKey", "missing");
+
+  const peerLines = new Map<string, number>();
+  const done: QuickPeer[] = [];
+  for (const p of peers) {
+    const publicKey = p.draft.publicKey;
+    if (publicKey === undefined) throw error(p.line, "Peer", "PublicKey", "missing");
+    const id = keyToBase64(publicKey);
+    const line = p.seen.get("PublicKey")!;
+    const earlier = peerLines.get(id);
+    if (earlier !== undefined) throw error(line, "Peer", "PublicKey", `the same peer as on line ${earlier}`);
+    peerLines.set(id, line);
+    done.push({ ...p.draft, publicKey });
+  }
+  return { interface: { ...iface.draft, privateKey }, peers: done };
+}
+
+/** Writes a configuration that {@link parseConfig} reads back to an equal one. */
+export function formatConfig(config: QuickConfig): string {
+  const section = <S>(title: string, keys: KeySpec<S>[], data: S): string => {
+    const out = [`[${title}]`];
+    for (const k of keys) {
+      for (const v of k.write(data)) {
+        // A line break would end the value early and smuggle in another line.
+        if (/[\r\n]/.test(v)) throw new Error(`${title} ${k.name}: value contains a line break`);
+        if (!k.raw && v.includes("#")) throw new Error(`${title} ${k.name}: value contains #`);
+        if (v !== v.trim()) throw new Error(`${title} ${k.name}: value has surrounding whitespace`);
+        out.push(`${k.name} = ${v}`);
+      }
+    }
+    return out.join("\n") + "\n";
+  };
+  return [section("Interface", INTERFACE_KEYS, config.interface), ...config.peers.map((p) => section("Peer", PEER_KEYS, p))].join("\n");
+}

@@ -1,0 +1,498 @@
+/**
+ * A WireGuard device: the protocol engine joined to a packet side (TUN) and one or more
+ * transports (Binds), with cryptokey routing in between.
+ *
+ * The device owns no protocol logic; it moves bytes. Plaintext packets read from the TUN are
+ * routed to a peer by destination address (AllowedIPs) and handed to the engine; datagrams from
+ * the Binds go to the engine and what it decrypts is written to the TUN when the inner source
+ * address belongs to the peer that sent it. One timer serves every peer at the engine's
+ * earliest deadline. All of it runs on the JavaScript thread, so the engine is never entered
+ * twice at once.
+ */
+import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
+import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
+import type { CryptoBackend } from "../crypto/backend.js";
+import { defaultBackend } from "../crypto/index.js";
+import { silentLogger, type Logger } from "../log/logger.js";
+import { Engine, type Clock, type EngineEvent, type Output, type PeerHandle } from "../noise/engine.js";
+import type { Tun } from "../tun/tun.js";
+
+/** How a peer is configured; absent fields are left as they are. */
+export interface PeerConfig {
+  publicKey: Uint8Array;
+  /** null removes the key. */
+  presharedKey?: Uint8Array | null;
+  /** An endpoint string any of the device's Binds understands, or an Endpoint; null forgets it. */
+  endpoint?: string | Endpoint | null;
+  /** Seconds, 0 = off. */
+  persistentKeepalive?: number;
+  /** Prefixes to add ("10.0.0.0/24"). */
+  allowedIps?: string[];
+  /** Prefixes to remove. */
+  removeAllowedIps?: string[];
+  /** Clear the peer's prefixes before adding `allowedIps`. */
+  replaceAllowedIps?: boolean;
+}
+
+export interface PeerStatus {
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array | null;
+  endpoint: string | null;
+  /** Which Bind carries the peer ("udp", ...), or null without an endpoint. */
+  transport: string | null;
+  persistentKeepalive: number;
+  allowedIps: string[];
+  /** Wall-clock ms of the last completed handshake, 0 = never. */
+  lastHandshakeMs: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface DeviceStatus {
+  name: string;
+  publicKey: Uint8Array | null;
+  privateKey: Uint8Array | null;
+  /** The bound port while up, else the configured one. */
+  listenPort: number;
+  fwmark: number;
+  cryptoBackend: string;
+  peers: PeerStatus[];
+}
+
+export interface DeviceOptions {
+  /** Interface name, for logs. Defaults to the TUN's name. */
+  name?: string;
+  tun: Tun;
+  /** Transports, tried in order when parsing an endpoint. At least one. */
+  binds: Bind[];
+  backend?: CryptoBackend;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** A device-side view of a peer: the engine's handle plus where to send. */
+class DevicePeer {
+  endpoint: Endpoint | null = null;
+  constructor(readonly handle: PeerHandle) {}
+}
+
+const systemClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+};
+
+function shortKey(id: string): string {
+  return id.slice(0, 8) + "…";
+}
+
+export class Device {
+  readonly name: string;
+  readonly tun: Tun;
+  readonly binds: readonly Bind[];
+  private readonly backend: CryptoBackend;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly engine: Engine<Endpoint>;
+  private readonly routes = new AllowedIps<DevicePeer>();
+  private readonly peersById = new Map<string, DevicePeer>();
+  /** Kept for `status()`: the engine does not hand its key out. */
+  private privateKey: Uint8Array | null = null;
+  private configuredPort = 0;
+  private boundPort = 0;
+  private fwmark = 0;
+  private state: "down" | "up" | "closed" = "down";
+  private loops: Promise<void>[] = [];
+  private resolveStopped!: () => void;
+  /**
+   * Resolves when the device stops moving packets: after `close()`, or when the TUN goes away
+   * underneath it (the interface deleted with `ip link del`), which callers treat as "down".
+   */
+  readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  /** Serialises reconfiguration of the Binds (listen port changes) against start/close. */
+  private bindOps: Promise<unknown> = Promise.resolve();
+  /** Counters for packets the device itself dropped (not the engine). */
+  readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+
+  constructor(opts: DeviceOptions) {
+    if (opts.binds.length === 0) throw new Error("a device needs at least one Bind");
+    this.name = opts.name ?? opts.tun.name;
+    this.tun = opts.tun;
+    this.binds = opts.binds;
+    this.backend = opts.backend ?? defaultBackend();
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger ?? silentLogger;
+    this.engine = new Engine<Endpoint>({ backend: this.backend, clock: this.clock, mtu: this.tun.mtu() });
+    this.tun.events.on("mtu", (mtu: number) => {
+      this.engine.mtu = mtu;
+    });
+  }
+
+  // ---- life cycle ----------------------------------------------------------------------------
+
+  /** Opens the Binds on the listen port and starts moving packets. */
+  async up(): Promise<void> {
+    if (this.state === "closed") throw new Error(`device ${this.name} is closed`);
+    if (this.state === "up") return;
+    await this.serialBinds(() => this.openBinds(this.configuredPort));
+    this.state = "up";
+    this.loops.push(
+      this.tunLoop().finally(() => {
+        if (this.state !== "closed") this.log.info("the TUN device went away");
+        this.resolveStopped();
+      }),
+    );
+    this.log.info(`up: listening on port ${this.boundPort}, crypto ${this.backend.name}`);
+    // Peers with persistent keepalive announce themselves at once, as WireGuard does.
+    for (const p of this.peersById.values()) {
+      if (p.handle.persistentKeepalive > 0) void this.process(this.engine.sendKeepalive(p.handle));
+    }
+    this.scheduleTimer();
+  }
+
+  /** Stops everything, wipes keys and closes the TUN and the Binds. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.clearTimer();
+    await this.serialBinds(async () => {
+      for (const b of this.binds) await b.close();
+    });
+    await this.tun.close();
+    await Promise.allSettled(this.loops);
+    this.engine.reset();
+    this.engine.setPrivateKey(null);
+    this.resolveStopped();
+    this.log.info("closed");
+  }
+
+  get isUp(): boolean {
+    return this.state === "up";
+  }
+
+  // ---- configuration -------------------------------------------------------------------------
+
+  get publicKey(): Uint8Array | null {
+    return this.engine.publicKey;
+  }
+
+  /** Sets (null: removes) the private key; sessions restart with the new identity. */
+  setPrivateKey(key: Uint8Array | null): void {
+    this.engine.setPrivateKey(key);
+    this.privateKey = key === null ? null : key.slice();
+    // The engine drops a peer whose key became our own public key; follow it.
+    for (const [id, p] of this.peersById) {
+      if (this.engine.peer(id) === undefined) this.forgetPeer(p);
+    }
+    this.scheduleTimer();
+  }
+
+  get listenPort(): number {
+    return this.state === "up" ? this.boundPort : this.configuredPort;
+  }
+
+  /** Changes the listen port; while up the Binds are reopened on it (0 = any free port). */
+  async setListenPort(port: number): Promise<void> {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid listen port ${port}`);
+    this.configuredPort = port;
+    if (this.state !== "up" || port === this.boundPort) return;
+    await this.serialBinds(async () => {
+      for (const b of this.binds) await b.close();
+      await Promise.allSettled(this.loops.splice(1)); // receive loops; the TUN loop (index 0) stays
+      await this.openBinds(port);
+    });
+    this.log.info(`listening on port ${this.boundPort}`);
+  }
+
+  async setFwmark(mark: number): Promise<void> {
+    if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) throw new RangeError(`invalid fwmark ${mark}`);
+    this.fwmark = mark;
+    if (this.state === "up") for (const b of this.binds) await b.setMark(mark);
+  }
+
+  /** Parses an endpoint with the first Bind that understands it. */
+  parseEndpoint(s: string): Endpoint {
+    const errors: string[] = [];
+    for (const b of this.binds) {
+      try {
+        return b.parseEndpoint(s);
+      } catch (err) {
+        errors.push(`${b.kind}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    throw new Error(`invalid endpoint "${s}" (${errors.join("; ")})`);
+  }
+
+  /** Adds the peer if it is new, then applies every field present in `cfg`. */
+  setPeer(cfg: PeerConfig): void {
+    const id = Buffer.from(cfg.publicKey).toString("base64");
+    let p = this.peersById.get(id);
+    // Validate before changing anything, so a bad field leaves the peer as it was.
+    const endpoint =
+      cfg.endpoint === undefined || cfg.endpoint === null || typeof cfg.endpoint !== "string"
+        ? cfg.endpoint
+        : this.parseEndpoint(cfg.endpoint);
+    if (p === undefined) {
+      const own = this.engine.publicKey;
+      if (own !== null && Buffer.from(own).equals(Buffer.from(cfg.publicKey))) {
+        this.log.debug("ignoring a peer with the device's own public key");
+        return;
+      }
+      p = new DevicePeer(this.engine.addPeer(cfg.publicKey));
+      this.peersById.set(id, p);
+      this.log.debug(`peer ${shortKey(id)} added`);
+    }
+    if (cfg.presharedKey !== undefined) p.handle.presharedKey = cfg.presharedKey;
+    if (endpoint !== undefined) p.endpoint = endpoint;
+    if (cfg.replaceAllowedIps) this.routes.removeByValue(p);
+    if (cfg.removeAllowedIps !== undefined && cfg.removeAllowedIps.length > 0) {
+      const mine = new Set(this.routes.entriesFor(p));
+      for (const prefix of cfg.removeAllowedIps) if (mine.has(normalizeCidr(prefix))) this.routes.remove(prefix);
+    }
+    for (const prefix of cfg.allowedIps ?? []) this.routes.insert(prefix, p);
+    if (cfg.persistentKeepalive !== undefined) {
+      const was = p.handle.persistentKeepalive;
+      p.handle.persistentKeepalive = cfg.persistentKeepalive;
+      // Turning keepalive on while up sends one right away, so the peer learns our endpoint now.
+      if (this.state === "up" && was === 0 && cfg.persistentKeepalive > 0) {
+        void this.process(this.engine.sendKeepalive(p.handle));
+      }
+    }
+    this.scheduleTimer();
+  }
+
+  removePeer(publicKey: Uint8Array): boolean {
+    const p = this.peersById.get(Buffer.from(publicKey).toString("base64"));
+    if (p === undefined) return false;
+    this.engine.removePeer(p.handle);
+    this.forgetPeer(p);
+    return true;
+  }
+
+  removeAllPeers(): void {
+    for (const p of [...this.peersById.values()]) {
+      this.engine.removePeer(p.handle);
+      this.forgetPeer(p);
+    }
+  }
+
+  hasPeer(publicKey: Uint8Array): boolean {
+    return this.peersById.has(Buffer.from(publicKey).toString("base64"));
+  }
+
+  /** Starts a handshake with a peer now (rate-limited to one per REKEY_TIMEOUT). */
+  initiateHandshake(publicKey: Uint8Array): void {
+    const p = this.peersById.get(Buffer.from(publicKey).toString("base64"));
+    if (p === undefined) throw new Error("no such peer");
+    void this.process(this.engine.initiateHandshake(p.handle));
+  }
+
+  status(): DeviceStatus {
+    return {
+      name: this.name,
+      publicKey: this.engine.publicKey,
+      privateKey: this.privateKey === null ? null : this.privateKey.slice(),
+      listenPort: this.listenPort,
+      fwmark: this.fwmark,
+      cryptoBackend: this.backend.name,
+      peers: [...this.peersById.values()].map((p) => ({
+        publicKey: p.handle.publicKey,
+        presharedKey: p.handle.presharedKey,
+        endpoint: p.endpoint?.dstToString() ?? null,
+        transport: p.endpoint?.bind.kind ?? null,
+        persistentKeepalive: p.handle.persistentKeepalive,
+        allowedIps: this.routes.entriesFor(p),
+        lastHandshakeMs: p.handle.stats.lastHandshakeMs,
+        rxBytes: p.handle.stats.rxBytes,
+        txBytes: p.handle.stats.txBytes,
+      })),
+    };
+  }
+
+  // ---- packet paths --------------------------------------------------------------------------
+
+  private async openBinds(port: number): Promise<void> {
+    let first = true;
+    for (const b of this.binds) {
+      const { receivers, port: actual } = await b.open(first ? port : 0);
+      if (first) this.boundPort = actual;
+      first = false;
+      if (this.fwmark !== 0) await b.setMark(this.fwmark);
+      for (const r of receivers) this.loops.push(this.receiveLoop(b, r));
+    }
+  }
+
+  private serialBinds<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.bindOps.then(fn, fn);
+    this.bindOps = run.catch(() => undefined);
+    return run;
+  }
+
+  private async tunLoop(): Promise<void> {
+    const groups = new Map<DevicePeer, Uint8Array[]>();
+    for (;;) {
+      const packets = await this.tun.read();
+      if (packets === null || this.state === "closed") return;
+      for (const pkt of packets) {
+        const version = pkt[0]! >> 4;
+        let peer: DevicePeer | undefined;
+        if (version === 4 && pkt.length >= 20) peer = this.routes.lookupV4(pkt, 16);
+        else if (version === 6 && pkt.length >= 40) peer = this.routes.lookupV6(pkt, 24);
+        if (peer === undefined) {
+          this.drops.noRoute++;
+          continue;
+        }
+        const g = groups.get(peer);
+        if (g === undefined) groups.set(peer, [pkt]);
+        else g.push(pkt);
+      }
+      const pending: Promise<void>[] = [];
+      for (const [peer, list] of groups) pending.push(this.process(this.engine.send(peer.handle, list)));
+      groups.clear();
+      await Promise.all(pending);
+    }
+  }
+
+  private async receiveLoop(bind: Bind, receive: ReceiveFunc): Promise<void> {
+    for (;;) {
+      let batch;
+      try {
+        batch = await receive();
+      } catch (err) {
+        this.log.warn(`${bind.kind} receive failed: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      if (batch === null || this.state === "closed") return;
+      const pending: Promise<void>[] = [];
+      for (const { data, endpoint } of batch) pending.push(this.process(this.engine.receive(data, endpoint)));
+      await Promise.all(pending);
+    }
+  }
+
+  /** Carries out what the engine asked for: roam, send, deliver, log. */
+  private process(out: Output<Endpoint>): Promise<void> {
+    for (const { peer, src } of out.authenticated) {
+      const p = this.peersById.get(peer.id);
+      if (p !== undefined && p.endpoint?.key !== src.key) {
+        if (p.endpoint !== null) this.log.debug(`peer ${shortKey(peer.id)} roamed to ${src.dstToString()}`);
+        p.endpoint = src;
+      }
+    }
+    for (const ev of out.events) this.logEvent(ev);
+    if (this.log.enabled("debug")) {
+      for (const d of out.dropped) {
+        this.log.debug(`dropped a datagram${d.peer ? ` from peer ${shortKey(d.peer.id)}` : ""}: ${d.reason}`);
+      }
+    }
+    const work: Promise<void>[] = [];
+    if (out.transmit.length > 0) work.push(this.transmit(out));
+    if (out.deliver.length > 0) work.push(this.deliver(out));
+    this.scheduleTimer();
+    return work.length === 0 ? Promise.resolve() : Promise.all(work).then(() => undefined);
+  }
+
+  private async transmit(out: Output<Endpoint>): Promise<void> {
+    // Group by destination so each Bind gets whole batches.
+    const byEndpoint = new Map<Endpoint, Uint8Array[]>();
+    for (const t of out.transmit) {
+      let ep: Endpoint | null;
+      if (t.peer !== undefined) ep = this.peersById.get(t.peer.id)?.endpoint ?? null;
+      else ep = t.to;
+      if (ep === null) {
+        this.drops.noEndpoint++;
+        continue;
+      }
+      const list = byEndpoint.get(ep);
+      if (list === undefined) byEndpoint.set(ep, [t.data]);
+      else list.push(t.data);
+    }
+    for (const [ep, list] of byEndpoint) {
+      const max = ep.bind.batchSize();
+      for (let i = 0; i < list.length; i += max) {
+        try {
+          await ep.bind.send(i === 0 && list.length <= max ? list : list.slice(i, i + max), ep);
+        } catch (err) {
+          this.drops.sendFailed++;
+          this.log.debug(`send to ${ep.dstToString()} failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
+  }
+
+  private async deliver(out: Output<Endpoint>): Promise<void> {
+    const packets: Uint8Array[] = [];
+    for (const { peer, packet } of out.deliver) {
+      const p = this.peersById.get(peer.id);
+      const version = packet[0]! >> 4;
+      // Cryptokey routing, inbound: the inner source must be one of the sender's AllowedIPs.
+      const owner = version === 4 ? this.routes.lookupV4(packet, 12) : this.routes.lookupV6(packet, 8);
+      if (p === undefined || owner !== p) {
+        this.drops.sourceNotAllowed++;
+        continue;
+      }
+      packets.push(packet);
+    }
+    if (packets.length === 0 || this.state === "closed") return;
+    const max = this.tun.batchSize();
+    for (let i = 0; i < packets.length; i += max) await this.tun.write(packets.slice(i, i + max));
+  }
+
+  private logEvent(ev: EngineEvent): void {
+    const who = `peer ${shortKey(ev.peer.id)}`;
+    switch (ev.type) {
+      case "handshake-initiated":
+        this.log.debug(`${who}: sending handshake initiation${ev.retry ? " (retry)" : ""}`);
+        break;
+      case "handshake-complete":
+        this.log.debug(`${who}: handshake complete (${ev.role})`);
+        break;
+      case "handshake-gave-up":
+        this.log.info(`${who}: no handshake after 90 s, giving up (${ev.droppedPackets} queued packets dropped)`);
+        break;
+      case "keys-zeroed":
+        this.log.debug(`${who}: session keys zeroed after 540 s without a handshake`);
+        break;
+      case "queue-overflow":
+        this.log.debug(`${who}: queue full, ${ev.droppedPackets} packets dropped`);
+        break;
+    }
+  }
+
+  // ---- timers --------------------------------------------------------------------------------
+
+  private scheduleTimer(): void {
+    // Timers only matter while packets can move; `up()` schedules the first one.
+    if (this.state !== "up") return;
+    const at = this.engine.nextDeadline();
+    if (at === undefined) {
+      this.clearTimer();
+      return;
+    }
+    // Keep an earlier timer; one that fires early just reschedules.
+    if (this.timer !== null && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(at - this.clock.now())));
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.state === "closed") return;
+    void this.process(this.engine.tick());
+  }
+
+  private forgetPeer(p: DevicePeer): void {
+    this.routes.removeByValue(p);
+    this.peersById.delete(p.handle.id);
+    this.log.debug(`peer ${shortKey(p.handle.id)} removed`);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Connects a Device to the UAPI socket, so `wg` can read and change it.
+ *
+ * A set request is checked completely (endpoints parsed, port range) before anything changes,
+ * so a request that fails leaves the device as it was, except a listen-port change that fails to
+ * bind, which is applied last and reported as EADDRINUSE.
+ */
+import type { Endpoint } from "../bind/bind.js";
+import { UapiErrno, UapiError } from "../uapi/error.js";
+import type { UapiDeviceState, UapiHandler, UapiSetRequest } from "../uapi/types.js";
+import type { Device } from "./device.js";
+
+export function deviceUapiHandler(device: Device): UapiHandler {
+  return {
+    get(): UapiDeviceState {
+      const s = device.status();
+      return {
+        privateKey: s.privateKey ?? undefined,
+        listenPort: s.listenPort,
+        fwmark: s.fwmark,
+        peers: s.peers.map((p) => ({
+          publicKey: p.publicKey,
+          presharedKey: p.presharedKey ?? undefined,
+          endpoint: p.endpoint ?? undefined,
+          persistentKeepalive: p.persistentKeepalive,
+          allowedIps: p.allowedIps,
+          lastHandshakeMs: p.lastHandshakeMs,
+          txBytes: p.txBytes,
+          rxBytes: p.rxBytes,
+          protocolVersion: 1,
+        })),
+      };
+    },
+
+    async set(req: UapiSetRequest): Promise<void> {
+      const endpoints = new Map<number, Endpoint>();
+      req.peers.forEach((change, i) => {
+        if (change.remove || change.endpoint === undefined) return;
+        try {
+          endpoints.set(i, device.parseEndpoint(change.endpoint));
+        } catch (err) {
+          throw new UapiError(UapiErrno.INVALID, err instanceof Error ? err.message : String(err));
+        }
+      });
+
+      if (req.privateKey !== undefined) device.setPrivateKey(req.privateKey);
+      if (req.replacePeers) device.removeAllPeers();
+      req.peers.forEach((change, i) => {
+        if (change.remove) {
+          device.removePeer(change.publicKey);
+          return;
+        }
+        if (change.updateOnly && !device.hasPeer(change.publicKey)) return;
+        device.setPeer({
+          publicKey: change.publicKey,
+          presharedKey: change.presharedKey,
+          endpoint: endpoints.get(i),
+          persistentKeepalive: change.persistentKeepalive,
+          replaceAllowedIps: change.replaceAllowedIps,
+          allowedIps: change.allowedIps,
+          removeAllowedIps: change.removeAllowedIps,
+        });
+      });
+      if (req.fwmark !== undefined) {
+        try {
+          await device.setFwmark(req.fwmark);
+        } catch (err) {
+          throw new UapiError(UapiErrno.PORT_IN_USE, `cannot set fwmark: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      if (req.listenPort !== undefined) {
+        try {
+          await device.setListenPort(req.listenPort);
+        } catch (err) {
+          throw new UapiError(
+            UapiErrno.PORT_IN_USE,
+            `cannot listen on port ${req.listenPort}: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+      }
+    },
+  };
+}

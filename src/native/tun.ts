@@ -1,0 +1,57 @@
+/**
+ * Types of the addon's `Tun` class (native/src/tun_device.cc): one open Linux TUN interface
+ * with a reader thread that delivers packets in batches.
+ */
+
+/** Counters kept by the native side. */
+export interface NativeTunStats {
+  packetsRead: number;
+  bytesRead: number;
+  batchesRead: number;
+  /** Times the reader stopped polling because every batch it may hand over was unacknowledged. */
+  readerPauses: number;
+  /** Batches handed to JavaScript and not yet acknowledged. */
+  pendingBatches: number;
+  packetsWritten: number;
+  writeDropped: number;
+  /** errno name of the latest refused write ("EIO", "EINVAL"…), or null. */
+  lastWriteError: string | null;
+}
+
+/**
+ * Called on the JavaScript thread with one batch: the packets back to back in `data`, their
+ * lengths in `sizes`. When reading stops on an error (the interface was deleted), called once
+ * with `data` and `sizes` null and the errno name in `error`.
+ */
+export type NativeTunBatchCallback = (
+  data: Buffer | null,
+  sizes: Uint32Array | null,
+  error: string | null,
+) => void;
+
+export interface NativeTun {
+  /**
+   * Starts the reader thread. At most `maxPending` batches are handed over without an `ack()`;
+   * then the reader waits, and new packets queue (and overflow) in the kernel.
+   */
+  start(callback: NativeTunBatchCallback, batchSize: number, maxPending: number): void;
+  /** Acknowledges one delivered batch. */
+  ack(): void;
+  /** Writes each packet with write(2); returns how many were refused (counted, never thrown). */
+  write(packets: readonly Uint8Array[]): number;
+  /** Whether pending deliveries keep the event loop alive; unreferenced after start(). */
+  ref(): void;
+  unref(): void;
+  /** Stops and joins the reader, closes the descriptor (which deletes the interface). Idempotent. */
+  close(): void;
+  /** Current interface name, following renames. */
+  name(): string;
+  /** MTU and IFF_* flags through ioctls in the namespace the interface was created in; throw on failure. */
+  getMtu(): number;
+  setMtu(mtu: number): void;
+  getFlags(): number;
+  stats(): NativeTunStats;
+}
+
+/** Errors thrown by the constructor carry `code` (errno name) and `syscall`. */
+export type NativeTunConstructor = new (name: string, netnsPath: string | null) => NativeTun;

@@ -1,0 +1,43 @@
+/**
+ * PreUp/PostUp/PreDown/PostDown: shell commands run as wg-quick runs them, with `%i` replaced by
+ * the interface name. A failing Pre/PostUp hook aborts bringing the interface up; a failing
+ * down hook is reported and teardown goes on.
+ */
+import { spawn } from "node:child_process";
+import type { Logger } from "../log/logger.js";
+
+export class HookError extends Error {
+  constructor(
+    readonly command: string,
+    readonly code: number | null,
+  ) {
+    super(`hook command failed (exit ${code ?? "signal"}): ${command}`);
+    this.name = "HookError";
+  }
+}
+
+export async function runHook(command: string, iface: string, log: Logger): Promise<void> {
+  const expanded = command.replaceAll("%i", iface);
+  log.info(`[#] ${expanded}`);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn("/bin/sh", ["-c", expanded], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", reject);
+    child.on("exit", (c) => resolve(c));
+  });
+  if (code !== 0) throw new HookError(expanded, code);
+}
+
+export async function runHooks(commands: readonly string[], iface: string, log: Logger): Promise<void> {
+  for (const c of commands) await runHook(c, iface, log);
+}
+
+/** Runs every command even when some fail (teardown); failures are logged. */
+export async function runHooksBestEffort(commands: readonly string[], iface: string, log: Logger): Promise<void> {
+  for (const c of commands) {
+    try {
+      await runHook(c, iface, log);
+    } catch (err) {
+      log.warn(err instanceof Error ? err.message : String(err));
+    }
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Bringing an interface up from a wg-quick configuration and down again: the library behind
+ * `tswg up` / `tswg down`, usable on its own by programs that embed tswg.
+ *
+ * Order of events, as wg-quick: PreUp, create the interface, configure WireGuard, addresses,
+ * MTU, link up, DNS, routes, PostUp. Down: PreDown, SaveConfig, undo routes/DNS, close the
+ * device (the kernel removes the interface with its addresses and routes), PostDown.
+ * Anything that fails while coming up undoes what was done so far.
+ */
+import { writeFileSync, renameSync } from "node:fs";
+import type { Bind } from "../bind/bind.js";
+import { UdpBind } from "../bind/udp.js";
+import type { QuickConfig } from "../conf/wgquick.js";
+import { formatConfig } from "../conf/wgquick.js";
+import type { CryptoBackend } from "../crypto/backend.js";
+import { Device } from "../device/device.js";
+import { deviceUapiHandler } from "../device/uapi-handler.js";
+import { silentLogger, type Logger } from "../log/logger.js";
+import { createLinuxTun } from "../tun/linux.js";
+import type { Tun } from "../tun/tun.js";
+import { UapiServer } from "../uapi/server.js";
+import { runHooks, runHooksBestEffort } from "./hooks.js";
+import { setUpNetwork, type Teardown } from "./network.js";
+import { resolveEndpoint } from "./resolve.js";
+
+export interface UpOptions {
+  /** Interface name (wg-quick: the configuration file's base name). */
+  name: string;
+  config: QuickConfig;
+  /** Where SaveConfig writes back to; without it SaveConfig is ignored with a warning. */
+  configPath?: string;
+  logger?: Logger;
+  backend?: CryptoBackend;
+  /** UAPI socket directory; default /var/run/wireguard. */
+  uapiDir?: string;
+  /** Skip addresses/MTU/routes/DNS (the device and its UAPI socket only). */
+  noNetwork?: boolean;
+  /** A packet side to use instead of a new Linux TUN (tests, embedding). */
+  tun?: Tun;
+  /** Transports to use instead of one UDP Bind. */
+  binds?: Bind[];
+}
+
+export interface RunningInterface {
+  readonly name: string;
+  readonly device: Device;
+  /** Brings the interface down (PreDown, SaveConfig, teardown, PostDown). Idempotent. */
+  down(): Promise<void>;
+  /** Resolves when the interface has gone down, for whatever reason. */
+  readonly closed: Promise<void>;
+}
+
+/** Device configuration from a wg-quick file; `endpoints[i]` is peer i's endpoint, resolved. */
+async function configureDevice(device: Device, config: QuickConfig, endpoints: (string | undefined)[]): Promise<void> {
+  const i = config.interface;
+  device.setPrivateKey(i.privateKey);
+  if (i.listenPort !== undefined) await device.setListenPort(i.listenPort);
+  if (i.fwMark) await device.setFwmark(i.fwMark);
+  for (const [i, p] of config.peers.entries()) {
+    device.setPeer({
+      publicKey: p.publicKey,
+      presharedKey: p.presharedKey ?? null,
+      endpoint: endpoints[i],
+      persistentKeepalive: p.persistentKeepalive ?? 0,
+      allowedIps: p.allowedIps,
+      replaceAllowedIps: true,
+    });
+  }
+}
+
+/** The device's current state as a wg-quick file, keeping the wg-quick-only settings of `base`. */
+export function currentConfig(device: Device, base: QuickConfig): QuickConfig {
+  const s = device.status();
+  return {
+    interface: {
+      ...base.interface,
+      privateKey: s.privateKey ?? base.interface.privateKey,
+      listenPort: s.listenPort || undefined,
+      fwMark: s.fwmark || base.interface.fwMark,
+    },
+    peers: s.peers.map((p) => {
+      let endpoint;
+      if (p.endpoint !== null) {
+        const m = /^\[?(.*?)\]?:(\d+)$/u.exec(p.endpoint);
+        if (m) endpoint = { host: m[1]!, port: Number(m[2]) };
+      }
+      return {
+        publicKey: p.publicKey,
+        presharedKey: p.presharedKey ?? undefined,
+        allowedIps: p.allowedIps,
+        endpoint,
+        persistentKeepalive: p.persistentKeepalive || undefined,
+      };
+    }),
+  };
+}
+
+export async function up(opts: UpOptions): Promise<RunningInterface> {
+  const log = opts.logger ?? silentLogger;
+  const { name, config } = opts;
+  const iface = config.interface;
+  const undo: (() => Promise<void>)[] = [];
+  const rollback = async () => {
+    for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn(e instanceof Error ? e.message : String(e)));
+  };
+
+  // Resolve names first: a typo in a hostname must fail before anything changes.
+  const endpoints: (string | undefined)[] = [];
+  for (const p of config.peers) endpoints.push(p.endpoint === undefined ? undefined : await resolveEndpoint(p.endpoint));
+  const endpointHosts = endpoints.flatMap((e) => (e === undefined ? [] : [e.replace(/^\[?(.*?)\]?:\d+$/u, "$1")]));
+
+  await runHooks(iface.preUp, name, log);
+  let device: Device | undefined;
+  try {
+    const tun = opts.tun ?? (await createLinuxTun(name, { mtu: iface.mtu }));
+    undo.push(() => tun.close());
+    device = new Device({ name, tun, binds: opts.binds ?? [new UdpBind()], backend: opts.backend, logger: log });
+    const dev = device;
+    undo.push(() => dev.close());
+    await configureDevice(device, config, endpoints);
+
+    const uapi = new UapiServer();
+    await uapi.listen(name, deviceUapiHandler(device), { dir: opts.uapiDir, logger: log });
+    undo.push(() => uapi.close());
+
+    try {
+      await device.up();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "EADDRINUSE") throw new Error(`listen port ${iface.listenPort} is already in use`);
+      throw err;
+    }
+
+    let network: Teardown = async () => {};
+    if (!opts.noNetwork) {
+      network = await setUpNetwork({
+        name,
+        iface,
+        allowedIps: config.peers.flatMap((p) => p.allowedIps),
+        endpointHosts,
+        fwmark: iface.fwMark ?? 0,
+        setFwmark: (m) => dev.setFwmark(m),
+        log,
+      });
+    }
+    undo.push(network);
+    await runHooks(iface.postUp, name, log);
+
+    let downing: Promise<void> | null = null;
+    let resolveClosed!: () => void;
+    const closed = new Promise<void>((r) => (resolveClosed = r));
+    const down = (): Promise<void> => {
+      downing ??= (async () => {
+        await runHooksBestEffort(iface.preDown, name, log);
+        if (iface.saveConfig) saveConfig(dev, config, opts.configPath, log);
+        await network();
+        await uapi.close();
+        await dev.close();
+        await runHooksBestEffort(iface.postDown, name, log);
+        resolveClosed();
+      })();
+      return downing;
+    };
+    // The interface deleted from outside (`ip link del`) ends the device, as with wireguard-go.
+    void dev.stopped.then(() => down());
+    return { name, device: dev, down, closed };
+  } catch (err) {
+    await rollback();
+    throw err;
+  }
+}
+
+function saveConfig(device: Device, base: QuickConfig, path: string | undefined, log: Logger): void {
+  if (path === undefined) {
+    log.warn("SaveConfig is set but the configuration file is not known: not saved");
+    return;
+  }
+  try {
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, formatConfig(currentConfig(device, base)), { mode: 0o600 });
+    renameSync(tmp, path);
+    log.info(`[#] saved configuration to ${path}`);
+  } catch (err) {
+    log.warn(`cannot save configuration to ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
