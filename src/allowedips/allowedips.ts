@@ -2,10 +2,10 @@
  * Cryptokey routing: which value (peer) owns the longest prefix containing an address.
  *
  * One path-compressed binary trie per family. Keys are held as four 32-bit words with
- * precomputed masks, so a lookup is a few XOR/AND operations per visited node and allocates
- * nothing; the address is read straight from a packet buffer at an offset. Nodes without a
- * value exist only where two branches split, so the depth is bounded by the number of
- * prefixes as well as by the address length.
+ * precomputed masks. A lookup reads the address straight from a packet buffer at an offset,
+ * walks down by single bit tests, then checks only the nodes that hold a value, deepest first;
+ * it allocates nothing. Nodes without a value exist only where two branches split, so the
+ * depth is bounded by the number of prefixes as well as by the address length.
  */
 import { parseIp } from "./ip.js";
 import { formatCidr, toPrefix, type Prefix, type PrefixInput } from "./prefix.js";
@@ -82,6 +82,8 @@ export class AllowedIps<T> {
   private readonly byValue = new Map<T, Set<TrieNode<T>>>();
   private count = 0;
   private readonly scratch = new Int32Array(4);
+  /** Candidates of the lookup in progress; at most one per prefix length, so 129 suffice. */
+  private readonly path: Array<TrieNode<T> | null> = new Array<TrieNode<T> | null>(129).fill(null);
 
   /** Number of prefixes in the table. */
   get size(): number {
@@ -178,15 +180,21 @@ export class AllowedIps<T> {
   lookupV4(buf: Uint8Array, off = 0): T | undefined {
     if (!(off >= 0 && off + 4 <= buf.length)) throw new RangeError(`lookupV4: offset ${off} + 4 is outside a buffer of ${buf.length} bytes`);
     const a0 = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+    // Descend by the address's bits alone, remembering nodes that hold a value; then the
+    // deepest of those whose prefix matches is the answer. Only the candidates are compared.
+    const path = this.path;
+    let depth = 0;
     let node = this.root4;
-    let found: T | undefined = undefined;
     while (node !== null) {
-      if (((a0 ^ node.k0) & node.m0) !== 0) break;
-      if (node.hasValue) found = node.value;
+      if (node.hasValue) path[depth++] = node;
       if (node.cidr === 32) break;
       node = ((a0 >>> node.childShift) & 1) === 0 ? node.child0 : node.child1;
     }
-    return found;
+    while (depth > 0) {
+      const n = path[--depth]!;
+      if (((a0 ^ n.k0) & n.m0) === 0) return n.value;
+    }
+    return undefined;
   }
 
   /** Longest-prefix match of the IPv6 address at `buf[off..off+16)`. */
@@ -196,24 +204,23 @@ export class AllowedIps<T> {
     const a1 = (buf[off + 4]! << 24) | (buf[off + 5]! << 16) | (buf[off + 6]! << 8) | buf[off + 7]!;
     const a2 = (buf[off + 8]! << 24) | (buf[off + 9]! << 16) | (buf[off + 10]! << 8) | buf[off + 11]!;
     const a3 = (buf[off + 12]! << 24) | (buf[off + 13]! << 16) | (buf[off + 14]! << 8) | buf[off + 15]!;
+    const path = this.path;
+    let depth = 0;
     let node = this.root6;
-    let found: T | undefined = undefined;
     while (node !== null) {
-      if (
-        ((a0 ^ node.k0) & node.m0) !== 0 ||
-        ((a1 ^ node.k1) & node.m1) !== 0 ||
-        ((a2 ^ node.k2) & node.m2) !== 0 ||
-        ((a3 ^ node.k3) & node.m3) !== 0
-      ) {
-        break;
-      }
-      if (node.hasValue) found = node.value;
+      if (node.hasValue) path[depth++] = node;
       if (node.cidr === 128) break;
       const w = node.childWord;
       const word = w === 0 ? a0 : w === 1 ? a1 : w === 2 ? a2 : a3;
       node = ((word >>> node.childShift) & 1) === 0 ? node.child0 : node.child1;
     }
-    return found;
+    while (depth > 0) {
+      const n = path[--depth]!;
+      if (((a0 ^ n.k0) & n.m0) === 0 && ((a1 ^ n.k1) & n.m1) === 0 && ((a2 ^ n.k2) & n.m2) === 0 && ((a3 ^ n.k3) & n.m3) === 0) {
+        return n.value;
+      }
+    }
+    return undefined;
   }
 
   /** Longest-prefix match of an address given as text (IPv4-mapped IPv6 is looked up as IPv6). */
@@ -231,6 +238,7 @@ export class AllowedIps<T> {
   }
 
   clear(): void {
+    this.path.fill(null);
     this.root4 = null;
     this.root6 = null;
     this.byValue.clear();
