@@ -22,7 +22,10 @@ export interface CryptoBackend {
 
   /** ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce: returns ciphertext || 16-byte tag. */
   aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad?: Uint8Array): Uint8Array;
-  /** Opens ciphertext || tag; returns null when authentication fails. */
+  /**
+   * Opens ciphertext || tag; returns null when authentication fails or `sealed` is shorter than a
+   * tag. Wrong key or nonce sizes throw {@link CryptoInputError} (a caller bug, not bad input).
+   */
   aeadOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Uint8Array | null;
 
   /** XChaCha20-Poly1305 with a 24-byte nonce (cookie replies). */
@@ -31,7 +34,10 @@ export interface CryptoBackend {
 
   /** BLAKE2s-256 of the concatenation of the inputs. */
   hash(...data: Uint8Array[]): Uint8Array;
-  /** Keyed BLAKE2s with a 16-byte output (WireGuard's MAC1/MAC2), over the concatenated inputs. */
+  /**
+   * Keyed BLAKE2s with a 16-byte output (WireGuard's MAC1/MAC2), over the concatenated inputs.
+   * WireGuard's keys are 32 bytes; any key of 0..32 bytes is accepted (empty means unkeyed).
+   */
   mac(key: Uint8Array, ...data: Uint8Array[]): Uint8Array;
   /** HMAC-BLAKE2s (32-byte output) over the concatenated inputs. */
   hmac(key: Uint8Array, ...data: Uint8Array[]): Uint8Array;

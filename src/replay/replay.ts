@@ -35,7 +35,7 @@ export class ReplayFilter {
     if (counter > this.last) {
       const lastWord = Math.floor(this.last / WORD_BITS);
       const advance = Math.min(word - lastWord, RING_WORDS);
-      void advance;
+      for (let i = 1; i <= advance; i++) this.ring[(lastWord + i) % RING_WORDS] = 0;
       this.last = counter;
     } else if (this.last - counter > REPLAY_WINDOW_SIZE) {
       return false;

@@ -194,4 +194,11 @@ describe("Engine: handshake and data between two in-memory engines", () => {
     net.flush();
     expect(b.delivered).toHaveLength(3);
   });
+  it("keeps a peer with a low-order public key but never handshakes with it", () => {
+    const { a } = establish();
+    const bad = a.engine.addPeer(new Uint8Array(32)); // the all-zero point has order 1
+    const out = a.engine.send(bad, [ipPacket(40)]);
+    expect(out.transmit).toEqual([]);
+    expect(a.engine.peers()).toContain(bad);
+  });
 });
