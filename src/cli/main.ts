@@ -15,6 +15,8 @@ Commands:
   down <name|file.conf>    tear an interface down
   show [<iface>|all|interfaces] [dump]
                            show interfaces, like \`wg show\`
+  proxyguard client|server [options]
+                           WireGuard over TCP (UoTLV/1), a drop-in for ProxyGuard
   genkey                   print a new private key (base64)
   pubkey                   read a private key on stdin, print its public key
   genpsk                   print a new preshared key
@@ -70,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
         return (await import("./up.js")).runUp(rest);
       case "down":
         return (await import("./down.js")).runDown(rest);
+      case "proxyguard":
+        return (await import("./proxyguard.js")).runProxyguard(rest);
       default:
         throw new UsageError(`unknown command "${cmd}"`);
     }
