@@ -101,7 +101,9 @@ export class Device {
   private boundPort = 0;
   private fwmark = 0;
   private state: "down" | "up" | "closed" = "down";
-  private loops: Promise<void>[] = [];
+  private tunLoopDone: Promise<void> | null = null;
+  /** One per Bind receiver; replaced when the Binds are reopened. */
+  private receiveLoops: Promise<void>[] = [];
   private resolveStopped!: () => void;
   /**
    * Resolves when the device stops moving packets: after `close()`, or when the TUN goes away
@@ -137,12 +139,10 @@ export class Device {
     if (this.state === "up") return;
     await this.serialBinds(() => this.openBinds(this.configuredPort));
     this.state = "up";
-    this.loops.push(
-      this.tunLoop().finally(() => {
-        if (this.state !== "closed") this.log.info("the TUN device went away");
-        this.resolveStopped();
-      }),
-    );
+    this.tunLoopDone = this.tunLoop().finally(() => {
+      if (this.state !== "closed") this.log.info("the TUN device went away");
+      this.resolveStopped();
+    });
     this.log.info(`up: listening on port ${this.boundPort}, crypto ${this.backend.name}`);
     // Peers with persistent keepalive announce themselves at once, as WireGuard does.
     for (const p of this.peersById.values()) {
@@ -160,7 +160,7 @@ export class Device {
       for (const b of this.binds) await b.close();
     });
     await this.tun.close();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.receiveLoops, this.tunLoopDone]);
     this.engine.reset();
     this.engine.setPrivateKey(null);
     this.resolveStopped();
@@ -199,7 +199,7 @@ export class Device {
     if (this.state !== "up" || port === this.boundPort) return;
     await this.serialBinds(async () => {
       for (const b of this.binds) await b.close();
-      await Promise.allSettled(this.loops.splice(1)); // receive loops; the TUN loop (index 0) stays
+      await Promise.allSettled(this.receiveLoops.splice(0));
       await this.openBinds(port);
     });
     this.log.info(`listening on port ${this.boundPort}`);
@@ -319,7 +319,7 @@ export class Device {
       if (first) this.boundPort = actual;
       first = false;
       if (this.fwmark !== 0) await b.setMark(this.fwmark);
-      for (const r of receivers) this.loops.push(this.receiveLoop(b, r));
+      for (const r of receivers) this.receiveLoops.push(this.receiveLoop(b, r));
     }
   }
 
