@@ -1,5 +1,6 @@
 // Lint rules: typescript-eslint's recommended set, plus a ban on `any` leaking out.
 import js from "@eslint/js";
+import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
@@ -14,7 +15,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**/*.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    // Plain JavaScript entry points and fixtures run on Node.
+    files: ["**/*.js", "**/*.mjs"],
+    languageOptions: { globals: globals.node },
   },
 );
