@@ -186,4 +186,24 @@ describe.skipIf(skip !== null)("up / show / wg / down", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not a tswg interface that is up/);
   }, 30_000);
+
+  it("SaveConfig writes changes made with `wg set` back to the file on down", async () => {
+    const name = bed.ifname("s");
+    const conf = join(dir, `${name}.conf`);
+    writeFileSync(
+      conf,
+      ["[Interface]", `PrivateKey = ${ka.privateKey}`, "Address = 10.77.1.1/24", "ListenPort = 51822", "SaveConfig = true", "", "[Peer]", `PublicKey = ${kb.publicKey}`, "AllowedIPs = 10.77.1.2/32"].join("\n") + "\n",
+    );
+    await run(["up", conf, "--detach"]);
+    const added = newKeyPair();
+    await a.exec(["wg", "set", name, "peer", added.publicKey, "allowed-ips", "10.77.1.5/32", "persistent-keepalive", "15"]);
+    await run(["down", name]);
+    const saved = readFileSync(conf, "utf8");
+    expect(saved).toContain("Address = 10.77.1.1/24");
+    expect(saved).toContain("SaveConfig = true");
+    expect(saved).toContain(`PublicKey = ${added.publicKey}`);
+    expect(saved).toMatch(/AllowedIPs = 10\.77\.1\.5\/32/);
+    expect(saved).toContain("PersistentKeepalive = 15");
+    expect(saved).toContain(`PublicKey = ${kb.publicKey}`);
+  }, 30_000);
 });
