@@ -15,6 +15,8 @@ Commands:
   down <name|file.conf>    tear an interface down
   show [<iface>|all|interfaces] [dump]
                            show interfaces, like \`wg show\`
+  signal --listen ADDR:PORT [--tls-cert F --tls-key F]
+                           run the signaling server peers behind NATs meet through
   proxyguard client|server [options]
                            WireGuard over TCP (UoTLV/1), a drop-in for ProxyGuard
   genkey                   print a new private key (base64)
@@ -72,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
         return (await import("./up.js")).runUp(rest);
       case "down":
         return (await import("./down.js")).runDown(rest);
+      case "signal":
+        return (await import("./signal.js")).runSignal(rest);
       case "proxyguard":
         return (await import("./proxyguard.js")).runProxyguard(rest);
       default:
