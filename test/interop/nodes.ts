@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { defaultBackend } from "../../src/crypto/index.js";
 import { keyToBase64 } from "../../src/crypto/keys.js";
-import type { Host, TrackedProcess } from "../helpers/netns.js";
+import type { Host, Link, TestBed, TrackedProcess } from "../helpers/netns.js";
 import { waitFor } from "../helpers/netns.js";
 
 export type Impl = "tswg" | "wireguard-go";
@@ -149,4 +149,50 @@ export async function transfer(
   await client.exited;
   await server.exited;
   return { sent: sent.trim(), received: received.trim(), seconds };
+}
+
+export interface SimplePair {
+  a: Host;
+  b: Host;
+  link: Link;
+  keysA: KeyPair;
+  keysB: KeyPair;
+  /** tswg on host a (10.77.0.1), with B's endpoint. */
+  na: WgNode;
+  /** `peerImpl` on host b (10.77.0.2), without an endpoint: it learns A's from the handshake. */
+  nb: WgNode;
+}
+
+/**
+ * The common two-host set-up: hosts a (192.168.77.1) and b (192.168.77.2) on one veth, tswg on a,
+ * `peerImpl` on b, and a first ping through the tunnel. Nodes are pushed to `nodes` for cleanup.
+ */
+export async function startSimplePair(bed: TestBed, peerImpl: Impl, nodes: WgNode[]): Promise<SimplePair> {
+  const a = await bed.host("a");
+  const b = await bed.host("b");
+  const link = await bed.link(a, b, { a: "192.168.77.1/24", b: "192.168.77.2/24" });
+  const keysA = newKeyPair();
+  const keysB = newKeyPair();
+  const na = await startNode({
+    impl: "tswg",
+    host: a,
+    ifname: bed.ifname("a"),
+    keys: keysA,
+    listenPort: 51820,
+    addresses: ["10.77.0.1/24"],
+    peers: [{ publicKey: keysB.publicKey, allowedIps: ["10.77.0.2/32"], endpoint: "192.168.77.2:51821" }],
+  });
+  nodes.push(na);
+  const nb = await startNode({
+    impl: peerImpl,
+    host: b,
+    ifname: bed.ifname("b"),
+    keys: keysB,
+    listenPort: 51821,
+    addresses: ["10.77.0.2/24"],
+    peers: [{ publicKey: keysA.publicKey, allowedIps: ["10.77.0.1/32"] }],
+  });
+  nodes.push(nb);
+  await pingUntilReply(a, "10.77.0.2");
+  return { a, b, link, keysA, keysB, na, nb };
 }

@@ -5,38 +5,12 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { netnsUnavailableReason, TestBed } from "../helpers/netns.js";
-import { newKeyPair, pingUntilReply, startNode, type Impl, type WgNode } from "./nodes.js";
+import { startSimplePair, type Impl, type WgNode } from "./nodes.js";
 
 const skip = await netnsUnavailableReason();
 
 async function rekeyCycle(bed: TestBed, peerImpl: Impl, nodes: WgNode[]): Promise<{ first: number; last: number; lost: number; sent: number }> {
-  const a = await bed.host("a");
-  const b = await bed.host("b");
-  await bed.link(a, b, { a: "192.168.77.1/24", b: "192.168.77.2/24" });
-  const ka = newKeyPair();
-  const kb = newKeyPair();
-  const na = await startNode({
-    impl: "tswg",
-    host: a,
-    ifname: bed.ifname("a"),
-    keys: ka,
-    listenPort: 51820,
-    addresses: ["10.77.0.1/24"],
-    peers: [{ publicKey: kb.publicKey, allowedIps: ["10.77.0.2/32"], endpoint: "192.168.77.2:51821" }],
-  });
-  nodes.push(na);
-  nodes.push(
-    await startNode({
-      impl: peerImpl,
-      host: b,
-      ifname: bed.ifname("b"),
-      keys: kb,
-      listenPort: 51821,
-      addresses: ["10.77.0.2/24"],
-      peers: [{ publicKey: ka.publicKey, allowedIps: ["10.77.0.1/32"] }],
-    }),
-  );
-  await pingUntilReply(a, "10.77.0.2");
+  const { a, na, keysB: kb } = await startSimplePair(bed, peerImpl, nodes);
   const first = (await na.peerDump()).get(kb.publicKey)!.latestHandshake;
   // 135 s of pings, 2 per second: tswg initiated, so it rekeys when it sends after 120 s.
   const r = await a.exec(["ping", "-q", "-i", "0.5", "-c", "270", "-W", "2", "10.77.0.2"], { check: false, timeoutMs: 200_000 });

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { netnsUnavailableReason, TestBed, waitFor, type Host } from "../helpers/netns.js";
-import { newKeyPair, pingUntilReply, startNode, transfer, type Impl, type KeyPair, type WgNode } from "./nodes.js";
+import { newKeyPair, pingUntilReply, startNode, startSimplePair, transfer, type Impl, type KeyPair, type WgNode } from "./nodes.js";
 
 const skip = await netnsUnavailableReason();
 const MB = 1024 * 1024;
@@ -107,32 +107,7 @@ describe.skipIf(skip !== null).each<Impl>(["wireguard-go", "tswg"])("roaming: ts
 
   it("changes listen port and address mid-transfer; the transfer completes and the peer follows", async () => {
     bed = await TestBed.create("roam");
-    const a = await bed.host("a");
-    const b = await bed.host("b");
-    const link = await bed.link(a, b, { a: "192.168.77.1/24", b: "192.168.77.2/24" });
-    const ka = newKeyPair();
-    const kb = newKeyPair();
-    const na = await startNode({
-      impl: "tswg",
-      host: a,
-      ifname: bed.ifname("a"),
-      keys: ka,
-      listenPort: 51820,
-      addresses: ["10.77.0.1/24"],
-      peers: [{ publicKey: kb.publicKey, allowedIps: ["10.77.0.2/32"], endpoint: "192.168.77.2:51821" }],
-    });
-    nodes.push(na);
-    const nb = await startNode({
-      impl: peerImpl,
-      host: b,
-      ifname: bed.ifname("b"),
-      keys: kb,
-      listenPort: 51821,
-      addresses: ["10.77.0.2/24"],
-      peers: [{ publicKey: ka.publicKey, allowedIps: ["10.77.0.1/32"] }],
-    });
-    nodes.push(nb);
-    await pingUntilReply(a, "10.77.0.2");
+    const { a, b, link, keysA: ka, na, nb } = await startSimplePair(bed, peerImpl, nodes);
 
     const r = await transfer(a, b, "10.77.0.2", 60 * MB, {
       during: async () => {
