@@ -24,7 +24,10 @@ export type SignalingMessage =
   | {
       type: "candidate";
       generation: number;
-      /** An ICE candidate in SDP attribute form ("candidate:…"), or null for end-of-candidates. */
+      /**
+       * An ICE candidate line as werift's `Candidate.toSdp()` writes it (an optional "candidate:"
+       * prefix is allowed), or null for end-of-candidates. Printable ASCII, at most 1024 characters.
+       */
       candidate: string | null;
     }
   | {
@@ -35,9 +38,17 @@ export type SignalingMessage =
 
 /** Moves sealed blobs between public keys. Keys are 32-byte X25519 public keys. */
 export interface SignalingTransport {
-  /** Starts receiving blobs addressed to `self`; resolves once subscribed (or rejects if the service is unreachable). */
+  /**
+   * Starts receiving blobs addressed to `self`; resolves once subscribed. Rejects if the service
+   * is not reachable within the transport's connect timeout — the transport then keeps trying in
+   * the background and emits "connected" when it gets through, until close().
+   */
   open(self: Uint8Array, onBlob: (blob: Uint8Array) => void): Promise<void>;
-  /** Sends a blob to `to`. Resolves when handed to the service; delivery is not guaranteed. */
+  /**
+   * Sends a blob to `to`. Resolves when handed to the service; delivery is not guaranteed. While
+   * disconnected it waits a few seconds for the connection to return, then rejects
+   * (SignalingUnavailableError); callers retry.
+   */
   send(to: Uint8Array, blob: Uint8Array): Promise<void>;
   /** True while connected to the service; transports reconnect by themselves. */
   readonly connected: boolean;
