@@ -1,0 +1,159 @@
+/**
+ * The ICE transport: WireGuard datagrams go straight to a peer's ICE connection, with no local UDP
+ * hop. Peers are named by endpoints "ice:<base64 public key>"; an IceManager finds and keeps a
+ * path to each (see src/ice/).
+ *
+ * `open(port)` starts the manager's agents and `close()` stops them (peers stay configured, so a
+ * close and open, as the device does when the listen port changes, restarts ICE). The port is
+ * not used: candidate sockets take ports from the ICE settings' port range.
+ *
+ * Sending to a peer with no selected pair drops the datagram and counts it, as UDP would lose
+ * it; WireGuard's own retransmissions carry on once ICE connects. Datagrams are not checked
+ * here: the ICE library accepts non-STUN datagrams from any sender on a candidate socket, and
+ * WireGuard authenticates every packet.
+ */
+import type { IceManager } from "../ice/manager.js";
+import { keyToBase64, parseKey } from "../crypto/keys.js";
+import type { Bind, Endpoint, OpenResult, Received } from "./bind.js";
+import { BindClosedError } from "./errors.js";
+import { EndpointParseError } from "./addr-port.js";
+import { IceEndpoint } from "./ice-endpoint.js";
+import { ReceiveQueue } from "./receive-queue.js";
+
+export interface IceBindOptions {
+  /** Most datagrams per receive batch and per `send`. Default 128. */
+  batchSize?: number;
+  /** Datagrams held for the receiver before new ones are dropped. Default 1024. */
+  queueCapacity?: number;
+}
+
+export interface IceBindStats {
+  /** Datagrams handed to a peer's selected pair. */
+  sent: number;
+  /** Datagrams dropped because the peer had no selected pair (or is not a configured peer). */
+  sendDropped: number;
+  /** Datagrams queued for the receiver. */
+  received: number;
+  /** Datagrams dropped because the receiver fell behind. */
+  receiveDropped: number;
+}
+
+const PREFIX = "ice:";
+
+export class IceBind implements Bind {
+  readonly kind = "ice";
+  private readonly batch: number;
+  private readonly queueCapacity: number;
+  private readonly endpoints = new Map<string, IceEndpoint>();
+  private queue: ReceiveQueue<Received> | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private markValue = 0;
+  private readonly counters = { sent: 0, sendDropped: 0, received: 0, receiveDropped: 0 };
+
+  constructor(
+    /** The agents this Bind sends through. Peers are added and removed on the manager. */
+    readonly manager: IceManager,
+    opts: IceBindOptions = {},
+  ) {
+    this.batch = opts.batchSize ?? 128;
+    this.queueCapacity = opts.queueCapacity ?? 1024;
+    if (!Number.isInteger(this.batch) || this.batch < 1) throw new RangeError(`batchSize must be a positive integer, got ${this.batch}`);
+    if (!Number.isInteger(this.queueCapacity) || this.queueCapacity < 1) {
+      throw new RangeError(`queueCapacity must be a positive integer, got ${this.queueCapacity}`);
+    }
+  }
+
+  batchSize(): number {
+    return this.batch;
+  }
+
+  get isOpen(): boolean {
+    return this.queue !== null;
+  }
+
+  /** The mark last given to {@link setMark}. The ICE library's sockets cannot carry it (see docs/ice.md). */
+  get mark(): number {
+    return this.markValue;
+  }
+
+  stats(): IceBindStats {
+    const q = this.queue;
+    return {
+      ...this.counters,
+      received: this.counters.received + (q?.accepted ?? 0),
+      receiveDropped: this.counters.receiveDropped + (q?.dropped ?? 0),
+    };
+  }
+
+  async open(port: number): Promise<OpenResult> {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be an integer from 0 to 65535, got ${port}`);
+    if (this.queue !== null) throw new Error("IceBind is already open");
+    const queue = new ReceiveQueue<Received>(this.queueCapacity, this.batch);
+    this.queue = queue;
+    this.unsubscribe = this.manager.onData((peer, data) => {
+      queue.push({ data, endpoint: this.endpointFor(peer) });
+    });
+    this.manager.start();
+    return { receivers: [() => queue.next()], port };
+  }
+
+  async close(): Promise<void> {
+    const q = this.queue;
+    if (q === null) return;
+    this.queue = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.counters.received += q.accepted;
+    this.counters.receiveDropped += q.dropped;
+    q.close();
+    await this.manager.stop();
+  }
+
+  async setMark(mark: number): Promise<void> {
+    if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) throw new RangeError(`mark must be an integer from 0 to 4294967295, got ${mark}`);
+    this.markValue = mark;
+  }
+
+  /** Parses "ice:<base64 public key>"; throws {@link EndpointParseError} otherwise. */
+  parseEndpoint(s: string): IceEndpoint {
+    if (typeof s !== "string") throw new EndpointParseError(`endpoint must be a string, got ${typeof s}`);
+    const t = s.trim();
+    if (!t.toLowerCase().startsWith(PREFIX)) throw new EndpointParseError(`invalid ICE endpoint "${s}": expected "ice:<base64 public key>"`);
+    let key: Uint8Array;
+    try {
+      key = parseKey(t.slice(PREFIX.length));
+    } catch (e) {
+      throw new EndpointParseError(`invalid ICE endpoint "${s}": ${(e as Error).message}`);
+    }
+    return this.endpointFor(keyToBase64(key));
+  }
+
+  /**
+   * Hands each datagram to the peer's agent. Resolves at once: the ICE library queues the
+   * datagrams on its socket. Rejects only for a closed Bind, a non-ICE endpoint or an
+   * oversized batch; a peer without a path drops and counts.
+   */
+  send(bufs: Uint8Array[], endpoint: Endpoint): Promise<void> {
+    if (!(endpoint instanceof IceEndpoint)) {
+      return Promise.reject(new TypeError(`IceBind can only send to an IceEndpoint, not to ${String(endpoint?.key)}`));
+    }
+    if (bufs.length > this.batch) return Promise.reject(new RangeError(`send: ${bufs.length} buffers exceed the batch size ${this.batch}`));
+    if (this.queue === null) return Promise.reject(new BindClosedError(this.kind));
+    for (const buf of bufs) {
+      if (this.manager.send(endpoint.peer, buf)) this.counters.sent++;
+      else this.counters.sendDropped++;
+    }
+    return Promise.resolve();
+  }
+
+  /** The one endpoint object of a peer (base64 key). */
+  endpointFor(peer: string): IceEndpoint {
+    let ep = this.endpoints.get(peer);
+    if (ep === undefined) {
+      const bytes = new Uint8Array(Buffer.from(peer, "base64"));
+      ep = new IceEndpoint(this, bytes, peer, () => this.manager.selectedRemote(peer));
+      this.endpoints.set(peer, ep);
+    }
+    return ep;
+  }
+}

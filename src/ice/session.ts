@@ -1,0 +1,344 @@
+/**
+ * One ICE generation with one peer: a fresh werift-ice Connection, the candidates it offers and
+ * learns, its connectivity checks, and the watch over the selected pair's consent.
+ *
+ * A restart makes a new session rather than calling the library's restart(): that keeps the
+ * sockets but gathers no new server-reflexive candidates, re-offers the old relay next to a new
+ * allocation, and bumps the library's own generation so that candidates from a peer that did
+ * not restart the same way are never nominated. A fresh Connection has none of these problems,
+ * and a path that failed because of a dead socket or a changed address gets new ones.
+ *
+ * The session never throws at its owner: whatever goes wrong ends in exactly one `failed` event.
+ */
+import dgram from "node:dgram";
+import { Connection, type Candidate, type CandidatePair } from "werift-ice";
+import type { Logger } from "../log/logger.js";
+import { candidateInfo, formatCandidate, type CandidateInfo, type CandidateType } from "./candidates.js";
+import { libraryOptions, type ResolvedIceConfig } from "./config.js";
+
+export interface SessionEvents {
+  /** A local candidate to signal, in SDP attribute form. */
+  candidate(sdp: string): void;
+  /** Gathering finished; no more local candidates. */
+  gathered(): void;
+  /** Connectivity checks began. */
+  checking(): void;
+  /** A pair was selected; data may flow. */
+  connected(): void;
+  /** The session is unusable. Called at most once, never after close(). */
+  failed(reason: string): void;
+  /** A datagram arrived on one of the session's sockets. */
+  data(buf: Buffer): void;
+}
+
+export interface RemoteCredentials {
+  ufrag: string;
+  pwd: string;
+}
+
+/** How many remote candidates one session accepts; more is not a real peer. */
+const MAX_REMOTE_CANDIDATES = 64;
+
+export class IceSession {
+  readonly conn: Connection;
+  readonly createdAt = Date.now();
+  /** Candidates offered to the peer, in SDP attribute form, in the order they were signalled. */
+  readonly localSdp: string[] = [];
+  readonly localCandidates: CandidateInfo[] = [];
+  readonly remoteCandidates: CandidateInfo[] = [];
+  private remoteCreds: RemoteCredentials | null = null;
+  private gatheredFlag = false;
+  private connectStarted = false;
+  private connectedFlag = false;
+  private done = false;
+  private pending: Candidate[] = [];
+  private remoteEnd = false;
+  private readonly remoteSeen = new Set<string>();
+  private readonly localSeen = new Set<string>();
+  private connectTimer: NodeJS.Timeout | null = null;
+  private gatherTimer: NodeJS.Timeout | null = null;
+  private gatherDeadlinePassed = false;
+  private watchdog: NodeJS.Timeout | null = null;
+  /** Send failures inside the library (socket closed under it, ...). */
+  sendErrors = 0;
+
+  constructor(
+    readonly generation: number,
+    readonly controlling: boolean,
+    readonly hostAddresses: readonly string[],
+    private readonly cfg: ResolvedIceConfig,
+    private readonly events: SessionEvents,
+    private readonly log: Logger,
+  ) {
+    this.conn = new Connection(controlling, libraryOptions(cfg, hostAddresses));
+    // The library falls back to a public STUN server when none is given; set it explicitly.
+    this.conn.stunServer = cfg.stun === null ? undefined : [cfg.stun.host, cfg.stun.port];
+    this.conn.onIceCandidate.subscribe((c) => this.onLocalCandidate(c));
+    this.conn.onData.subscribe((buf) => {
+      if (!this.done) this.events.data(buf);
+    });
+    this.conn.stateChanged.subscribe((state) => {
+      if (state === "failed") this.fail("consent to send expired");
+    });
+  }
+
+  get ufrag(): string {
+    return this.conn.localUsername;
+  }
+
+  get pwd(): string {
+    return this.conn.localPassword;
+  }
+
+  get remote(): RemoteCredentials | null {
+    return this.remoteCreds;
+  }
+
+  get gathered(): boolean {
+    return this.gatheredFlag;
+  }
+
+  get checking(): boolean {
+    return this.connectStarted && !this.connectedFlag;
+  }
+
+  get connected(): boolean {
+    return this.connectedFlag && !this.done;
+  }
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  /**
+   * Starts gathering; candidates are reported as they come. The library waits for every server
+   * before it calls gathering done, and has no deadline for a TURN server over TCP that never
+   * answers; after `gatherTimeoutMs` checks start with the candidates there are (later ones are
+   * still signalled, and end-of-candidates only when gathering really ends).
+   */
+  start(): void {
+    this.gatherTimer = setTimeout(() => {
+      this.gatherTimer = null;
+      if (this.done || this.gatheredFlag) return;
+      this.log.debug(`generation ${this.generation}: gathering still running after ${this.cfg.gatherTimeoutMs} ms; checking what there is`);
+      this.gatherDeadlinePassed = true;
+      this.tuneSockets();
+      this.maybeConnect();
+    }, this.cfg.gatherTimeoutMs);
+    this.conn.gatherCandidates().then(
+      () => {
+        if (this.done) return;
+        if (this.gatherTimer !== null) clearTimeout(this.gatherTimer);
+        this.gatherTimer = null;
+        this.tuneSockets();
+        this.gatheredFlag = true;
+        this.events.gathered();
+        this.maybeConnect();
+      },
+      (e: unknown) => this.fail(`gathering candidates failed: ${message(e)}`),
+    );
+  }
+
+  /** The peer's credentials for this generation. Later calls are ignored. Starts the connect deadline. */
+  setRemote(creds: RemoteCredentials): void {
+    if (this.done || this.remoteCreds !== null) return;
+    this.remoteCreds = { ...creds };
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (!this.connectedFlag) this.fail(`no candidate pair worked within ${this.cfg.connectTimeoutMs} ms`);
+    }, this.cfg.connectTimeoutMs);
+    this.maybeConnect();
+  }
+
+  /** A remote candidate, or null for end-of-candidates. Duplicates are ignored. */
+  addRemote(c: Candidate | null): void {
+    if (this.done) return;
+    if (c === null) {
+      if (this.remoteEnd) return;
+      this.remoteEnd = true;
+      if (this.connectStarted) this.addToLibrary(undefined);
+      return;
+    }
+    const key = `${c.type} ${c.host} ${c.port}`;
+    if (this.remoteSeen.has(key) || this.remoteSeen.size >= MAX_REMOTE_CANDIDATES) return;
+    this.remoteSeen.add(key);
+    this.remoteCandidates.push(candidateInfo(c));
+    if (this.connectStarted) this.addToLibrary(c);
+    else this.pending.push(c);
+  }
+
+  /**
+   * Hands a datagram to the selected pair; false (nothing sent) when there is none. The bytes
+   * are copied: the library sends without a completion callback, so the caller could not know
+   * when its buffer is free again.
+   */
+  send(buf: Uint8Array): boolean {
+    if (!this.connectedFlag || this.done || this.conn.nominated === undefined) return false;
+    this.conn.send(Buffer.from(buf)).catch(() => {
+      this.sendErrors++;
+    });
+    return true;
+  }
+
+  /** The selected pair, once connected. */
+  selectedPair(): { local: CandidateInfo; remote: CandidateInfo } | null {
+    const p = this.connectedFlag && !this.done ? this.conn.nominated : undefined;
+    if (p === undefined) return null;
+    return { local: candidateInfo(p.localCandidate), remote: candidateInfo(p.remoteCandidate) };
+  }
+
+  /** Latest round-trip time of the selected pair's checks, in ms. */
+  rttMs(): number | null {
+    const rtt = this.connectedFlag && !this.done ? this.conn.nominated?.rtt : undefined;
+    return rtt === undefined ? null : rtt * 1000;
+  }
+
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimers();
+    try {
+      await this.conn.close();
+    } catch (e) {
+      this.log.debug(`closing ICE session ${this.generation}: ${message(e)}`);
+    }
+  }
+
+  private onLocalCandidate(c: Candidate): void {
+    if (this.done) return;
+    const type = c.type as CandidateType;
+    if (!this.cfg.types.has(type)) return;
+    if (c.transport.toLowerCase() !== "udp") return;
+    const addrKey = `${c.host} ${c.port}`;
+    // A server-reflexive candidate equal to an offered host candidate adds nothing (RFC 8445 §5.1.3).
+    if (type === "srflx" && this.localSeen.has(`host ${addrKey}`)) return;
+    const key = `${type} ${addrKey}`;
+    if (this.localSeen.has(key)) return;
+    this.localSeen.add(key);
+    const sdp = formatCandidate(c);
+    this.localSdp.push(sdp);
+    this.localCandidates.push(candidateInfo(c));
+    this.events.candidate(sdp);
+  }
+
+  /**
+   * Raises the buffers of the library's UDP sockets (host sockets and the TURN client's), which
+   * it leaves at the system default: a burst of WireGuard packets would otherwise overflow them.
+   * The library does not expose its sockets, so they are looked up by shape; if its internals
+   * change this does nothing rather than fail.
+   */
+  private tuneSockets(): void {
+    const bytes = this.cfg.socketBufferBytes;
+    if (bytes <= 0) return;
+    const protocols = (this.conn as unknown as { protocols?: unknown }).protocols;
+    if (!Array.isArray(protocols)) return;
+    for (const p of protocols as unknown[]) {
+      for (const sock of [pick(p, "transport", "socket"), pick(p, "turn", "transport", "socket")]) {
+        if (!(sock instanceof dgram.Socket)) continue;
+        try {
+          sock.setRecvBufferSize(bytes);
+          sock.setSendBufferSize(bytes);
+        } catch {
+          // Capped or refused by the system: keep what it gave.
+        }
+      }
+    }
+  }
+
+  private maybeConnect(): void {
+    if (this.done || this.connectStarted || !(this.gatheredFlag || this.gatherDeadlinePassed) || this.remoteCreds === null) return;
+    this.connectStarted = true;
+    // Remote parameters before remote candidates: a check triggered by an incoming request
+    // needs the peer's password. Candidates are added only after gathering because the library
+    // pairs a relay socket only with candidates it learns after that socket exists (or at
+    // connect()); a relay that comes after the gathering deadline is offered to the peer but
+    // checked only from the peer's side.
+    this.conn.setRemoteParams({ iceLite: false, usernameFragment: this.remoteCreds.ufrag, password: this.remoteCreds.pwd });
+    for (const c of this.pending) this.addToLibrary(c);
+    this.pending = [];
+    if (this.remoteEnd) this.addToLibrary(undefined);
+    this.events.checking();
+    // connect() may never settle when every check fails after end-of-candidates; the connect
+    // deadline covers that.
+    this.conn.connect().then(
+      () => this.onConnected(),
+      (e: unknown) => this.fail(`connectivity checks failed: ${message(e)}`),
+    );
+  }
+
+  private addToLibrary(c: Candidate | undefined): void {
+    this.conn.addRemoteCandidate(c).catch((e: unknown) => this.log.debug(`remote candidate refused: ${message(e)}`));
+  }
+
+  private onConnected(): void {
+    if (this.done || this.connectedFlag) return;
+    if (this.conn.nominated === undefined) {
+      this.fail("checks ended without a selected pair");
+      return;
+    }
+    this.connectedFlag = true;
+    if (this.connectTimer !== null) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = null;
+    }
+    this.startWatchdog();
+    this.events.connected();
+  }
+
+  /**
+   * Watches consent on our side as well: the library's own expiry is fixed at 30 s, and a
+   * configurable deadline lets a device (and the tests) recover faster.
+   */
+  private startWatchdog(): void {
+    let pair: CandidatePair | undefined = this.conn.nominated;
+    let responses = pair?.responsesReceived ?? 0;
+    let lastResponseAt = Date.now();
+    const every = Math.min(1000, Math.floor(this.cfg.consentTimeoutMs / 4));
+    this.watchdog = setInterval(() => {
+      const p = this.conn.nominated;
+      if (p === undefined) {
+        this.fail("the selected pair was dropped");
+        return;
+      }
+      const now = Date.now();
+      if (p !== pair || p.responsesReceived !== responses) {
+        pair = p;
+        responses = p.responsesReceived;
+        lastResponseAt = now;
+      } else if (now - lastResponseAt > this.cfg.consentTimeoutMs) {
+        this.fail(`no consent response for ${Math.round((now - lastResponseAt) / 1000)} s`);
+      }
+    }, every);
+  }
+
+  private fail(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.clearTimers();
+    this.conn.close().catch(() => undefined);
+    this.events.failed(reason);
+  }
+
+  private clearTimers(): void {
+    if (this.gatherTimer !== null) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    if (this.watchdog !== null) clearInterval(this.watchdog);
+    this.connectTimer = null;
+    this.watchdog = null;
+  }
+}
+
+/** obj.a.b.c, or undefined where a step is missing. */
+function pick(obj: unknown, ...path: string[]): unknown {
+  let cur = obj;
+  for (const k of path) {
+    if (typeof cur !== "object" || cur === null) return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
