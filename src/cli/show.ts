@@ -45,6 +45,12 @@ export function prettyBytes(n: number | bigint): string {
   return `${x.toFixed(2)} ${units[i]}`;
 }
 
+/** tswg's own status keys ("tswg_ice_state") as show lines ("  ice state: connected"). */
+function extraLines(extra: Record<string, string> | undefined): string[] {
+  if (extra === undefined) return [];
+  return Object.entries(extra).map(([k, v]) => `  ${k.replace(/^tswg_/u, "").replaceAll("_", " ")}: ${v}`);
+}
+
 function sortPeers(peers: UapiPeerState[]): UapiPeerState[] {
   // Most recent handshake first, as wg does.
   return [...peers].sort((a, b) => b.lastHandshakeMs - a.lastHandshakeMs);
@@ -58,6 +64,7 @@ export function formatShow(name: string, s: UapiDeviceState, nowMs: number = Dat
   }
   if (s.listenPort) lines.push(`  listening port: ${s.listenPort}`);
   if (s.fwmark) lines.push(`  fwmark: 0x${s.fwmark.toString(16)}`);
+  lines.push(...extraLines(s.extra));
   for (const p of sortPeers(s.peers)) {
     lines.push("", `peer: ${keyToBase64(p.publicKey)}`);
     if (p.presharedKey) lines.push("  preshared key: (hidden)");
@@ -71,6 +78,7 @@ export function formatShow(name: string, s: UapiDeviceState, nowMs: number = Dat
       lines.push(`  transfer: ${prettyBytes(p.rxBytes)} received, ${prettyBytes(p.txBytes)} sent`);
     }
     if (p.persistentKeepalive > 0) lines.push(`  persistent keepalive: every ${prettyDuration(p.persistentKeepalive)}`);
+    lines.push(...extraLines(p.extra));
   }
   return lines.join("\n") + "\n";
 }

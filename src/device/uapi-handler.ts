@@ -10,6 +10,22 @@ import { UapiErrno, UapiError } from "../uapi/error.js";
 import type { UapiDeviceState, UapiHandler, UapiSetRequest } from "../uapi/types.js";
 import type { Device } from "./device.js";
 
+const IP_PORT = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]):\d{1,5}$/u;
+
+/**
+ * `wg` resolves the `endpoint` value with getaddrinfo, so only "ip:port" may go there; an ICE
+ * peer without a selected pair, or a TCP URL, is reported in tswg's own keys instead.
+ */
+function endpointFields(endpoint: string | null, transport: string | null): { endpoint?: string; extra?: Record<string, string> } {
+  const extra: Record<string, string> = {};
+  if (transport !== null && transport !== "udp") extra.tswg_transport = transport;
+  if (endpoint !== null && !IP_PORT.test(endpoint)) extra.tswg_endpoint = endpoint;
+  const fields: { endpoint?: string; extra?: Record<string, string> } = {};
+  if (endpoint !== null && IP_PORT.test(endpoint)) fields.endpoint = endpoint;
+  if (Object.keys(extra).length > 0) fields.extra = extra;
+  return fields;
+}
+
 export function deviceUapiHandler(device: Device): UapiHandler {
   return {
     get(): UapiDeviceState {
@@ -21,7 +37,7 @@ export function deviceUapiHandler(device: Device): UapiHandler {
         peers: s.peers.map((p) => ({
           publicKey: p.publicKey,
           presharedKey: p.presharedKey ?? undefined,
-          endpoint: p.endpoint ?? undefined,
+          ...endpointFields(p.endpoint, p.transport),
           persistentKeepalive: p.persistentKeepalive,
           allowedIps: p.allowedIps,
           lastHandshakeMs: p.lastHandshakeMs,

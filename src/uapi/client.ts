@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { isZero } from "../crypto/bytes.js";
 import { keyFromHex } from "../crypto/keys.js";
 import { DEFAULT_UAPI_DIR } from "./server.js";
-import type { UapiDeviceState, UapiPeerState } from "./types.js";
+import { UAPI_EXTRA_PREFIX, type UapiDeviceState, type UapiPeerState } from "./types.js";
 
 const TIMEOUT_MS = 5000;
 
@@ -95,7 +95,10 @@ export function parseGet(reply: string): UapiDeviceState {
         errno = Number(value);
         break;
       default:
-        if (peer !== null) applyPeerKey(peer, key, value);
+        if (key.startsWith(UAPI_EXTRA_PREFIX)) {
+          const target = peer ?? state;
+          (target.extra ??= {})[key] = value;
+        } else if (peer !== null) applyPeerKey(peer, key, value);
     }
   }
   if (errno !== 0) throw new Error(`the interface answered errno=${errno}`);

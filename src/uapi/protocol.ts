@@ -8,7 +8,7 @@
 import { formatCidr, formatIp, maskPrefix, parseCidr, parseIp } from "../allowedips/index.js";
 import { keyFromHex, keyToHex } from "../crypto/keys.js";
 import { UapiErrno, UapiError } from "./error.js";
-import type { UapiDeviceState, UapiPeerChange, UapiPeerState, UapiSetRequest } from "./types.js";
+import { UAPI_EXTRA_PREFIX, type UapiDeviceState, type UapiPeerChange, type UapiPeerState, type UapiSetRequest } from "./types.js";
 
 const DEVICE_KEYS = new Set(["private_key", "listen_port", "fwmark", "replace_peers"]);
 const PEER_KEYS = new Set([
@@ -125,8 +125,18 @@ export function formatGet(state: UapiDeviceState): string {
   if (state.privateKey !== undefined && !isZero(state.privateKey)) out.push(`private_key=${keyToHex(state.privateKey)}`);
   if (state.listenPort !== 0) out.push(`listen_port=${integer("listenPort", state.listenPort, 0xffff)}`);
   if (state.fwmark !== 0) out.push(`fwmark=${integer("fwmark", state.fwmark, 0xffffffff)}`);
+  formatExtra(state.extra, out);
   for (const peer of state.peers) formatPeer(peer, out);
   return out.map((l) => l + "\n").join("");
+}
+
+/** tswg's own keys: validated so a value can never smuggle in a line of its own. */
+function formatExtra(extra: Record<string, string> | undefined, out: string[]): void {
+  if (extra === undefined) return;
+  for (const [k, v] of Object.entries(extra)) {
+    if (!k.startsWith(UAPI_EXTRA_PREFIX) || !/^[a-z0-9_]+$/u.test(k)) throw new Error(`invalid extra UAPI key ${JSON.stringify(k)}`);
+    out.push(`${k}=${oneLine(k, v)}`);
+  }
 }
 
 const ZERO_KEY = new Uint8Array(32);
@@ -143,6 +153,7 @@ function formatPeer(peer: UapiPeerState, out: string[]): void {
   out.push(`rx_bytes=${counter("rxBytes", peer.rxBytes)}`);
   out.push(`persistent_keepalive_interval=${integer("persistentKeepalive", peer.persistentKeepalive, 0xffff)}`);
   for (const prefix of peer.allowedIps) out.push(`allowed_ip=${oneLine("allowed IP", prefix)}`);
+  formatExtra(peer.extra, out);
 }
 
 /** The status lines that end every reply: `errno=0` on success, `errno=-N` on failure. */

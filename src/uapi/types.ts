@@ -20,7 +20,15 @@ export interface UapiPeerState {
   txBytes: bigint | number;
   rxBytes: bigint | number;
   protocolVersion: 1;
+  /**
+   * tswg-specific status lines appended to the peer (transport, ICE state, ...). Keys must start
+   * with {@link UAPI_EXTRA_PREFIX}; the `wg` tool ignores keys it does not know.
+   */
+  extra?: Record<string, string>;
 }
+
+/** Prefix of tswg's own get-only keys, so they never collide with future standard ones. */
+export const UAPI_EXTRA_PREFIX = "tswg_";
 
 /** What `get=1` reports about the device. */
 export interface UapiDeviceState {
@@ -31,6 +39,8 @@ export interface UapiDeviceState {
   /** 0 = no mark (not reported). */
   fwmark: number;
   peers: UapiPeerState[];
+  /** tswg-specific device status (e.g. the data path); see {@link UapiPeerState.extra}. */
+  extra?: Record<string, string>;
 }
 
 /**
