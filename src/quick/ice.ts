@@ -1,0 +1,99 @@
+/**
+ * The NAT-traversal side of `tswg up`: when the configuration names a signaling service, peers
+ * without an `Endpoint` are reached through ICE. This module builds the chain
+ * transport (ws/wss/nats) → sealed channel → ICE manager → ICE Bind, and reports ICE status in
+ * the form the UAPI extras carry. None of it depends on the device: the same chain can feed a
+ * kernel WireGuard through a proxy.
+ */
+import { IceBind } from "../bind/ice.js";
+import type { CandidateType } from "../ice/candidates.js";
+import { IceManager } from "../ice/manager.js";
+import { parseIceServers } from "../ice/servers.js";
+import type { Logger } from "../log/logger.js";
+import { SealedChannel } from "../signaling/channel.js";
+import { createTransport } from "../signaling/create-transport.js";
+
+export interface IceSettings {
+  /** ws://, wss:// or nats:// URL(s) of the signaling service. */
+  signaling: string;
+  /** stun:/turn:/turns: URLs, comma separated (credentials inline: turn:user:pass@host:port). */
+  iceServers?: string;
+  candidateTypes?: CandidateType[];
+  portRange?: [number, number];
+  /** A CA file for wss:// signaling and turns: servers, instead of the system store. */
+  caFile?: string;
+}
+
+export interface IceStack {
+  bind: IceBind;
+  manager: IceManager;
+  /** The endpoint string a peer reached through ICE gets: "ice:<base64 public key>". */
+  endpointFor(publicKeyBase64: string): string;
+  /** UAPI extras for a peer (state, selected pair, RTT, restarts), or undefined if not an ICE peer. */
+  statusExtras(publicKeyBase64: string): Record<string, string> | undefined;
+  close(): Promise<void>;
+}
+
+function describePair(p: { local: { type: string; address: string; port: number }; remote: { type: string; address: string; port: number } }): string {
+  const side = (c: { type: string; address: string; port: number }) =>
+    `${c.type} ${c.address.includes(":") ? `[${c.address}]` : c.address}:${c.port}`;
+  return `${side(p.local)} -> ${side(p.remote)}`;
+}
+
+export async function startIce(opts: {
+  settings: IceSettings;
+  privateKey: Uint8Array;
+  publicKey: Uint8Array;
+  /** Peers to reach through ICE (32-byte public keys). */
+  peers: Uint8Array[];
+  interfaceName: string;
+  log: Logger;
+}): Promise<IceStack> {
+  const { settings, log } = opts;
+  const servers = settings.iceServers ? parseIceServers(settings.iceServers) : [];
+  const transport = createTransport(settings.signaling, {
+    privateKey: opts.privateKey,
+    caFile: settings.caFile,
+    logger: log.child("signaling"),
+  });
+  const channel = new SealedChannel({ privateKey: opts.privateKey, transport, peers: opts.peers, logger: log.child("signaling") });
+  transport.on("connected", () => log.info(`signaling: connected to ${settings.signaling}`));
+  transport.on("disconnected", () => log.warn(`signaling: lost ${settings.signaling}, reconnecting`));
+  try {
+    await channel.start();
+  } catch (err) {
+    // The service may come later: the transport keeps retrying, and established paths do not need it.
+    log.warn(`signaling: ${err instanceof Error ? err.message : String(err)}; retrying in the background`);
+  }
+  const manager = new IceManager({
+    publicKey: opts.publicKey,
+    channel,
+    servers,
+    tunnelInterface: opts.interfaceName,
+    candidateTypes: settings.candidateTypes,
+    portRange: settings.portRange,
+    logger: log.child("ice"),
+  });
+  for (const p of opts.peers) manager.addPeer(p);
+  manager.onStateChange((peer, state) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`));
+  const bind = new IceBind(manager);
+  const iceKeys = new Set(opts.peers.map((p) => Buffer.from(p).toString("base64")));
+  return {
+    bind,
+    manager,
+    endpointFor: (k) => `ice:${k}`,
+    statusExtras(k) {
+      if (!iceKeys.has(k)) return undefined;
+      const s = manager.statusOf(k);
+      if (s === undefined || s === null) return undefined;
+      const extra: Record<string, string> = { tswg_ice_state: s.state, tswg_ice_restarts: String(s.restarts) };
+      if (s.selectedPair !== null) extra.tswg_ice_pair = describePair(s.selectedPair);
+      if (s.rttMs !== null) extra.tswg_ice_rtt = `${s.rttMs.toFixed(1)} ms`;
+      return extra;
+    },
+    async close() {
+      await manager.close();
+      await channel.close();
+    },
+  };
+}
