@@ -7,6 +7,7 @@
  */
 import { keyToBase64 } from "../crypto/keys.js";
 import { ConfigError } from "./error.js";
+import { parseCandidateTypeList, parseIceServerList, parsePortRangeValue, parseSignaling, type IceCandidateType } from "./ice-values.js";
 import {
   formatEndpoint,
   formatTable,
@@ -21,6 +22,7 @@ import {
   parseMtu,
   parsePersistentKeepalive,
   parseTable,
+  parseTcpListen,
   splitList,
   ValueError,
   type Endpoint,
@@ -47,6 +49,16 @@ export interface QuickInterface {
   preDown: string[];
   postDown: string[];
   saveConfig: boolean;
+  /** TCP addresses where peers may connect with UoTLV/1 (WireGuard over TCP); absent = none. */
+  tcpListen?: string[];
+  /** Signaling service URL(s); with it, peers without an Endpoint are reached through ICE. */
+  signaling?: string;
+  /** stun:/turn:/turns: URLs for ICE, comma separated. */
+  iceServers?: string;
+  /** Candidate types ICE may use; default all. */
+  iceCandidateTypes?: IceCandidateType[];
+  /** UDP ports ICE may bind; default any. */
+  icePortRange?: [number, number];
 }
 
 export interface QuickPeer {
@@ -109,6 +121,14 @@ const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
   hook("PreDown", "preDown"),
   hook("PostDown", "postDown"),
   spec("SaveConfig", (s, v) => void (s.saveConfig = parseBoolean(v)), (s) => (s.saveConfig ? ["true"] : [])),
+  spec("TCPListen", (s, v) => uniquePush((s.tcpListen ??= []), splitList(v).map(parseTcpListen)), (s) => joined(s.tcpListen ?? []), {
+    repeatable: true,
+    emptyOk: true,
+  }),
+  spec("Signaling", (s, v) => void (s.signaling = parseSignaling(v)), (s) => some(s.signaling)),
+  spec("ICEServers", (s, v) => void (s.iceServers = parseIceServerList(v)), (s) => some(s.iceServers)),
+  spec("ICECandidateTypes", (s, v) => void (s.iceCandidateTypes = parseCandidateTypeList(v)), (s) => (s.iceCandidateTypes ? [s.iceCandidateTypes.join(", ")] : [])),
+  spec("ICEPortRange", (s, v) => void (s.icePortRange = parsePortRangeValue(v)), (s) => (s.icePortRange ? [s.icePortRange.join("-")] : [])),
 ];
 
 const PEER_KEYS: KeySpec<PeerDraft>[] = [

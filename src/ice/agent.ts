@@ -24,7 +24,7 @@ import { keyToBase64 } from "../crypto/keys.js";
 import type { Logger } from "../log/logger.js";
 import { backoffDelay } from "../signaling/backoff.js";
 import type { SignalingChannel, SignalingMessage } from "../signaling/types.js";
-import { parseRemoteCandidate, type CandidateInfo } from "./candidates.js";
+import { parseRemoteCandidate, type CandidateInfo, type CandidateType } from "./candidates.js";
 import { currentHostAddresses, resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole, type IceRole } from "./role.js";
 import { IceSession } from "./session.js";
@@ -334,6 +334,19 @@ export class PeerAgent {
     if (e.end) s.addRemote(null);
   }
 
+  /**
+   * The settings for the next session. After a failed attempt with direct candidates, and a TURN
+   * server at hand, the next attempt is relay-only: the library checks relay pairs reliably only
+   * when it is told to use nothing else, and a relayed path beats none. Attempts alternate, so a
+   * direct path that becomes possible again is found on the next failure after.
+   */
+  private sessionConfig(): ResolvedIceConfig {
+    const fallback = this.failures % 2 === 1 && this.cfg.turn !== null && this.cfg.types.has("relay") && !this.cfg.relayOnly;
+    if (!fallback) return this.cfg;
+    this.log.info("trying a relay-only path after a failed attempt");
+    return { ...this.cfg, types: new Set<CandidateType>(["relay"]), relayOnly: true };
+  }
+
   private openSession(generation: number): IceSession {
     this.generation = generation;
     this.sessionsStarted++;
@@ -344,7 +357,7 @@ export class PeerAgent {
     } catch (e) {
       this.log.warn(`listing host addresses: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const s: IceSession = new IceSession(generation, this.controlling, hosts, this.cfg, {
+    const s: IceSession = new IceSession(generation, this.controlling, hosts, this.sessionConfig(), {
       candidate: (sdp) => this.signal({ type: "candidate", generation, candidate: sdp }),
       gathered: () => this.signal({ type: "candidate", generation, candidate: null }),
       checking: () => {

@@ -9,7 +9,9 @@
  */
 import { writeFileSync, renameSync } from "node:fs";
 import type { Bind } from "../bind/bind.js";
+import { TcpBind } from "../bind/tcp.js";
 import { UdpBind } from "../bind/udp.js";
+import { parseEndpoint } from "../conf/values.js";
 import type { QuickConfig } from "../conf/wgquick.js";
 import { formatConfig } from "../conf/wgquick.js";
 import type { CryptoBackend } from "../crypto/backend.js";
@@ -19,9 +21,13 @@ import { silentLogger, type Logger } from "../log/logger.js";
 import { createLinuxTun } from "../tun/linux.js";
 import type { Tun } from "../tun/tun.js";
 import { UapiServer } from "../uapi/server.js";
+import { defaultBackend } from "../crypto/index.js";
+import { keyToBase64 } from "../crypto/keys.js";
+import type { UapiHandler } from "../uapi/types.js";
 import { runHooks, runHooksBestEffort } from "./hooks.js";
+import { startIce, type IceStack } from "./ice.js";
 import { setUpNetwork, type Teardown } from "./network.js";
-import { resolveEndpoint } from "./resolve.js";
+import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
 
 export interface UpOptions {
   /** Interface name (wg-quick: the configuration file's base name). */
@@ -37,7 +43,7 @@ export interface UpOptions {
   noNetwork?: boolean;
   /** A packet side to use instead of a new Linux TUN (tests, embedding). */
   tun?: Tun;
-  /** Transports to use instead of one UDP Bind. */
+  /** Transports to use instead of a UDP Bind and a TCP (UoTLV/1) Bind. */
   binds?: Bind[];
 }
 
@@ -80,7 +86,12 @@ export function currentConfig(device: Device, base: QuickConfig): QuickConfig {
     },
     peers: s.peers.map((p) => {
       let endpoint;
-      if (p.endpoint !== null) {
+      if (p.transport === "ice") {
+        // Reached through ICE: no Endpoint line, as in the original file.
+      } else if (p.transport === "tcp") {
+        // A server URL is kept; an accepted TCP connection is nothing to dial later.
+        if (p.endpoint !== null && /^https?:\/\//u.test(p.endpoint)) endpoint = parseEndpoint(p.endpoint);
+      } else if (p.endpoint !== null) {
         const m = /^\[?(.*?)\]?:(\d+)$/u.exec(p.endpoint);
         if (m) endpoint = { host: m[1]!, port: Number(m[2]) };
       }
@@ -95,6 +106,22 @@ export function currentConfig(device: Device, base: QuickConfig): QuickConfig {
   };
 }
 
+/** Adds each ICE peer's state, selected pair, RTT and restarts to what `get` reports. */
+function withIceStatus(handler: UapiHandler, ice: IceStack | null): UapiHandler {
+  if (ice === null) return handler;
+  return {
+    async get() {
+      const state = await handler.get();
+      for (const p of state.peers) {
+        const extra = ice.statusExtras(keyToBase64(p.publicKey));
+        if (extra !== undefined) p.extra = { ...p.extra, ...extra };
+      }
+      return state;
+    },
+    set: (req) => handler.set(req),
+  };
+}
+
 export async function up(opts: UpOptions): Promise<RunningInterface> {
   const log = opts.logger ?? silentLogger;
   const { name, config } = opts;
@@ -106,21 +133,55 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
 
   // Resolve names first: a typo in a hostname must fail before anything changes.
   const endpoints: (string | undefined)[] = [];
-  for (const p of config.peers) endpoints.push(p.endpoint === undefined ? undefined : await resolveEndpoint(p.endpoint));
-  const endpointHosts = endpoints.flatMap((e) => (e === undefined ? [] : [e.replace(/^\[?(.*?)\]?:\d+$/u, "$1")]));
+  /** Addresses of UoTLV/1 server names, for the TCP Bind. */
+  const tcpHosts = new Map<string, string[]>();
+  for (const p of config.peers) {
+    if (p.endpoint?.url !== undefined && !tcpHosts.has(p.endpoint.host)) tcpHosts.set(p.endpoint.host, await resolveHostAddresses(p.endpoint.host));
+    endpoints.push(p.endpoint === undefined ? undefined : await resolveEndpoint(p.endpoint));
+  }
+  const endpointHosts = [
+    ...endpoints.flatMap((e) => (e === undefined || e.includes("://") ? [] : [e.replace(/^\[?(.*?)\]?:\d+$/u, "$1")])),
+    ...[...tcpHosts.values()].flat(),
+  ];
 
   await runHooks(iface.preUp, name, log);
   let device: Device | undefined;
   try {
     const tun = opts.tun ?? (await createLinuxTun(name, { mtu: iface.mtu }));
     undo.push(() => tun.close());
-    device = new Device({ name, tun, binds: opts.binds ?? [new UdpBind()], backend: opts.backend, logger: log });
+    // With a signaling service, peers without an Endpoint are reached through ICE.
+    let ice: IceStack | null = null;
+    if (iface.signaling !== undefined) {
+      const icePeers = config.peers.filter((p) => p.endpoint === undefined).map((p) => p.publicKey);
+      const backend = opts.backend ?? defaultBackend();
+      ice = await startIce({
+        settings: {
+          signaling: iface.signaling,
+          iceServers: iface.iceServers,
+          candidateTypes: iface.iceCandidateTypes,
+          portRange: iface.icePortRange,
+        },
+        privateKey: iface.privateKey,
+        publicKey: backend.publicKey(iface.privateKey),
+        peers: icePeers,
+        interfaceName: name,
+        log,
+      });
+      const stack = ice;
+      undo.push(() => stack.close());
+      config.peers.forEach((p, i) => {
+        if (p.endpoint === undefined) endpoints[i] = stack.endpointFor(keyToBase64(p.publicKey));
+      });
+    }
+    const binds = opts.binds ?? [new UdpBind(), new TcpBind({ listen: iface.tcpListen, hosts: tcpHosts, logger: log })];
+    if (ice !== null) binds.push(ice.bind);
+    device = new Device({ name, tun, binds, backend: opts.backend, logger: log });
     const dev = device;
     undo.push(() => dev.close());
     await configureDevice(device, config, endpoints);
 
     const uapi = new UapiServer();
-    await uapi.listen(name, deviceUapiHandler(device), { dir: opts.uapiDir, logger: log });
+    await uapi.listen(name, withIceStatus(deviceUapiHandler(device), ice), { dir: opts.uapiDir, logger: log });
     undo.push(() => uapi.close());
 
     try {
@@ -156,6 +217,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
         await network();
         await uapi.close();
         await dev.close();
+        await ice?.close();
         await runHooksBestEffort(iface.postDown, name, log);
         resolveClosed();
       })();

@@ -74,13 +74,23 @@ class Scene {
   }
 }
 
+/** The interesting part of a peer's log, for failure messages. */
+function logTail(p: IcePeer): string {
+  const lines = p.proc.stderr.split("\n").filter((l) => !l.includes("dropped a datagram"));
+  return `--- ${p.ifname} ---\n` + lines.slice(-40).join("\n");
+}
+
 /** Pings until the first reply; returns seconds since `from` started `tswg up`. */
 async function firstPacket(from: IcePeer, to: IcePeer, timeoutMs = 30_000): Promise<number> {
-  await waitFor(async () => (await from.node.exec(["ping", "-c", "1", "-W", "1", to.tunnelIp], { check: false })).code === 0, {
-    timeoutMs,
-    intervalMs: 50,
-    what: `a ping from ${from.ifname} to ${to.tunnelIp} through ICE`,
-  });
+  try {
+    await waitFor(async () => (await from.node.exec(["ping", "-c", "1", "-W", "1", to.tunnelIp], { check: false })).code === 0, {
+      timeoutMs,
+      intervalMs: 50,
+      what: `a ping from ${from.ifname} to ${to.tunnelIp} through ICE`,
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${logTail(from)}\n${logTail(to)}`);
+  }
   return (performance.now() - from.startedAt) / 1000;
 }
 
