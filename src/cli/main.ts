@@ -67,17 +67,17 @@ export async function main(argv: string[]): Promise<number> {
       case "genkey":
       case "genpsk":
       case "pubkey":
-        return (await import("./keys.js")).runKeyCommand(cmd, rest);
+        return await (await import("./keys.js")).runKeyCommand(cmd, rest);
       case "show":
-        return (await import("./show.js")).runShow(rest);
+        return await (await import("./show.js")).runShow(rest);
       case "up":
-        return (await import("./up.js")).runUp(rest);
+        return await (await import("./up.js")).runUp(rest);
       case "down":
-        return (await import("./down.js")).runDown(rest);
+        return await (await import("./down.js")).runDown(rest);
       case "signal":
-        return (await import("./signal.js")).runSignal(rest);
+        return await (await import("./signal.js")).runSignal(rest);
       case "proxyguard":
-        return (await import("./proxyguard.js")).runProxyguard(rest);
+        return await (await import("./proxyguard.js")).runProxyguard(rest);
       default:
         throw new UsageError(`unknown command "${cmd}"`);
     }

@@ -5,6 +5,8 @@
  */
 import { formatCidr, formatIp, maskPrefix, parseCidr, parseIp } from "../allowedips/index.js";
 import { parseKey } from "../crypto/keys.js";
+import { formatListenAddress, parseListenAddress } from "../uotlv/listen-address.js";
+import { looksLikeUrl, parseTunnelUrl } from "../uotlv/url.js";
 
 /** A value that does not fit its key. */
 export class ValueError extends Error {
@@ -14,11 +16,16 @@ export class ValueError extends Error {
   }
 }
 
-/** A peer endpoint as written: an IP literal (canonical form) or a hostname resolved later. */
+/**
+ * A peer endpoint as written: an IP literal (canonical form) or a hostname resolved later, or
+ * the URL of a UoTLV/1 (WireGuard over TCP) server.
+ */
 export interface Endpoint {
   /** IP literal without brackets, or a hostname. */
   host: string;
   port: number;
+  /** For a UoTLV/1 server: the URL in canonical form; `host` and `port` are the URL's. */
+  url?: string;
 }
 
 /** The routing table wg-quick-style routes go to. */
@@ -141,9 +148,20 @@ function isHostname(name: string): boolean {
   return bare.split(".").every((l) => LABEL.test(l));
 }
 
-/** "host:port" or "[IPv6]:port"; the host is an IP literal or a hostname. */
+/**
+ * "host:port" or "[IPv6]:port"; the host is an IP literal or a hostname. Or an http:// or
+ * https:// URL: a UoTLV/1 server, reached over TCP.
+ */
 export function parseEndpoint(value: string): Endpoint {
   const bad = (why: string): ValueError => new ValueError(`${quote(value)} ${why}`);
+  if (looksLikeUrl(value)) {
+    try {
+      const u = parseTunnelUrl(value);
+      return { host: u.hostname, port: u.port, url: u.href };
+    } catch (err) {
+      throw new ValueError(err instanceof Error ? err.message : String(err));
+    }
+  }
   let host: string;
   let portText: string;
   if (value.startsWith("[")) {
@@ -185,6 +203,7 @@ export function parseEndpoint(value: string): Endpoint {
 }
 
 export function formatEndpoint(endpoint: Endpoint): string {
+  if (endpoint.url !== undefined) return endpoint.url;
   return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
@@ -202,4 +221,13 @@ export function parseDnsItem(item: string): { server: string } | { search: strin
   }
   if (!isHostname(item)) throw new ValueError(`${quote(item)} is neither a DNS server address nor a search domain`);
   return { search: item };
+}
+
+/** A TCP address to accept UoTLV/1 on: "0.0.0.0:443", "[::]:443", or a bare port for all addresses. */
+export function parseTcpListen(item: string): string {
+  try {
+    return formatListenAddress(parseListenAddress(item));
+  } catch (err) {
+    throw new ValueError(err instanceof Error ? err.message.replace(/^invalid listen address /, "") : String(err));
+  }
 }
