@@ -172,4 +172,91 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     console.log(`scenario c: first packet ${t.toFixed(2)} s after tswg up; pair ${pair}`);
     expect(pair).toMatch(/relay/);
   }, 120_000);
+
+  it("d) the direct path is cut mid-transfer: the transfer completes over a new path", async () => {
+    const s = await scene("iced");
+    const natA = await s.net.nat("natA", { wan: s.inet, lan: "10.1.0.0/24", mapping: "endpoint-independent" });
+    const natB = await s.net.nat("natB", { wan: s.inet, lan: "10.2.0.0/24", mapping: "endpoint-independent" });
+    const a = await s.net.host("a", { behind: natA });
+    const b = await s.net.host("b", { behind: natB });
+    const ka = newKeyPair();
+    const kb = newKeyPair();
+    const pa = await s.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }]);
+    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    await firstPacket(pa, pb);
+    const before = await icePair(pa);
+    expect(before).not.toMatch(/relay/);
+    let cutAt = 0;
+    const r = await transfer(a.host, b.host, "10.99.0.2", 30 * MB, {
+      timeoutMs: 150_000,
+      during: async () => {
+        await new Promise((res) => setTimeout(res, 500));
+        // Site A can no longer reach site B's public address; the TURN server stays reachable.
+        await s.net.firewall(natA, { drop: [{ to: natB.wanIp }] });
+        cutAt = performance.now();
+      },
+    });
+    expect(r.received).toBe(r.sent.replace("sent", "received"));
+    // Recovery: from the cut until traffic flows again (a ping answered after the transfer shows the new path).
+    await firstPacket(pa, pb, 60_000);
+    const after = await icePair(pa);
+    console.log(`scenario d: path cut; transfer of 30 MB completed ${((performance.now() - cutAt) / 1000).toFixed(1)} s after the cut; pair before: ${before}; after: ${after}`);
+    expect(after).not.toBe(before);
+  }, 200_000);
+
+  it("e) the signaling server restarts: the tunnel keeps working and a new peer still connects", async () => {
+    const s = await scene("icee");
+    const natA = await s.net.nat("natA", { wan: s.inet, lan: "10.1.0.0/24" });
+    const natB = await s.net.nat("natB", { wan: s.inet, lan: "10.2.0.0/24" });
+    const natC = await s.net.nat("natC", { wan: s.inet, lan: "10.3.0.0/24" });
+    const a = await s.net.host("a", { behind: natA });
+    const b = await s.net.host("b", { behind: natB });
+    const c = await s.net.host("c", { behind: natC });
+    const [ka, kb, kc] = [newKeyPair(), newKeyPair(), newKeyPair()];
+    const pa = await s.peer(a, "a", "10.99.0.1", ka, [
+      { keys: kb, ip: "10.99.0.2" },
+      { keys: kc, ip: "10.99.0.3" },
+    ]);
+    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    await firstPacket(pa, pb);
+    await s.signal!.stop();
+    // With the signaling server gone, the established path carries on.
+    const during = await a.exec(["ping", "-c", "5", "-i", "0.2", "-W", "1", "10.99.0.2"], { check: false });
+    expect(during.code).toBe(0);
+    const restartedAt = performance.now();
+    await s.startSignal();
+    const pc = await s.peer(c, "c", "10.99.0.3", kc, [{ keys: ka, ip: "10.99.0.1" }]);
+    const t = await firstPacket(pc, pa, 60_000);
+    console.log(`scenario e: new peer's first packet ${t.toFixed(2)} s after its tswg up, ${((performance.now() - restartedAt) / 1000).toFixed(1)} s after the signaling restart`);
+    await firstPacket(pa, pb);
+  }, 200_000);
+
+  it("f) NATS signaling on a 3-node cluster with one node down: peers still connect", async () => {
+    const s = await scene("icef");
+    const ip = s.srv.ip;
+    const nodes = [0, 1, 2].map((i) =>
+      s.srv.spawn([
+        "nats-server",
+        "-a", ip, "-p", String(4222 + i),
+        "-n", `n${i}`,
+        "--cluster_name", "tswg",
+        "--cluster", `nats://${ip}:${6222 + i}`,
+        "--routes", [0, 1, 2].filter((j) => j !== i).map((j) => `nats://${ip}:${6222 + j}`).join(","),
+      ]),
+    );
+    for (const n of nodes) await n.waitForOutput(/Server is ready/, { timeoutMs: 15_000 });
+    await nodes[0]!.stop();
+    const url = [0, 1, 2].map((i) => `nats://${ip}:${4222 + i}`).join(",");
+    const natA = await s.net.nat("natA", { wan: s.inet, lan: "10.1.0.0/24" });
+    const natB = await s.net.nat("natB", { wan: s.inet, lan: "10.2.0.0/24" });
+    const a = await s.net.host("a", { behind: natA });
+    const b = await s.net.host("b", { behind: natB });
+    const [ka, kb] = [newKeyPair(), newKeyPair()];
+    const pa = await s.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }], { signaling: url });
+    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }], { signaling: url });
+    const t = await firstPacket(pa, pb, 60_000);
+    const r = await transfer(b.host, a.host, "10.99.0.1", 10 * MB);
+    expect(r.received).toBe(r.sent.replace("sent", "received"));
+    console.log(`scenario f: first packet ${t.toFixed(2)} s after tswg up with NATS node 1 of 3 down; pair ${await icePair(pa)}`);
+  }, 120_000);
 });
