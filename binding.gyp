@@ -1,20 +1,29 @@
 {
   # The tswg_native addon. npm builds it on install (node-gyp rebuild) into build/Release;
   # src/native/load.ts finds it there and the TypeScript code falls back when it is absent.
+  # Parts: TUN device I/O with offloads, native UDP sockets, the native data path, and
+  # ChaCha20-Poly1305 through the libcrypto that Node exports.
   "targets": [
     {
       "target_name": "tswg_native",
-      "sources": ["native/src/addon.cc", "native/src/errno_error.cc"],
+      "sources": ["native/src/addon.cc", "native/src/errno_error.cc", "native/src/aead.cc", "native/src/crypto_binding.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],
+      # OpenSSL comes from the Node binary itself, which exports libcrypto's symbols; the
+      # headers are in node-gyp's include path. Nothing is linked.
       "conditions": [
         ["OS=='linux'", {
           "sources": [
             "native/src/netif_ioctl.cc",
             "native/src/tun_open.cc",
             "native/src/tun_reader.cc",
-            "native/src/tun_device.cc"
+            "native/src/tun_device.cc",
+            "native/src/vnet.cc",
+            "native/src/udp_socket.cc",
+            "native/src/udp_port.cc",
+            "native/src/datapath.cc",
+            "native/src/helpers_binding.cc"
           ],
           "libraries": ["-pthread"]
         }]

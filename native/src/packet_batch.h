@@ -1,4 +1,4 @@
-// A batch of packets read from a TUN device in one wake-up, stored back to back.
+// A batch of packets stored back to back: what one wake-up of a reader produced.
 #pragma once
 
 #include <stdint.h>
@@ -34,7 +34,15 @@ class PacketBatch {
     sizes_.push_back(static_cast<uint32_t>(packet_size));
   }
 
+  // Forgets the packets but keeps the memory, for a batch that is reused.
+  void Clear() {
+    used_ = 0;
+    sizes_.clear();
+    error = 0;
+  }
+
   const uint8_t* data() const { return data_; }
+  uint8_t* mutable_data() { return data_; }
   size_t bytes() const { return used_; }
   const std::vector<uint32_t>& sizes() const { return sizes_; }
   size_t count() const { return sizes_.size(); }

@@ -70,6 +70,7 @@ Napi::Function TunDevice::Define(Napi::Env env) {
                          InstanceMethod<&TunDevice::SetMtu>("setMtu"),
                          InstanceMethod<&TunDevice::GetFlags>("getFlags"),
                          InstanceMethod<&TunDevice::Stats>("stats"),
+                         InstanceMethod<&TunDevice::Offloads>("offloads"),
                      });
 }
 
@@ -87,14 +88,18 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info)
     ThrowTypeError(env, "Tun: netnsPath must be a string or null");
     return;
   }
-  TunOpenResult opened = OpenTun(info[0].As<Napi::String>().Utf8Value(), netns);
+  bool offload = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  TunOpenResult opened = OpenTun(info[0].As<Napi::String>().Utf8Value(), netns, offload);
   if (opened.err != 0) {
     ErrnoError(env, opened.err, opened.syscall).ThrowAsJavaScriptException();
     return;
   }
-  tun_fd_ = opened.tun_fd;
+  tun_fd_ = std::make_shared<SharedFd>(opened.tun_fd);
   ctl_fd_ = opened.ctl_fd;
   name_ = opened.name;
+  vnet_ = opened.vnet;
+  offloads_ = opened.offloads;
+  writer_.reset(new TunWriter(vnet_, offloads_));
   // Without this, a worker or an environment torn down with the device open would leave
   // the reader thread running against freed state.
   if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) {
@@ -122,9 +127,9 @@ void TunDevice::Shutdown() {
   // The thread goes first, so nothing is queued into the function after it is aborted.
   if (reader_) reader_->Stop();
   if (started_ && *deliver_alive_) deliver_.Abort();
-  if (tun_fd_ >= 0) close(tun_fd_);
+  // The native data path may hold the descriptor too; the last holder closes it.
+  tun_fd_.reset();
   if (ctl_fd_ >= 0) close(ctl_fd_);
-  tun_fd_ = -1;
   ctl_fd_ = -1;
 }
 
@@ -157,7 +162,7 @@ Napi::Value TunDevice::Start(const Napi::CallbackInfo& info) {
   refed_ = false;
 
   BatchFunction deliver = deliver_;
-  reader_.reset(new TunReader(tun_fd_, batch_size, static_cast<int>(max_pending),
+  reader_.reset(new TunReader(tun_fd_->get(), vnet_, batch_size, static_cast<int>(max_pending),
                               [deliver](PacketBatch* batch) {
                                 return deliver.NonBlockingCall(batch) == napi_ok;
                               }));
@@ -179,31 +184,35 @@ Napi::Value TunDevice::Write(const Napi::CallbackInfo& info) {
   if (!info[0].IsArray()) return ThrowTypeError(env, "Tun.write: packets must be an array");
   Napi::Array packets = info[0].As<Napi::Array>();
   uint32_t count = packets.Length();
-  uint32_t dropped = 0;
+  uint64_t dropped_before = write_stats_.dropped;
+  uint32_t invalid = 0;
+  // The arrays stay referenced by `packets` until the flush below, so the writer may point
+  // into them; segments of one TCP flow go out as one write.
   for (uint32_t i = 0; i < count; i++) {
     Napi::Value value = packets.Get(i);
-    if (env.IsExceptionPending()) return env.Undefined();
+    if (env.IsExceptionPending()) {
+      writer_->Reset();
+      return env.Undefined();
+    }
     // A packet that is not bytes is dropped like one the kernel refuses.
-    if (!value.IsTypedArray() ||
-        value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || tun_fd_ < 0) {
-      dropped++;
+    if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || closed_) {
+      invalid++;
       continue;
     }
     Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
-    ssize_t n;
-    do {
-      n = write(tun_fd_, bytes.Data(), bytes.ByteLength());
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      // EIO: interface down; EINVAL: not an IP packet; EAGAIN: no room. None is fatal.
-      last_write_errno_ = errno;
-      dropped++;
-    } else {
-      packets_written_++;
+    if (bytes.ByteLength() == 0 || bytes.ByteLength() > kMaxIpPacket) {
+      invalid++;
+      continue;
     }
+    writer_->Add(bytes.Data(), bytes.ByteLength());
   }
-  write_dropped_ += dropped;
-  return Napi::Number::New(env, dropped);
+  if (closed_) {
+    writer_->Reset();
+  } else {
+    writer_->Flush(tun_fd_->get(), &write_stats_);
+  }
+  write_stats_.dropped += invalid;
+  return Napi::Number::New(env, static_cast<double>(write_stats_.dropped - dropped_before));
 }
 
 Napi::Value TunDevice::Ref(const Napi::CallbackInfo& info) {
@@ -235,7 +244,7 @@ Napi::Value TunDevice::Close(const Napi::CallbackInfo& info) {
 
 const std::string& TunDevice::CurrentName() {
   std::string current;
-  if (tun_fd_ >= 0 && TunInterfaceName(tun_fd_, &current) == 0 && !current.empty()) {
+  if (!closed_ && tun_fd_ && TunInterfaceName(tun_fd_->get(), &current) == 0 && !current.empty()) {
     name_ = current;
   }
   return name_;
@@ -289,13 +298,27 @@ Napi::Value TunDevice::Stats(const Napi::CallbackInfo& info) {
   out.Set("batchesRead", Napi::Number::New(env, static_cast<double>(r.batches)));
   out.Set("readerPauses", Napi::Number::New(env, static_cast<double>(r.pauses)));
   out.Set("pendingBatches", Napi::Number::New(env, pending));
-  out.Set("packetsWritten", Napi::Number::New(env, static_cast<double>(packets_written_)));
-  out.Set("writeDropped", Napi::Number::New(env, static_cast<double>(write_dropped_)));
-  if (last_write_errno_ != 0) {
-    out.Set("lastWriteError", Napi::String::New(env, ErrnoName(last_write_errno_)));
+  out.Set("superPackets", Napi::Number::New(env, static_cast<double>(r.super_packets)));
+  out.Set("malformed", Napi::Number::New(env, static_cast<double>(r.malformed)));
+  out.Set("handledNatively", Napi::Number::New(env, static_cast<double>(r.handled)));
+  out.Set("passedDropped", Napi::Number::New(env, static_cast<double>(r.passed_dropped)));
+  out.Set("packetsWritten", Napi::Number::New(env, static_cast<double>(write_stats_.packets)));
+  out.Set("writes", Napi::Number::New(env, static_cast<double>(write_stats_.writes)));
+  out.Set("coalesced", Napi::Number::New(env, static_cast<double>(write_stats_.coalesced)));
+  out.Set("writeDropped", Napi::Number::New(env, static_cast<double>(write_stats_.dropped)));
+  if (write_stats_.last_errno != 0) {
+    out.Set("lastWriteError", Napi::String::New(env, ErrnoName(write_stats_.last_errno)));
   } else {
     out.Set("lastWriteError", env.Null());
   }
+  return out;
+}
+
+Napi::Value TunDevice::Offloads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("vnetHdr", Napi::Boolean::New(env, vnet_));
+  out.Set("flags", Napi::Number::New(env, offloads_));
   return out;
 }
 

@@ -7,7 +7,9 @@
 #include <string>
 
 #include "packet_batch.h"
+#include "shared_fd.h"
 #include "tun_reader.h"
+#include "vnet.h"
 
 namespace tswg {
 
@@ -24,9 +26,16 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new Tun(name: string, netnsPath: string | null)
+  // new Tun(name: string, netnsPath: string | null, offload?: boolean)
   explicit TunDevice(const Napi::CallbackInfo& info);
   ~TunDevice() override;
+
+  // For the native data path: the descriptor (null once closed), whether packets carry a
+  // virtio-net header, and the reader to install a handler on (null before start()).
+  SharedFdPtr fd() const { return closed_ ? nullptr : tun_fd_; }
+  bool vnet() const { return vnet_; }
+  unsigned offloads() const { return offloads_; }
+  TunReader* reader() { return closed_ ? nullptr : reader_.get(); }
 
  private:
   // start(callback, batchSize, maxPending): starts the reader thread. Once only.
@@ -44,6 +53,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value SetMtu(const Napi::CallbackInfo& info);
   Napi::Value GetFlags(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  // offloads(): { vnetHdr: boolean, flags: number } — what TUNSETOFFLOAD accepted.
+  Napi::Value Offloads(const Napi::CallbackInfo& info);
 
   // Stops the thread, releases the thread-safe function and closes the descriptors.
   // Idempotent; runs from close(), garbage collection or environment teardown.
@@ -53,8 +64,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   const std::string& CurrentName();
 
   napi_env env_;
-  int tun_fd_ = -1;
+  SharedFdPtr tun_fd_;
   int ctl_fd_ = -1;
+  bool vnet_ = false;
+  unsigned offloads_ = 0;
+  std::unique_ptr<TunWriter> writer_;
+  TunWriteStats write_stats_;
   std::string name_;
   std::unique_ptr<TunReader> reader_;
   BatchFunction deliver_;
@@ -65,9 +80,6 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   bool closed_ = false;
   bool refed_ = false;
   bool teardown_hook_ = false;
-  uint64_t packets_written_ = 0;
-  uint64_t write_dropped_ = 0;
-  int last_write_errno_ = 0;
 };
 
 }  // namespace tswg

@@ -26,7 +26,18 @@ TunOpenResult Fail(TunOpenResult r, int err, std::string syscall) {
   return failed;
 }
 
-TunOpenResult OpenInCurrentNamespace(const std::string& name) {
+// Asks for the richest set of offloads the kernel accepts: with UDP segmentation, without it,
+// then checksums only. Returns the accepted set (0 when none).
+unsigned EnableOffloads(int fd) {
+  const unsigned wanted[] = {kTunFCsum | kTunFTso4 | kTunFTso6 | kTunFUso4 | kTunFUso6,
+                             kTunFCsum | kTunFTso4 | kTunFTso6, kTunFCsum};
+  for (unsigned flags : wanted) {
+    if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) == 0) return flags;
+  }
+  return 0;
+}
+
+TunOpenResult OpenInCurrentNamespace(const std::string& name, bool offload) {
   TunOpenResult r;
   if (name.size() >= IFNAMSIZ) return Fail(std::move(r), EINVAL, "ifname");
   r.tun_fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -34,7 +45,7 @@ TunOpenResult OpenInCurrentNamespace(const std::string& name) {
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name.c_str(), name.size() + 1);
   if (ioctl(r.tun_fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -48,6 +59,12 @@ TunOpenResult OpenInCurrentNamespace(const std::string& name) {
   }
   ifr.ifr_name[IFNAMSIZ - 1] = '\0';
   r.name = ifr.ifr_name;
+  if (offload) {
+    int hdr_size = 10;  // struct virtio_net_hdr, without the mergeable-buffers field
+    if (ioctl(r.tun_fd, TUNSETVNETHDRSZ, &hdr_size) < 0) return Fail(std::move(r), errno, "ioctl(TUNSETVNETHDRSZ)");
+    r.vnet = true;
+    r.offloads = EnableOffloads(r.tun_fd);
+  }
 
   int err = OpenControlSocket(&r.ctl_fd);
   if (err != 0) return Fail(std::move(r), err, "socket");
@@ -56,8 +73,8 @@ TunOpenResult OpenInCurrentNamespace(const std::string& name) {
 
 }  // namespace
 
-TunOpenResult OpenTun(const std::string& name, const std::string& netns_path) {
-  if (netns_path.empty()) return OpenInCurrentNamespace(name);
+TunOpenResult OpenTun(const std::string& name, const std::string& netns_path, bool offload) {
+  if (netns_path.empty()) return OpenInCurrentNamespace(name, offload);
 
   TunOpenResult result;
   // setns() changes only the calling thread's namespace; a throw-away thread keeps the
@@ -76,7 +93,7 @@ TunOpenResult OpenTun(const std::string& name, const std::string& netns_path) {
       return;
     }
     close(ns_fd);
-    result = OpenInCurrentNamespace(name);
+    result = OpenInCurrentNamespace(name, offload);
   });
   opener.join();
   return result;

@@ -2,10 +2,11 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <memory>
+#include "vnet.h"
 
 namespace tswg {
 
@@ -20,8 +21,9 @@ constexpr size_t kMaxInitialReserve = 1 << 20;
 
 }  // namespace
 
-TunReader::TunReader(int tun_fd, size_t batch_size, int max_pending, Sink sink)
+TunReader::TunReader(int tun_fd, bool vnet, size_t batch_size, int max_pending, Sink sink)
     : tun_fd_(tun_fd),
+      vnet_(vnet),
       batch_size_(batch_size),
       max_pending_(max_pending),
       sink_(std::move(sink)),
@@ -32,6 +34,7 @@ TunReader::~TunReader() { Stop(); }
 int TunReader::Start() {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return errno;
+  if (vnet_) read_buf_.resize(kVnetHdrLen + kMaxPacket);
   thread_ = std::thread([this]() { Run(); });
   return 0;
 }
@@ -58,12 +61,32 @@ void TunReader::Stop() {
   wake_fd_ = -1;
 }
 
+void TunReader::SetHandler(std::shared_ptr<TunPacketHandler> handler) {
+  {
+    std::lock_guard<std::mutex> lock(handler_mu_);
+    handler_ = std::move(handler);
+    has_handler_.store(handler_ != nullptr, std::memory_order_release);
+  }
+  // A reader paused for lack of credits must start polling again.
+  if (wake_fd_ >= 0) Wake();
+}
+
+std::shared_ptr<TunPacketHandler> TunReader::handler() {
+  if (!has_handler_.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(handler_mu_);
+  return handler_;
+}
+
 TunReaderStats TunReader::stats() const {
   TunReaderStats s;
   s.packets = packets_.load(std::memory_order_relaxed);
   s.bytes = bytes_.load(std::memory_order_relaxed);
   s.batches = batches_.load(std::memory_order_relaxed);
   s.pauses = pauses_.load(std::memory_order_relaxed);
+  s.super_packets = super_packets_.load(std::memory_order_relaxed);
+  s.malformed = malformed_.load(std::memory_order_relaxed);
+  s.handled = handled_.load(std::memory_order_relaxed);
+  s.passed_dropped = passed_dropped_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -73,16 +96,53 @@ void TunReader::Fail(int err) {
   if (!sink_(notice)) delete notice;
 }
 
+int TunReader::ReadInto(PacketBatch* batch) {
+  while (batch->count() < batch_size_) {
+    ssize_t n;
+    if (vnet_) {
+      n = read(tun_fd_, read_buf_.data(), read_buf_.size());
+    } else {
+      if (!batch->Reserve(kMaxPacket)) return batch->count() == 0 ? ENOMEM : 0;
+      n = read(tun_fd_, batch->Tail(), batch->Room());
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? 0 : errno;
+    }
+    if (n == 0) return 0;
+    bytes_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+    if (!vnet_) {
+      batch->Commit(static_cast<size_t>(n));
+      continue;
+    }
+    if (static_cast<size_t>(n) <= kVnetHdrLen) {
+      malformed_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    VirtioNetHdr hdr;
+    memcpy(&hdr, read_buf_.data(), sizeof(hdr));
+    if (hdr.gso_type != kGsoNone) super_packets_.fetch_add(1, std::memory_order_relaxed);
+    SplitResult r = SplitVnetPacket(hdr, read_buf_.data() + kVnetHdrLen, static_cast<size_t>(n) - kVnetHdrLen, batch);
+    if (r == SplitResult::kNoMemory) return batch->count() == 0 ? ENOMEM : 0;
+    if (r == SplitResult::kMalformed) malformed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return 0;
+}
+
 void TunReader::Run() {
   bool paused = false;
   size_t initial = batch_size_ * kTypicalPacket;
   if (initial > kMaxInitialReserve) initial = kMaxInitialReserve;
   initial += kMaxPacket;
+  PacketBatch work;  // reused while a handler is installed: no allocation per batch
+  std::unique_ptr<PacketBatch> spare;
 
   while (!stopping_.load(std::memory_order_acquire)) {
-    bool can_post = credits_.load(std::memory_order_acquire) > 0;
-    if (!can_post && !paused) pauses_.fetch_add(1, std::memory_order_relaxed);
-    paused = !can_post;
+    std::shared_ptr<TunPacketHandler> h = handler();
+    bool has_credit = credits_.load(std::memory_order_acquire) > 0;
+    bool can_read = has_credit || h != nullptr;
+    if (!can_read && !paused) pauses_.fetch_add(1, std::memory_order_relaxed);
+    paused = !can_read;
 
     struct pollfd fds[2];
     fds[0].fd = wake_fd_;
@@ -91,9 +151,9 @@ void TunReader::Run() {
     fds[1].fd = tun_fd_;
     // Without credits, leave the TUN out; errors (POLLERR, POLLHUP) are reported anyway
     // but will be seen once reading resumes.
-    fds[1].events = can_post ? POLLIN : 0;
+    fds[1].events = can_read ? POLLIN : 0;
     fds[1].revents = 0;
-    nfds_t count = can_post ? 2 : 1;
+    nfds_t count = can_read ? 2 : 1;
     if (poll(fds, count, -1) < 0) {
       if (errno == EINTR) continue;
       Fail(errno);
@@ -105,33 +165,48 @@ void TunReader::Run() {
       (void)ignored;
     }
     if (stopping_.load(std::memory_order_acquire)) return;
-    if (!can_post || fds[1].revents == 0) continue;
+    if (!can_read || fds[1].revents == 0) continue;
+    // The handler may have changed while polling.
+    h = handler();
 
-    std::unique_ptr<PacketBatch> batch(new PacketBatch());
+    std::unique_ptr<PacketBatch> fresh;
+    PacketBatch* batch;
+    if (h != nullptr) {
+      work.Clear();
+      batch = &work;
+    } else {
+      if (credits_.load(std::memory_order_acquire) <= 0) continue;
+      fresh.reset(new PacketBatch());
+      batch = fresh.get();
+    }
     int err = 0;
     if (!batch->Reserve(initial)) err = ENOMEM;
-    while (err == 0 && batch->count() < batch_size_) {
-      if (!batch->Reserve(kMaxPacket)) {
-        // Hand over what was read; the next round starts afresh.
-        if (batch->count() == 0) err = ENOMEM;
-        break;
-      }
-      ssize_t n = read(tun_fd_, batch->Tail(), batch->Room());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) err = errno;
-        break;
-      }
-      if (n == 0) break;
-      batch->Commit(static_cast<size_t>(n));
-      bytes_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-    }
+    if (err == 0) err = ReadInto(batch);
+
     if (batch->count() > 0) {
       packets_.fetch_add(batch->count(), std::memory_order_relaxed);
       batches_.fetch_add(1, std::memory_order_relaxed);
-      credits_.fetch_sub(1, std::memory_order_acq_rel);
-      if (!sink_(batch.get())) return;
-      batch.release();
+      std::unique_ptr<PacketBatch> onward;
+      if (h != nullptr) {
+        // Whatever the handler passes on goes to JavaScript if a credit is left. The batch
+        // for it is kept for reuse while it stays empty, which is the usual case.
+        bool credit = credits_.load(std::memory_order_acquire) > 0;
+        if (credit && !spare) spare.reset(new PacketBatch());
+        size_t done = h->HandleTunPackets(*batch, credit ? spare.get() : nullptr);
+        handled_.fetch_add(done, std::memory_order_relaxed);
+        if (!credit) {
+          passed_dropped_.fetch_add(batch->count() - done, std::memory_order_relaxed);
+        } else if (spare->count() > 0) {
+          onward = std::move(spare);
+        }
+      } else {
+        onward = std::move(fresh);
+      }
+      if (onward) {
+        credits_.fetch_sub(1, std::memory_order_acq_rel);
+        if (!sink_(onward.get())) return;
+        onward.release();
+      }
     } else if (err == 0 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
       // Nothing to read yet the descriptor reports an error: the interface is gone.
       err = EBADFD;

@@ -2,6 +2,10 @@
  * A bounded FIFO between a socket's 'message' events (push) and a Bind's pull-based receive
  * function. When full, new datagrams are dropped and counted: UDP may lose packets, and a
  * consumer that falls behind must not make memory grow without bound.
+ *
+ * A waiting receiver is woken once per turn of the event loop (setImmediate), with everything
+ * that arrived in that turn: node:dgram emits one event per datagram, and handing each over
+ * alone would make every batch a batch of one.
  */
 export class ReceiveQueue<T> {
   private readonly ring: (T | undefined)[];
@@ -9,6 +13,7 @@ export class ReceiveQueue<T> {
   private count = 0;
   private waiters: Array<(batch: T[] | null) => void> = [];
   private closedFlag = false;
+  private flushScheduled = false;
   /** Items refused because the queue was full. */
   dropped = 0;
   /** Items accepted. */
@@ -34,13 +39,6 @@ export class ReceiveQueue<T> {
   /** Adds an item; returns false (and counts a drop) when full. Ignored after close. */
   push(item: T): boolean {
     if (this.closedFlag) return false;
-    const waiter = this.waiters.shift();
-    if (waiter !== undefined) {
-      // Someone is waiting, so the queue is empty: hand the item over directly.
-      this.accepted++;
-      waiter([item]);
-      return true;
-    }
     if (this.count === this.capacity) {
       this.dropped++;
       return false;
@@ -48,7 +46,16 @@ export class ReceiveQueue<T> {
     this.ring[(this.head + this.count) % this.capacity] = item;
     this.count++;
     this.accepted++;
+    if (this.waiters.length > 0 && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
     return true;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.waiters.length > 0 && this.count > 0) this.waiters.shift()!(this.take());
   }
 
   /** Resolves with 1..batchSize items, or null once closed. */

@@ -52,6 +52,11 @@ export class UdpEndpoint implements Endpoint {
     return this.zone ? `${this.address}%${this.zone}` : this.address;
   }
 
+  /** The 4 or 16 address bytes (shared: do not modify). */
+  addressBytes(): Uint8Array {
+    return this.addrBytes;
+  }
+
   /** The address as node:dgram's `send` wants it (zone included). */
   sendAddress(): string {
     return this.dstIP();

@@ -1,11 +1,20 @@
 /**
- * The plain UDP transport on node:dgram, dual stack in the way wireguard-go's standard Bind is:
- * one IPv4 socket and one IPv6-only socket on the same port, each with its own receive function.
+ * The plain UDP transport, dual stack in the way wireguard-go's standard Bind is: one IPv4
+ * socket and one IPv6-only socket on the same port, each with its own receive function.
  *
- * node:dgram cannot set SO_MARK, read a packet's destination address (sticky source), or batch
- * system calls (recvmmsg/sendmmsg, GSO/GRO); those belong to the native data path.
+ * Two implementations behind one class:
+ * - native sockets from the addon (the default where it loads): a receive thread with
+ *   recvmmsg and UDP GRO, sendmmsg, UDP GSO, 7 MiB buffers and SO_MARK. The native data path
+ *   attaches to these sockets and takes the transport messages it can deal with before they
+ *   reach the receive functions.
+ * - node:dgram (TSWG_DATAPATH=portable, `sockets: "dgram"`, or without the addon). SO_MARK is
+ *   still applied, through the addon, on the sockets' descriptors.
  */
 import dgram from "node:dgram";
+import { formatIp } from "../allowedips/ip.js";
+import { loadNative } from "../native/load.js";
+import { dataPathPreference } from "../native/mode.js";
+import { NATIVE_ADDRESS_SIZE, type NativeUdp } from "../native/udp.js";
 import type { Bind, Endpoint, OpenResult, Received, ReceiveFunc } from "./bind.js";
 import { BindClosedError } from "./errors.js";
 import { ReceiveQueue } from "./receive-queue.js";
@@ -16,7 +25,7 @@ export interface UdpBindOptions {
   batchSize?: number;
   /** Datagrams each socket may hold for its receiver before dropping. Default 1024. */
   queueCapacity?: number;
-  /** Receive and send buffer size to ask for; the kernel may cap it. Default 4 MiB. */
+  /** Receive and send buffer size to ask for; the kernel may cap it. Default 7 MiB (native), 4 MiB (dgram). */
   socketBufferBytes?: number;
   /** Local IPv4 address to bind, default "0.0.0.0". */
   address4?: string;
@@ -26,6 +35,11 @@ export interface UdpBindOptions {
   ipv4?: boolean;
   /** Open the IPv6 socket (carrying on without it when IPv6 is unavailable). Default true. */
   ipv6?: boolean;
+  /**
+   * "native": the addon's sockets (an error if it is missing); "dgram": node:dgram; "auto"
+   * (default): native where the addon provides them, unless TSWG_DATAPATH=portable.
+   */
+  sockets?: "auto" | "native" | "dgram";
 }
 
 export interface UdpBindStats {
@@ -47,11 +61,16 @@ export interface UdpBindStats {
 const FAMILY_UNAVAILABLE = new Set(["EAFNOSUPPORT", "EADDRNOTAVAIL", "EPROTONOSUPPORT"]);
 /** How often a random port is tried when IPv6 finds the IPv4 socket's port taken. */
 const PORT_RETRIES = 100;
+/** Native batches handed to JavaScript and not yet taken; they are taken at once, so few suffice. */
+const NATIVE_MAX_PENDING = 16;
 
 interface OpenState {
   v4: dgram.Socket | null;
   v6: dgram.Socket | null;
-  queues: ReceiveQueue<Received>[];
+  native: NativeUdp | null;
+  /** Receive queues by family (absent family: null). */
+  queue4: ReceiveQueue<Received> | null;
+  queue6: ReceiveQueue<Received> | null;
   port: number;
 }
 
@@ -59,7 +78,6 @@ export class UdpBind implements Bind {
   readonly kind = "udp";
   private readonly batch: number;
   private readonly queueCapacity: number;
-  private readonly bufferBytes: number;
   private readonly opts: UdpBindOptions;
   private state: OpenState | null = null;
   private opening = false;
@@ -70,7 +88,6 @@ export class UdpBind implements Bind {
     this.opts = opts;
     this.batch = opts.batchSize ?? 128;
     this.queueCapacity = opts.queueCapacity ?? 1024;
-    this.bufferBytes = opts.socketBufferBytes ?? 4 << 20;
     if (!Number.isInteger(this.batch) || this.batch < 1) throw new RangeError(`batchSize must be a positive integer, got ${this.batch}`);
     if (!Number.isInteger(this.queueCapacity) || this.queueCapacity < 1) {
       throw new RangeError(`queueCapacity must be a positive integer, got ${this.queueCapacity}`);
@@ -89,7 +106,7 @@ export class UdpBind implements Bind {
 
   /** Which families have an open socket. */
   get families(): { ipv4: boolean; ipv6: boolean } {
-    return { ipv4: (this.state?.v4 ?? null) !== null, ipv6: (this.state?.v6 ?? null) !== null };
+    return { ipv4: (this.state?.queue4 ?? null) !== null, ipv6: (this.state?.queue6 ?? null) !== null };
   }
 
   /** The mark last given to {@link setMark} (0 = none). */
@@ -97,10 +114,22 @@ export class UdpBind implements Bind {
     return this.markValue;
   }
 
+  /** "native" or "dgram" while open (which sockets are in use), else null. */
+  get implementation(): "native" | "dgram" | null {
+    const st = this.state;
+    return st === null ? null : st.native !== null ? "native" : "dgram";
+  }
+
+  /** The addon's sockets while open natively, for the native data path to attach to; else null. */
+  get nativeSockets(): NativeUdp | null {
+    return this.state?.native ?? null;
+  }
+
   stats(): UdpBindStats {
     let received = this.counters.received;
     let dropped = this.counters.dropped;
-    for (const q of this.state?.queues ?? []) {
+    for (const q of [this.state?.queue4, this.state?.queue6]) {
+      if (q == null) continue;
       received += q.accepted;
       dropped += q.dropped;
     }
@@ -112,20 +141,12 @@ export class UdpBind implements Bind {
     if (this.state !== null || this.opening) throw new Error("UdpBind is already open");
     this.opening = true;
     try {
-      const { v4, v6 } = await this.openSockets(port);
-      const actual = (v4 ?? v6)!.address().port;
-      const state: OpenState = { v4, v6, queues: [], port: actual };
+      const state = this.useNative() ? this.openNative(port) : await this.openDgram(port);
       const receivers: ReceiveFunc[] = [];
-      for (const sock of [v4, v6]) {
-        if (sock === null) continue;
-        this.tuneBuffers(sock);
-        const queue = new ReceiveQueue<Received>(this.queueCapacity, this.batch);
-        state.queues.push(queue);
-        this.attach(sock, queue);
-        receivers.push(() => queue.next());
-      }
+      for (const q of [state.queue4, state.queue6]) if (q !== null) receivers.push(() => q.next());
       this.state = state;
-      return { receivers, port: actual };
+      if (this.markValue !== 0) this.applyMark(this.markValue);
+      return { receivers, port: state.port };
     } finally {
       this.opening = false;
     }
@@ -135,21 +156,24 @@ export class UdpBind implements Bind {
     const st = this.state;
     if (st === null) return;
     this.state = null;
-    for (const q of st.queues) {
+    for (const q of [st.queue4, st.queue6]) {
+      if (q === null) continue;
       this.counters.received += q.accepted;
       this.counters.dropped += q.dropped;
       q.close();
     }
+    st.native?.close();
     await Promise.all([st.v4, st.v6].map((s) => (s === null ? undefined : closeSocket(s))));
   }
 
   /**
-   * Records the firewall mark. node:dgram has no SO_MARK, so it is NOT applied to the sockets;
-   * the native data path applies it. Routing that depends on the mark (wg-quick's policy routing
-   * for a default route) therefore needs the native path.
+   * Sets SO_MARK on the sockets (now if open, else when they open): packets then carry the
+   * firewall mark that policy routing (wg-quick's default-route mode) relies on. Throws when
+   * the mark cannot be applied (no addon for a node:dgram socket, or the kernel refused).
    */
   async setMark(mark: number): Promise<void> {
     if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) throw new RangeError(`mark must be an integer from 0 to 4294967295, got ${mark}`);
+    if (this.state !== null) this.applyMark(mark);
     this.markValue = mark;
   }
 
@@ -170,12 +194,22 @@ export class UdpBind implements Bind {
     const st = this.state;
     if (st === null) return Promise.reject(new BindClosedError(this.kind));
     if (bufs.length === 0) return Promise.resolve();
-    const sock = endpoint.family === 4 ? st.v4 : st.v6;
-    if (sock === null) {
+    const hasFamily = (endpoint.family === 4 ? st.queue4 : st.queue6) !== null;
+    if (!hasFamily) {
       this.counters.sendErrors += bufs.length;
       this.counters.lastError = `no IPv${endpoint.family} socket to send to ${endpoint.dstToString()}`;
       return Promise.resolve();
     }
+    if (st.native !== null) {
+      const failed = st.native.send(bufs, endpoint.family, endpoint.addressBytes(), endpoint.port, endpoint.zone);
+      this.counters.sent += bufs.length - failed;
+      if (failed > 0) {
+        this.counters.sendErrors += failed;
+        this.counters.lastError = `send to ${endpoint.dstToString()}: ${st.native.stats().lastError ?? "failed"}`;
+      }
+      return Promise.resolve();
+    }
+    const sock = (endpoint.family === 4 ? st.v4 : st.v6)!;
     const address = endpoint.sendAddress();
     const port = endpoint.port;
     return new Promise<void>((resolve) => {
@@ -198,6 +232,132 @@ export class UdpBind implements Bind {
         }
       }
     });
+  }
+
+  // ---- implementation choice -------------------------------------------------------------------
+
+  private useNative(): boolean {
+    const want = this.opts.sockets ?? "auto";
+    if (want === "dgram") return false;
+    const { addon, reason } = loadNative();
+    const available = addon?.Udp !== undefined;
+    if (want === "native") {
+      if (!available) throw new Error(`UdpBind: native sockets unavailable: ${reason ?? "no Udp in the addon"}`);
+      return true;
+    }
+    return available && dataPathPreference() !== "portable";
+  }
+
+  private applyMark(mark: number): void {
+    const st = this.state!;
+    if (st.native !== null) {
+      st.native.setMark(mark);
+      return;
+    }
+    const setSocketMark = loadNative().addon?.setSocketMark;
+    for (const sock of [st.v4, st.v6]) {
+      if (sock === null) continue;
+      const fd = socketFd(sock);
+      if (setSocketMark === undefined || fd === null) {
+        if (mark === 0) continue;
+        throw new Error("cannot set SO_MARK: node:dgram has no such option and the native addon is not available");
+      }
+      setSocketMark(fd, mark);
+    }
+  }
+
+  // ---- native sockets ----------------------------------------------------------------------------
+
+  private openNative(port: number): OpenState {
+    const { addon } = loadNative();
+    const Udp = addon!.Udp!;
+    const want4 = this.opts.ipv4 !== false;
+    const want6 = this.opts.ipv6 !== false;
+    let native: NativeUdp;
+    try {
+      native = new Udp({
+        port,
+        ipv4: want4,
+        ipv6: want6,
+        address4: this.opts.address4 ?? "",
+        address6: this.opts.address6 ?? "",
+        ...(this.opts.socketBufferBytes !== undefined ? { bufferBytes: this.opts.socketBufferBytes } : {}),
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const v6 = (e.syscall ?? "").includes("IPv6");
+      const family = v6 ? "IPv6" : "IPv4";
+      const address = v6 ? (this.opts.address6 ?? "::") : (this.opts.address4 ?? "0.0.0.0");
+      throw new Error(
+        `UdpBind: cannot bind ${family} UDP socket to ${v6 ? `[${address}]` : address}:${port}: ${e.code ?? ""} (${e.message})`,
+        { cause: err },
+      );
+    }
+    const info = native.info();
+    const queue4 = info.ipv4 ? new ReceiveQueue<Received>(this.queueCapacity, this.batch) : null;
+    const queue6 = info.ipv6 ? new ReceiveQueue<Received>(this.queueCapacity, this.batch) : null;
+    // Consecutive datagrams usually come from the same peer: reuse its endpoint object.
+    let lastAddr: Uint8Array | null = null;
+    let lastEndpoint: UdpEndpoint | null = null;
+    native.start((data, sizes, addrs) => {
+      // Taken at once: the receive queues bound what waits here.
+      native.ack();
+      let offset = 0;
+      for (let i = 0; i < sizes.length; i++) {
+        const size = sizes[i]!;
+        const datagram = data.subarray(offset, offset + size);
+        offset += size;
+        const a = addrs.subarray(i * NATIVE_ADDRESS_SIZE, (i + 1) * NATIVE_ADDRESS_SIZE);
+        let ep = lastEndpoint;
+        if (ep === null || lastAddr === null || !sameBytes(a, lastAddr)) {
+          ep = this.endpointFromPacked(a);
+          if (ep === null) continue;
+          lastEndpoint = ep;
+          lastAddr = a.slice();
+        }
+        (ep.family === 4 ? queue4 : queue6)?.push({ data: datagram, endpoint: ep });
+      }
+    }, NATIVE_MAX_PENDING);
+    // Like a bound node:dgram socket, an open Bind keeps the process alive.
+    native.ref();
+    return { v4: null, v6: null, native, queue4, queue6, port: native.port() };
+  }
+
+  /**
+   * The endpoint an address packed by the native side stands for (24 bytes: family, 0, port,
+   * scope id, address), or null for one no peer can be reached at (port 0).
+   */
+  endpointFromPacked(a: Uint8Array): UdpEndpoint | null {
+    const port = (a[2]! << 8) | a[3]!;
+    if (port === 0) return null;
+    if (a[0] === 4) {
+      const bytes = a.slice(8, 12);
+      return new UdpEndpoint(this, 4, formatIp(bytes), "", port, bytes);
+    }
+    if (a[0] === 6) {
+      const bytes = a.slice(8, 24);
+      const scope = (a[4]! | (a[5]! << 8) | (a[6]! << 16) | (a[7]! << 24)) >>> 0;
+      return new UdpEndpoint(this, 6, formatIp(bytes), scope === 0 ? "" : String(scope), port, bytes);
+    }
+    return null;
+  }
+
+  // ---- node:dgram ---------------------------------------------------------------------------------
+
+  private async openDgram(port: number): Promise<OpenState> {
+    const { v4, v6 } = await this.openSockets(port);
+    const actual = (v4 ?? v6)!.address().port;
+    const state: OpenState = { v4, v6, native: null, queue4: null, queue6: null, port: actual };
+    const bufferBytes = this.opts.socketBufferBytes ?? 4 << 20;
+    for (const sock of [v4, v6]) {
+      if (sock === null) continue;
+      tuneBuffers(sock, bufferBytes);
+      const queue = new ReceiveQueue<Received>(this.queueCapacity, this.batch);
+      if (sock === v4) state.queue4 = queue;
+      else state.queue6 = queue;
+      this.attach(sock, queue);
+    }
+    return state;
   }
 
   private async openSockets(port: number): Promise<{ v4: dgram.Socket | null; v6: dgram.Socket | null }> {
@@ -227,20 +387,6 @@ export class UdpBind implements Bind {
         if (code === "EADDRINUSE" && port === 0 && v4 !== null && attempt < PORT_RETRIES) continue;
         throw bindError("IPv6", addr6, port6, e);
       }
-    }
-  }
-
-  private tuneBuffers(sock: dgram.Socket): void {
-    // The kernel caps these at net.core.{r,w}mem_max; failing to raise them is not an error.
-    try {
-      sock.setRecvBufferSize(this.bufferBytes);
-    } catch {
-      /* keep the default */
-    }
-    try {
-      sock.setSendBufferSize(this.bufferBytes);
-    } catch {
-      /* keep the default */
     }
   }
 
@@ -274,6 +420,33 @@ export class UdpBind implements Bind {
       // Source port 0 or an address Node formats oddly: not something a peer can be reached at.
       return null;
     }
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The descriptor behind a bound node:dgram socket (its libuv handle's `fd`), or null. */
+function socketFd(sock: dgram.Socket): number | null {
+  const handle: unknown = Reflect.get(sock, "_handle");
+  const fd: unknown = typeof handle === "object" && handle !== null ? Reflect.get(handle, "fd") : undefined;
+  return typeof fd === "number" && fd >= 0 ? fd : null;
+}
+
+function tuneBuffers(sock: dgram.Socket, bytes: number): void {
+  // The kernel caps these at net.core.{r,w}mem_max; failing to raise them is not an error.
+  try {
+    sock.setRecvBufferSize(bytes);
+  } catch {
+    /* keep the default */
+  }
+  try {
+    sock.setSendBufferSize(bytes);
+  } catch {
+    /* keep the default */
   }
 }
 

@@ -11,6 +11,7 @@ export {
   type BackendFactory,
 } from "./registry.js";
 export { NodeBackend, createNodeBackend, type NodeBackendOptions } from "./node.js";
+export { NativeBackend, nativeBackendFactory } from "./native.js";
 export { StablelibBackend, createStablelibBackend } from "./stablelib.js";
 export { kdf1, kdf2, kdf3, type HmacProvider } from "./kdf.js";
 export { concatBytes, constantTimeEqual, isZero, wipe } from "./bytes.js";

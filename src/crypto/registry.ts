@@ -4,6 +4,7 @@
  * backend may hold caches worth keeping.
  */
 import type { CryptoBackend } from "./backend.js";
+import { nativeBackendFactory } from "./native.js";
 import { createNodeBackend } from "./node.js";
 import { createStablelibBackend } from "./stablelib.js";
 
@@ -18,6 +19,9 @@ export const backends: Record<string, BackendFactory> = {
   node: createNodeBackend,
   stablelib: createStablelibBackend,
 };
+// Only where the addon loads, so that iterating the registry works without a build.
+const nativeFactory = nativeBackendFactory();
+if (nativeFactory !== null) backends.native = nativeFactory;
 
 const instances = new Map<string, CryptoBackend>();
 

@@ -8,6 +8,10 @@
  * address belongs to the peer that sent it. One timer serves every peer at the engine's
  * earliest deadline. All of it runs on the JavaScript thread, so the engine is never entered
  * twice at once.
+ *
+ * Where it can, `up()` also starts the native data path (native-path.ts): data packets then
+ * move between the TUN and the UDP sockets on the addon's threads, and only what needs the
+ * protocol engine reaches the loops here. See docs/device.md.
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
@@ -16,6 +20,9 @@ import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
 import { Engine, type Clock, type EngineEvent, type Output, type PeerHandle } from "../noise/engine.js";
 import type { Tun } from "../tun/tun.js";
+import type { NativeDataPathStats } from "../native/datapath.js";
+import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
+import { NativePath } from "./native-path.js";
 
 /** How a peer is configured; absent fields are left as they are. */
 export interface PeerConfig {
@@ -56,6 +63,8 @@ export interface DeviceStatus {
   listenPort: number;
   fwmark: number;
   cryptoBackend: string;
+  /** "native" while the native data path moves the packets, else "portable". */
+  dataPath: "native" | "portable";
   peers: PeerStatus[];
 }
 
@@ -68,12 +77,22 @@ export interface DeviceOptions {
   backend?: CryptoBackend;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Which data path moves the packets: "native" (the addon's threads; an error where it cannot
+   * run), "portable" (TypeScript only) or "auto" (native where possible). Default: the
+   * TSWG_DATAPATH environment variable, else "auto".
+   */
+  dataPath?: DataPathPreference;
 }
 
 /** A device-side view of a peer: the engine's handle plus where to send. */
 class DevicePeer {
   endpoint: Endpoint | null = null;
-  constructor(readonly handle: PeerHandle) {}
+  constructor(
+    readonly handle: PeerHandle,
+    /** Names the peer to the native data path. */
+    readonly nativeId: number,
+  ) {}
 }
 
 const systemClock: Clock = {
@@ -116,6 +135,9 @@ export class Device {
   private bindOps: Promise<unknown> = Promise.resolve();
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+  private nativePath: NativePath<DevicePeer> | null = null;
+  private nextNativeId = 1;
+  private readonly dataPathWanted: DataPathPreference;
 
   constructor(opts: DeviceOptions) {
     if (opts.binds.length === 0) throw new Error("a device needs at least one Bind");
@@ -125,9 +147,11 @@ export class Device {
     this.backend = opts.backend ?? defaultBackend();
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
+    this.dataPathWanted = opts.dataPath ?? dataPathPreference();
     this.engine = new Engine<Endpoint>({ backend: this.backend, clock: this.clock, mtu: this.tun.mtu() });
     this.tun.events.on("mtu", (mtu: number) => {
       this.engine.mtu = mtu;
+      this.nativePath?.setMtu(mtu);
     });
   }
 
@@ -138,12 +162,20 @@ export class Device {
     if (this.state === "closed") throw new Error(`device ${this.name} is closed`);
     if (this.state === "up") return;
     await this.serialBinds(() => this.openBinds(this.configuredPort));
+    try {
+      this.startDataPath();
+    } catch (err) {
+      await this.serialBinds(async () => {
+        for (const b of this.binds) await b.close();
+      });
+      throw err;
+    }
     this.state = "up";
     this.tunLoopDone = this.tunLoop().finally(() => {
       if (this.state !== "closed") this.log.info("the TUN device went away");
       this.resolveStopped();
     });
-    this.log.info(`up: listening on port ${this.boundPort}, crypto ${this.backend.name}`);
+    this.log.info(`up: listening on port ${this.boundPort}, crypto ${this.backend.name}, data path: ${this.dataPath}`);
     // Peers with persistent keepalive announce themselves at once, as WireGuard does.
     for (const p of this.peersById.values()) {
       if (p.handle.persistentKeepalive > 0) void this.process(this.engine.sendKeepalive(p.handle));
@@ -156,6 +188,9 @@ export class Device {
     if (this.state === "closed") return;
     this.state = "closed";
     this.clearTimer();
+    // The native side goes first: it holds the TUN and the sockets while it runs.
+    this.nativePath?.close();
+    this.nativePath = null;
     await this.serialBinds(async () => {
       for (const b of this.binds) await b.close();
     });
@@ -169,6 +204,16 @@ export class Device {
 
   get isUp(): boolean {
     return this.state === "up";
+  }
+
+  /** Which data path moves the packets: "native" (the addon's threads) or "portable" (TypeScript). */
+  get dataPath(): "native" | "portable" {
+    return this.nativePath !== null ? "native" : "portable";
+  }
+
+  /** The native data path's counters while it runs, else null. */
+  nativeStats(): NativeDataPathStats | null {
+    return this.nativePath?.stats() ?? null;
   }
 
   // ---- configuration -------------------------------------------------------------------------
@@ -201,6 +246,7 @@ export class Device {
       for (const b of this.binds) await b.close();
       await Promise.allSettled(this.receiveLoops.splice(0));
       await this.openBinds(port);
+      this.nativePath?.rebind(this.binds);
     });
     this.log.info(`listening on port ${this.boundPort}`);
   }
@@ -239,8 +285,9 @@ export class Device {
         this.log.debug("ignoring a peer with the device's own public key");
         return;
       }
-      p = new DevicePeer(this.engine.addPeer(cfg.publicKey));
+      p = new DevicePeer(this.engine.addPeer(cfg.publicKey), this.nextNativeId++);
       this.peersById.set(id, p);
+      this.nativePath?.addPeer(p);
       this.log.debug(`peer ${shortKey(id)} added`);
     }
     if (cfg.presharedKey !== undefined) p.handle.presharedKey = cfg.presharedKey;
@@ -251,6 +298,12 @@ export class Device {
       for (const prefix of cfg.removeAllowedIps) if (mine.has(normalizeCidr(prefix))) this.routes.remove(prefix);
     }
     for (const prefix of cfg.allowedIps ?? []) this.routes.insert(prefix, p);
+    if (this.nativePath !== null) {
+      if (endpoint !== undefined) this.nativePath.setEndpoint(p);
+      if (cfg.replaceAllowedIps || (cfg.removeAllowedIps?.length ?? 0) > 0 || (cfg.allowedIps?.length ?? 0) > 0) {
+        this.nativePath.syncRoutes();
+      }
+    }
     if (cfg.persistentKeepalive !== undefined) {
       const was = p.handle.persistentKeepalive;
       p.handle.persistentKeepalive = cfg.persistentKeepalive;
@@ -296,6 +349,7 @@ export class Device {
       listenPort: this.listenPort,
       fwmark: this.fwmark,
       cryptoBackend: this.backend.name,
+      dataPath: this.dataPath,
       peers: [...this.peersById.values()].map((p) => ({
         publicKey: p.handle.publicKey,
         presharedKey: p.handle.presharedKey,
@@ -321,6 +375,29 @@ export class Device {
       if (this.fwmark !== 0) await b.setMark(this.fwmark);
       for (const r of receivers) this.receiveLoops.push(this.receiveLoop(b, r));
     }
+  }
+
+  /** Starts the native data path where it can run; says which path moves the packets, and why. */
+  private startDataPath(): void {
+    const choice = NativePath.choose<DevicePeer>(this.tun, this.binds, {
+      engine: this.engine,
+      clock: this.clock,
+      log: this.log,
+      peers: () => this.peersById.values(),
+      allowedIps: (p) => this.routes.entriesFor(p),
+      process: (out) => void this.process(out),
+      roamed: (p, ep) => {
+        this.log.debug(`peer ${shortKey(p.handle.id)} roamed to ${ep.dstToString()}`);
+        p.endpoint = ep;
+      },
+    }, this.dataPathWanted);
+    if (choice.path === null) {
+      this.log.info(`data path: portable (${choice.reason})`);
+      return;
+    }
+    this.nativePath = choice.path;
+    choice.path.start();
+    this.log.info(`data path: native (${choice.path.description})`);
   }
 
   private serialBinds<T>(fn: () => Promise<T>): Promise<T> {
@@ -364,9 +441,18 @@ export class Device {
         return;
       }
       if (batch === null || this.state === "closed") return;
-      const pending: Promise<void>[] = [];
-      for (const { data, endpoint } of batch) pending.push(this.process(this.engine.receive(data, endpoint)));
-      await Promise.all(pending);
+      // One output for the whole batch: the decrypted packets then reach the TUN in one write,
+      // where segments of a TCP flow are joined.
+      const out: Output<Endpoint> = { transmit: [], deliver: [], authenticated: [], events: [], dropped: [] };
+      for (const { data, endpoint } of batch) {
+        const o = this.engine.receive(data, endpoint);
+        for (const x of o.authenticated) out.authenticated.push(x);
+        for (const x of o.transmit) out.transmit.push(x);
+        for (const x of o.deliver) out.deliver.push(x);
+        for (const x of o.events) out.events.push(x);
+        for (const x of o.dropped) out.dropped.push(x);
+      }
+      await this.process(out);
     }
   }
 
@@ -377,6 +463,7 @@ export class Device {
       if (p !== undefined && p.endpoint?.key !== src.key) {
         if (p.endpoint !== null) this.log.debug(`peer ${shortKey(peer.id)} roamed to ${src.dstToString()}`);
         p.endpoint = src;
+        this.nativePath?.setEndpoint(p);
       }
     }
     for (const ev of out.events) this.logEvent(ev);
@@ -487,12 +574,18 @@ export class Device {
     this.timer = null;
     this.timerAt = Infinity;
     if (this.state === "closed") return;
+    // Timers decide on what happened: fold in what the native side did since its last report.
+    this.nativePath?.pollActivity();
     void this.process(this.engine.tick());
   }
 
   private forgetPeer(p: DevicePeer): void {
     this.routes.removeByValue(p);
     this.peersById.delete(p.handle.id);
+    if (this.nativePath !== null) {
+      this.nativePath.removePeer(p);
+      this.nativePath.syncRoutes();
+    }
     this.log.debug(`peer ${shortKey(p.handle.id)} removed`);
   }
 }

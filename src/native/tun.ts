@@ -5,6 +5,7 @@
 
 /** Counters kept by the native side. */
 export interface NativeTunStats {
+  /** IP packets read (segments of split super-packets counted one by one). */
   packetsRead: number;
   bytesRead: number;
   batchesRead: number;
@@ -12,7 +13,19 @@ export interface NativeTunStats {
   readerPauses: number;
   /** Batches handed to JavaScript and not yet acknowledged. */
   pendingBatches: number;
+  /** GSO super-packets split into segments (with offloads). */
+  superPackets: number;
+  /** Reads whose virtio-net header or packet made no sense (dropped). */
+  malformed: number;
+  /** Packets the native data path dealt with without JavaScript. */
+  handledNatively: number;
+  /** Packets the data path passed on while JavaScript had no room for them (dropped). */
+  passedDropped: number;
   packetsWritten: number;
+  /** write system calls (one carries several packets when they were joined). */
+  writes: number;
+  /** Packets written joined to a previous one. */
+  coalesced: number;
   writeDropped: number;
   /** errno name of the latest refused write ("EIO", "EINVAL"…), or null. */
   lastWriteError: string | null;
@@ -51,7 +64,19 @@ export interface NativeTun {
   setMtu(mtu: number): void;
   getFlags(): number;
   stats(): NativeTunStats;
+  offloads(): NativeTunOffloads;
 }
 
-/** Errors thrown by the constructor carry `code` (errno name) and `syscall`. */
-export type NativeTunConstructor = new (name: string, netnsPath: string | null) => NativeTun;
+/** What the kernel accepted of the offloads asked for. */
+export interface NativeTunOffloads {
+  /** Packets carry a virtio-net header (IFF_VNET_HDR). */
+  vnetHdr: boolean;
+  /** TUN_F_* flags of TUNSETOFFLOAD: 1 checksum, 2 TSO4, 4 TSO6, 0x20 USO4, 0x40 USO6. */
+  flags: number;
+}
+
+/**
+ * Errors thrown by the constructor carry `code` (errno name) and `syscall`. With `offload`,
+ * the interface is created with IFF_VNET_HDR and the kernel's segmentation offloads.
+ */
+export type NativeTunConstructor = new (name: string, netnsPath: string | null, offload?: boolean) => NativeTun;

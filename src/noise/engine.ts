@@ -105,6 +105,33 @@ export interface Output<S extends Source = Source> {
   dropped: { reason: DropReason; peer?: PeerHandle }[];
 }
 
+/** A peer's session keypairs, as an external data path mirrors them. */
+export interface SessionKeypairs {
+  /** The keypair to send with. */
+  readonly current: Keypair | null;
+  /** The one it replaced, kept to decrypt packets still in flight. */
+  readonly previous: Keypair | null;
+  /** The responder's newest keypair, unconfirmed until a packet arrives under it. */
+  readonly next: Keypair | null;
+}
+
+/** Told whenever a peer's keypairs change: installed, promoted, retired (and wiped) or cleared. */
+export type KeypairObserver = (peer: PeerHandle, keypairs: SessionKeypairs) => void;
+
+/**
+ * What a data path outside the engine (the native one) did for a peer since its last report:
+ * bytes moved and how long ago it last sent and received (any packet, and data packets, i.e.
+ * not keepalives). Absent times mean nothing of that kind since the last report.
+ */
+export interface DataPathActivity {
+  txBytes: number;
+  rxBytes: number;
+  sentAgoMs?: number;
+  dataSentAgoMs?: number;
+  receivedAgoMs?: number;
+  dataReceivedAgoMs?: number;
+}
+
 export interface EngineOptions {
   backend: CryptoBackend;
   clock: Clock;
@@ -174,6 +201,7 @@ export class Engine<S extends Source = Source> {
   private loadCount = 0;
   private underLoadUntil = -Infinity;
   private readonly nonce = new Uint8Array(12);
+  private keypairObserver: KeypairObserver | null = null;
   /** Tunnel MTU for padding; 0 = pad to 16 regardless. */
   mtu: number;
 
@@ -271,6 +299,98 @@ export class Engine<S extends Source = Source> {
       this.zero(peer);
       peer.timers.stop();
     }
+  }
+
+  // ---- external data path --------------------------------------------------------------------
+
+  /**
+   * Registers (or with null removes) the one observer told of every keypair change, so a data
+   * path outside the engine can mirror what it needs. It is not told of the keypairs that
+   * exist already: read those with {@link keypairsOf}.
+   */
+  observeKeypairs(observer: KeypairObserver | null): void {
+    this.keypairObserver = observer;
+  }
+
+  /** A peer's current keypairs. */
+  keypairsOf(peer: PeerHandle): SessionKeypairs {
+    const p = this.own(peer);
+    return { current: p.keypairs.current, previous: p.keypairs.previous, next: p.keypairs.next };
+  }
+
+  /** The rejection limit on message counters, which an external data path must apply too. */
+  get messageLimit(): number {
+    return this.rejectAfterMessages;
+  }
+
+  /**
+   * An external data path received and authenticated the first packet under the keypair with
+   * `localIndex`. When that is still the peer's unconfirmed `next` keypair it becomes current,
+   * as if {@link receive} had seen the packet: the handshake completes and queued packets go out.
+   */
+  confirmKeypair(peer: PeerHandle, localIndex: number): Output<S> {
+    const p = this.own(peer);
+    const out = newOutput<S>();
+    const next = p.keypairs.next;
+    if (next === null || next.localIndex !== localIndex) {
+      // Stale news (a newer handshake replaced it): let the data path resynchronise.
+      this.keypairsChanged(p);
+      return out;
+    }
+    const { dropped } = p.keypairs.received(next);
+    if (dropped !== null) this.retire(dropped);
+    this.keypairsChanged(p);
+    this.handshakeComplete(p, "responder", out);
+    this.sendStaged(p, out);
+    return out;
+  }
+
+  /**
+   * Applies what an external data path did for a peer to its timers and byte counters, in the
+   * order it happened (to the report's resolution), and asks for a new handshake when the
+   * session has grown old, as sending and receiving here would.
+   */
+  recordActivity(peer: PeerHandle, activity: DataPathActivity): Output<S> {
+    const p = this.own(peer);
+    const out = newOutput<S>();
+    const now = this.clock.now();
+    p.stats.txBytes += activity.txBytes;
+    p.stats.rxBytes += activity.rxBytes;
+    type Step = { at: number; order: number; apply: (t: number) => void };
+    const steps: Step[] = [];
+    const at = (ago: number | undefined): number | undefined => (ago === undefined ? undefined : now - Math.max(0, ago));
+    const received = at(activity.receivedAgoMs);
+    const dataReceived = at(activity.dataReceivedAgoMs);
+    const sent = at(activity.sentAgoMs);
+    const dataSent = at(activity.dataSentAgoMs);
+    // At equal times receiving goes first: an answer cannot precede what it answers.
+    if (received !== undefined) {
+      steps.push({
+        at: received,
+        order: 0,
+        apply: (t) => {
+          p.timers.anyAuthenticatedPacketTraversal(t);
+          p.timers.anyAuthenticatedPacketReceived();
+        },
+      });
+    }
+    if (dataReceived !== undefined) steps.push({ at: dataReceived, order: 1, apply: (t) => p.timers.dataReceived(t) });
+    if (sent !== undefined) {
+      steps.push({
+        at: sent,
+        order: 2,
+        apply: (t) => {
+          p.timers.anyAuthenticatedPacketTraversal(t);
+          p.timers.anyAuthenticatedPacketSent();
+        },
+      });
+    }
+    if (dataSent !== undefined) steps.push({ at: dataSent, order: 3, apply: (t) => p.timers.dataSent(t) });
+    steps.sort((x, y) => x.at - y.at || x.order - y.order);
+    for (const step of steps) step.apply(step.at);
+    if (sent !== undefined) this.keepKeyFreshSending(p, now, out);
+    if (received !== undefined) this.keepKeyFreshReceiving(p, now, out);
+    return out;
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -565,6 +685,7 @@ export class Engine<S extends Source = Source> {
     out.authenticated.push({ peer, src });
     const { promoted, dropped } = peer.keypairs.received(keypair);
     if (dropped !== null) this.retire(dropped);
+    if (promoted) this.keypairsChanged(peer);
     if (promoted) {
       this.handshakeComplete(peer, "responder", out);
       this.sendStaged(peer, out);
@@ -627,6 +748,12 @@ export class Engine<S extends Source = Source> {
   private installKeypair(peer: Peer, keypair: Keypair): void {
     this.index.replace(keypair.localIndex, { peer, keypair });
     for (const old of peer.keypairs.install(keypair)) this.retire(old);
+    this.keypairsChanged(peer);
+  }
+
+  private keypairsChanged(peer: Peer): void {
+    const k = peer.keypairs;
+    this.keypairObserver?.(peer, { current: k.current, previous: k.previous, next: k.next });
   }
 
   private retire(keypair: Keypair): void {
@@ -636,7 +763,9 @@ export class Engine<S extends Source = Source> {
 
   /** Wipes a peer's keypairs, handshake and queue; the replay timestamp survives. */
   private zero(peer: Peer): void {
-    for (const k of peer.keypairs.clear()) this.retire(k);
+    const had = peer.keypairs.clear();
+    for (const k of had) this.retire(k);
+    if (had.length > 0) this.keypairsChanged(peer);
     this.dropHandshake(peer);
     peer.staged = [];
   }
@@ -715,13 +844,14 @@ export class Engine<S extends Source = Source> {
     let sent = 0;
     let sentData = false;
     while (peer.staged.length > 0) {
-      if (keypair.sendCounter >= this.rejectAfterMessages) {
+      const counter = keypair.counter.take();
+      if (counter >= this.rejectAfterMessages) {
         // Exhausted mid-queue: the rest waits for the new session.
         this.initiate(peer, false, out);
         break;
       }
       const packet = peer.staged.shift()!;
-      this.transmit(peer, this.seal(keypair, packet), out);
+      this.transmit(peer, this.seal(keypair, counter, packet), out);
       sent++;
       if (packet.length > 0) sentData = true;
     }
@@ -732,8 +862,7 @@ export class Engine<S extends Source = Source> {
     this.keepKeyFreshSending(peer, now, out);
   }
 
-  private seal(keypair: Keypair, packet: Uint8Array): Uint8Array {
-    const counter = keypair.sendCounter++;
+  private seal(keypair: Keypair, counter: number, packet: Uint8Array): Uint8Array {
     let padded = packet.length === 0 ? 0 : Math.ceil(packet.length / PADDING_MULTIPLE) * PADDING_MULTIPLE;
     if (this.mtu > 0 && padded > this.mtu) padded = Math.max(packet.length, this.mtu);
     let plaintext = packet;

@@ -9,10 +9,46 @@
 import { wipe } from "../crypto/index.js";
 import { ReplayFilter } from "../replay/index.js";
 
+/**
+ * Where a keypair's send counter lives. By default in the keypair itself; a data path that
+ * seals outside JavaScript (the native one) keeps it there and substitutes a cell that reads
+ * and advances its copy, so both sides draw from one sequence and never reuse a nonce.
+ */
+export interface SendCounter {
+  /** The counter the next message will use. */
+  peek(): number;
+  /** Takes the counter for a message: returns it and advances. */
+  take(): number;
+  /** Sets the next counter (used to retire a keypair for sending by setting the limit). */
+  set(value: number): void;
+}
+
+class LocalCounter implements SendCounter {
+  private value = 0;
+  peek(): number {
+    return this.value;
+  }
+  take(): number {
+    return this.value++;
+  }
+  set(value: number): void {
+    this.value = value;
+  }
+}
+
 export class Keypair {
-  /** The counter of the next message sent: also its nonce. */
-  sendCounter = 0;
+  /** Where the send counter is kept; see {@link SendCounter}. */
+  counter: SendCounter = new LocalCounter();
   readonly replay = new ReplayFilter();
+
+  /** The counter of the next message sent: also its nonce. */
+  get sendCounter(): number {
+    return this.counter.peek();
+  }
+
+  set sendCounter(value: number) {
+    this.counter.set(value);
+  }
 
   constructor(
     readonly sendKey: Uint8Array,

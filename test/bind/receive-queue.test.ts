@@ -32,14 +32,23 @@ describe("ReceiveQueue", () => {
     expect(await p).toEqual(["a"]);
   });
 
-  it("serves several waiting receivers in turn", async () => {
+  it("serves several waiting receivers in turn, each with what arrived in one turn of the event loop", async () => {
     const q = new ReceiveQueue<string>(4, 4);
     const p1 = q.next();
     const p2 = q.next();
     q.push("a");
     q.push("b");
-    expect(await p1).toEqual(["a"]);
-    expect(await p2).toEqual(["b"]);
+    expect(await p1).toEqual(["a", "b"]);
+    q.push("c");
+    expect(await p2).toEqual(["c"]);
+  });
+
+  it("wakes a waiting receiver with a whole turn's items, but no more than batchSize", async () => {
+    const q = new ReceiveQueue<number>(10, 3);
+    const p = q.next();
+    for (let i = 0; i < 5; i++) q.push(i);
+    expect(await p).toEqual([0, 1, 2]);
+    expect(await q.next()).toEqual([3, 4]);
   });
 
   it("close resolves pending and later receives with null and drops what is queued", async () => {

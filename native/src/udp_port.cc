@@ -1,0 +1,474 @@
+#include "udp_port.h"
+
+#include <errno.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "errno_error.h"
+
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+namespace tswg {
+
+namespace {
+
+constexpr size_t kRecvMessages = 16;
+// A GRO train is at most 64 KiB; a plain datagram can be that large too.
+constexpr size_t kRecvBufferSize = 65536;
+constexpr size_t kControlSize = 64;
+// recvmmsg rounds per socket before polling again, so one busy socket cannot starve the other.
+constexpr int kRoundsPerWake = 8;
+constexpr uint32_t kMaxPending = 1024;
+
+Napi::Value ThrowTypeError(Napi::Env env, const char* message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+}  // namespace
+
+// ---- receive thread ----------------------------------------------------------------------------
+
+UdpReceiver::UdpReceiver(std::shared_ptr<UdpSockets> sockets, int max_pending, Sink sink)
+    : sockets_(std::move(sockets)), max_pending_(max_pending), sink_(std::move(sink)), credits_(max_pending) {}
+
+UdpReceiver::~UdpReceiver() { Stop(); }
+
+int UdpReceiver::Start() {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return errno;
+  buffers_.resize(kRecvMessages * kRecvBufferSize);
+  names_.resize(kRecvMessages);
+  control_.resize(kRecvMessages * kControlSize);
+  refs_.reserve(kRecvMessages * 64);
+  rest_.reserve(kRecvMessages * 64);
+  thread_ = std::thread([this]() { Run(); });
+  return 0;
+}
+
+void UdpReceiver::Wake() {
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+void UdpReceiver::Stop() {
+  if (wake_fd_ < 0) return;
+  stopping_.store(true, std::memory_order_release);
+  Wake();
+  if (thread_.joinable()) thread_.join();
+  close(wake_fd_);
+  wake_fd_ = -1;
+}
+
+void UdpReceiver::Acknowledge() {
+  if (credits_.fetch_add(1, std::memory_order_acq_rel) == 0 && wake_fd_ >= 0) Wake();
+}
+
+void UdpReceiver::SetHandler(std::shared_ptr<DatagramHandler> handler) {
+  {
+    std::lock_guard<std::mutex> lock(handler_mu_);
+    handler_ = std::move(handler);
+    has_handler_.store(handler_ != nullptr, std::memory_order_release);
+  }
+  if (wake_fd_ >= 0) Wake();
+}
+
+std::shared_ptr<DatagramHandler> UdpReceiver::handler() {
+  if (!has_handler_.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(handler_mu_);
+  return handler_;
+}
+
+int UdpReceiver::ReceiveOnce(int fd) {
+  struct mmsghdr msgs[kRecvMessages];
+  struct iovec iovs[kRecvMessages];
+  for (size_t k = 0; k < kRecvMessages; k++) {
+    iovs[k].iov_base = buffers_.data() + k * kRecvBufferSize;
+    iovs[k].iov_len = kRecvBufferSize;
+    memset(&msgs[k], 0, sizeof(msgs[k]));
+    msgs[k].msg_hdr.msg_name = &names_[k].u;
+    msgs[k].msg_hdr.msg_namelen = sizeof(names_[k].u);
+    msgs[k].msg_hdr.msg_iov = &iovs[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+    msgs[k].msg_hdr.msg_control = control_.data() + k * kControlSize;
+    msgs[k].msg_hdr.msg_controllen = kControlSize;
+  }
+  int r;
+  do {
+    r = recvmmsg(fd, msgs, kRecvMessages, MSG_DONTWAIT, nullptr);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    sockets_->counters().last_errno.store(errno, std::memory_order_relaxed);
+    return -1;
+  }
+  UdpCounters& c = sockets_->counters();
+  for (int k = 0; k < r; k++) {
+    names_[k].len = msgs[k].msg_hdr.msg_namelen;
+    uint8_t* data = buffers_.data() + k * kRecvBufferSize;
+    size_t total = msgs[k].msg_len;
+    size_t seg = 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msgs[k].msg_hdr); cm != nullptr; cm = CMSG_NXTHDR(&msgs[k].msg_hdr, cm)) {
+      if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        int v;
+        memcpy(&v, CMSG_DATA(cm), sizeof(v));
+        if (v > 0) seg = static_cast<size_t>(v);
+      }
+    }
+    if (seg == 0 || seg >= total) {
+      refs_.push_back({data, static_cast<uint32_t>(total), &names_[k]});
+      continue;
+    }
+    c.gro_receives.fetch_add(1, std::memory_order_relaxed);
+    for (size_t off = 0; off < total; off += seg) {
+      size_t len = total - off < seg ? total - off : seg;
+      refs_.push_back({data + off, static_cast<uint32_t>(len), &names_[k]});
+    }
+  }
+  return r;
+}
+
+void UdpReceiver::Dispatch() {
+  if (refs_.empty()) return;
+  sockets_->counters().received.fetch_add(refs_.size(), std::memory_order_relaxed);
+  std::shared_ptr<DatagramHandler> h = handler();
+  bool credit = credits_.load(std::memory_order_acquire) > 0;
+  std::vector<DatagramRef>* onward = &refs_;
+  if (h != nullptr) {
+    rest_.clear();
+    size_t done = h->HandleDatagrams(refs_, credit ? &rest_ : nullptr);
+    handled_.fetch_add(done, std::memory_order_relaxed);
+    if (!credit) passed_dropped_.fetch_add(refs_.size() - done, std::memory_order_relaxed);
+    onward = &rest_;
+  } else if (!credit) {
+    passed_dropped_.fetch_add(refs_.size(), std::memory_order_relaxed);
+    onward = nullptr;
+  }
+  if (credit && onward != nullptr && !onward->empty()) {
+    std::unique_ptr<DatagramBatch> batch(new DatagramBatch());
+    size_t bytes = 0;
+    for (const DatagramRef& d : *onward) bytes += d.len;
+    batch->addrs.resize(onward->size() * 24);
+    if (batch->packets.Reserve(bytes == 0 ? 1 : bytes)) {
+      size_t i = 0;
+      for (const DatagramRef& d : *onward) {
+        memcpy(batch->packets.Tail(), d.data, d.len);
+        batch->packets.Commit(d.len);
+        PackSockAddr(*d.from, batch->addrs.data() + 24 * i++);
+      }
+      credits_.fetch_sub(1, std::memory_order_acq_rel);
+      if (sink_(batch.get())) batch.release();
+    }
+  }
+  refs_.clear();
+}
+
+void UdpReceiver::Run() {
+  int fds[2] = {sockets_->fd4(), sockets_->fd6()};
+  while (!stopping_.load(std::memory_order_acquire)) {
+    // Without a handler, a consumer with no credits left stops the reading: datagrams then
+    // wait in (and overflow from) the socket buffer. With one, reading never stops.
+    bool can_read = has_handler_.load(std::memory_order_acquire) || credits_.load(std::memory_order_acquire) > 0;
+    struct pollfd p[3];
+    nfds_t n = 0;
+    p[n].fd = wake_fd_;
+    p[n].events = POLLIN;
+    p[n].revents = 0;
+    n++;
+    for (int fd : fds) {
+      if (fd < 0 || !can_read) continue;
+      p[n].fd = fd;
+      p[n].events = POLLIN;
+      p[n].revents = 0;
+      n++;
+    }
+    if (poll(p, n, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (p[0].revents & POLLIN) {
+      uint64_t drained;
+      ssize_t ignored = read(wake_fd_, &drained, sizeof(drained));
+      (void)ignored;
+    }
+    if (stopping_.load(std::memory_order_acquire)) return;
+    for (nfds_t i = 1; i < n; i++) {
+      if (p[i].revents == 0) continue;
+      for (int round = 0; round < kRoundsPerWake; round++) {
+        // Without a handler, reading stops when JavaScript has no room: the socket buffer holds the rest.
+        if (!has_handler_.load(std::memory_order_acquire) && credits_.load(std::memory_order_acquire) <= 0) break;
+        int r = ReceiveOnce(p[i].fd);
+        Dispatch();
+        if (r < static_cast<int>(kRecvMessages)) break;
+        if (stopping_.load(std::memory_order_acquire)) return;
+      }
+    }
+  }
+}
+
+// ---- JavaScript class ---------------------------------------------------------------------------
+
+void DeliverDatagrams(Napi::Env env, Napi::Function callback, std::nullptr_t* /*context*/, DatagramBatch* batch) {
+  std::unique_ptr<DatagramBatch> owned(batch);
+  if (static_cast<napi_env>(env) == nullptr || callback.IsEmpty()) return;
+  size_t count = batch->packets.count();
+  Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, batch->packets.data(), batch->packets.bytes());
+  Napi::Uint32Array sizes = Napi::Uint32Array::New(env, count);
+  memcpy(sizes.Data(), batch->packets.sizes().data(), count * sizeof(uint32_t));
+  Napi::Uint8Array addrs = Napi::Uint8Array::New(env, batch->addrs.size());
+  memcpy(addrs.Data(), batch->addrs.data(), batch->addrs.size());
+  callback.Call({data, sizes, addrs});
+}
+
+Napi::Function UdpPort::Define(Napi::Env env) {
+  return DefineClass(env, "Udp",
+                     {
+                         InstanceMethod<&UdpPort::Start>("start"),
+                         InstanceMethod<&UdpPort::Ack>("ack"),
+                         InstanceMethod<&UdpPort::Send>("send"),
+                         InstanceMethod<&UdpPort::SetMark>("setMark"),
+                         InstanceMethod<&UdpPort::Ref>("ref"),
+                         InstanceMethod<&UdpPort::Unref>("unref"),
+                         InstanceMethod<&UdpPort::Close>("close"),
+                         InstanceMethod<&UdpPort::Port>("port"),
+                         InstanceMethod<&UdpPort::Info>("info"),
+                         InstanceMethod<&UdpPort::Stats>("stats"),
+                     });
+}
+
+UdpPort::UdpPort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpPort>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) {
+    ThrowTypeError(env, "Udp: options must be an object");
+    return;
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  UdpOpenOptions opts;
+  Napi::Value port = o.Get("port");
+  if (!port.IsNumber()) {
+    ThrowTypeError(env, "Udp: port must be a number");
+    return;
+  }
+  double p = port.As<Napi::Number>().DoubleValue();
+  if (!(p >= 0 && p <= 65535) || p != static_cast<double>(static_cast<uint16_t>(p))) {
+    ThrowTypeError(env, "Udp: port must be an integer in 0..65535");
+    return;
+  }
+  opts.port = static_cast<uint16_t>(p);
+  Napi::Value v4 = o.Get("ipv4"), v6 = o.Get("ipv6"), a4 = o.Get("address4"), a6 = o.Get("address6"),
+              buf = o.Get("bufferBytes");
+  if (v4.IsBoolean()) opts.ipv4 = v4.As<Napi::Boolean>().Value();
+  if (v6.IsBoolean()) opts.ipv6 = v6.As<Napi::Boolean>().Value();
+  if (a4.IsString()) opts.address4 = a4.As<Napi::String>().Utf8Value();
+  if (a6.IsString()) opts.address6 = a6.As<Napi::String>().Utf8Value();
+  if (buf.IsNumber()) {
+    double b = buf.As<Napi::Number>().DoubleValue();
+    if (b >= 4096 && b <= (1 << 30)) opts.buffer_bytes = static_cast<int>(b);
+  }
+  if (!opts.ipv4 && !opts.ipv6) {
+    ThrowTypeError(env, "Udp: IPv4 or IPv6 must be enabled");
+    return;
+  }
+  std::string syscall;
+  int err = UdpSockets::Open(opts, &sockets_, &syscall);
+  if (err != 0) {
+    ErrnoError(env, err, syscall).ThrowAsJavaScriptException();
+    return;
+  }
+  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) teardown_hook_ = true;
+}
+
+UdpPort::~UdpPort() {
+  Shutdown();
+  if (teardown_hook_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
+    teardown_hook_ = false;
+  }
+}
+
+void UdpPort::OnEnvironmentTeardown(void* self) {
+  UdpPort* port = static_cast<UdpPort*>(self);
+  port->teardown_hook_ = false;
+  port->Shutdown();
+}
+
+void UdpPort::Shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  if (receiver_) {
+    receiver_->Stop();
+    handled_ = receiver_->handled();
+    passed_dropped_ = receiver_->passed_dropped();
+  }
+  receiver_.reset();
+  if (started_ && *deliver_alive_) deliver_.Abort();
+  // A data path still sending holds its own reference; the sockets close after its last send.
+  sockets_.reset();
+}
+
+Napi::Value UdpPort::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) {
+    Napi::Error::New(env, "Udp.start: closed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (started_) {
+    Napi::Error::New(env, "Udp.start: already started").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!info[0].IsFunction()) return ThrowTypeError(env, "Udp.start: callback must be a function");
+  if (!info[1].IsNumber()) return ThrowTypeError(env, "Udp.start: maxPending must be a number");
+  double mp = info[1].As<Napi::Number>().DoubleValue();
+  if (!(mp >= 1 && mp <= kMaxPending) || mp != static_cast<double>(static_cast<uint32_t>(mp))) {
+    return ThrowTypeError(env, "Udp.start: maxPending must be an integer in 1..1024");
+  }
+  deliver_alive_ = std::make_shared<bool>(true);
+  auto* alive = new std::shared_ptr<bool>(deliver_alive_);
+  deliver_ = DatagramFunction::New(
+      env, info[0].As<Napi::Function>(), "tswg:udp-receiver", 0, 1, nullptr,
+      [](Napi::Env, std::shared_ptr<bool>* flag, std::nullptr_t*) {
+        **flag = false;
+        delete flag;
+      },
+      alive);
+  if (env.IsExceptionPending()) return env.Undefined();
+  started_ = true;
+  deliver_.Unref(env);
+  refed_ = false;
+  DatagramFunction deliver = deliver_;
+  receiver_.reset(new UdpReceiver(sockets_, static_cast<int>(mp),
+                                  [deliver](DatagramBatch* b) { return deliver.NonBlockingCall(b) == napi_ok; }));
+  int err = receiver_->Start();
+  if (err != 0) {
+    receiver_.reset();
+    ErrnoError(env, err, "eventfd").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+Napi::Value UdpPort::Ack(const Napi::CallbackInfo& info) {
+  if (!closed_ && receiver_) receiver_->Acknowledge();
+  return info.Env().Undefined();
+}
+
+// send(packets: Uint8Array[], family: 4|6, address: Uint8Array, port, zone: string) -> failed count
+Napi::Value UdpPort::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsNumber() || !info[2].IsTypedArray() || !info[3].IsNumber() ||
+      !info[4].IsString()) {
+    return ThrowTypeError(env, "Udp.send(packets, family, address, port, zone)");
+  }
+  Napi::Array packets = info[0].As<Napi::Array>();
+  Napi::Uint8Array addr = info[2].As<Napi::Uint8Array>();
+  SockAddr to;
+  if (!MakeSockAddr(info[1].As<Napi::Number>().Int32Value(), addr.Data(), addr.ByteLength(),
+                    static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()),
+                    info[4].As<Napi::String>().Utf8Value(), &to)) {
+    return ThrowTypeError(env, "Udp.send: unusable destination address");
+  }
+  uint32_t count = packets.Length();
+  if (closed_) return Napi::Number::New(env, count);
+  std::vector<const uint8_t*> bufs;
+  std::vector<size_t> lens;
+  bufs.reserve(count);
+  lens.reserve(count);
+  uint32_t invalid = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value v = packets.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      invalid++;
+      continue;
+    }
+    Napi::Uint8Array b = v.As<Napi::Uint8Array>();
+    bufs.push_back(b.Data());
+    lens.push_back(b.ByteLength());
+  }
+  size_t failed = sockets_->SendEach(to, bufs.data(), lens.data(), bufs.size());
+  return Napi::Number::New(env, static_cast<double>(failed + invalid));
+}
+
+Napi::Value UdpPort::SetMark(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowTypeError(env, "Udp.setMark: mark must be a number");
+  double m = info[0].As<Napi::Number>().DoubleValue();
+  if (!(m >= 0 && m <= 4294967295.0) || m != static_cast<double>(static_cast<uint32_t>(m))) {
+    return ThrowTypeError(env, "Udp.setMark: mark must be a 32-bit unsigned integer");
+  }
+  if (closed_) return env.Undefined();
+  int err = sockets_->SetMark(static_cast<uint32_t>(m));
+  if (err != 0) ErrnoError(env, err, "setsockopt(SO_MARK)").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value UdpPort::Ref(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (started_ && !closed_ && *deliver_alive_ && !refed_) {
+    deliver_.Ref(env);
+    refed_ = true;
+  }
+  return env.Undefined();
+}
+
+Napi::Value UdpPort::Unref(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (started_ && !closed_ && *deliver_alive_ && refed_) {
+    deliver_.Unref(env);
+    refed_ = false;
+  }
+  return env.Undefined();
+}
+
+Napi::Value UdpPort::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  if (teardown_hook_) {
+    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
+    teardown_hook_ = false;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value UdpPort::Port(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), sockets_ ? sockets_->port() : 0);
+}
+
+// info(): { ipv4, ipv6, gso, gro, bufferBytes }
+Napi::Value UdpPort::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ipv4", Napi::Boolean::New(env, sockets_ && sockets_->fd4() >= 0));
+  out.Set("ipv6", Napi::Boolean::New(env, sockets_ && sockets_->fd6() >= 0));
+  out.Set("gso", Napi::Boolean::New(env, sockets_ && sockets_->gso()));
+  out.Set("gro", Napi::Boolean::New(env, sockets_ && sockets_->gro()));
+  out.Set("bufferBytes", Napi::Number::New(env, sockets_ ? sockets_->buffer_bytes() : 0));
+  return out;
+}
+
+Napi::Value UdpPort::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  if (!sockets_) return out;
+  UdpCounters& c = sockets_->counters();
+  out.Set("received", Napi::Number::New(env, static_cast<double>(c.received.load())));
+  out.Set("groReceives", Napi::Number::New(env, static_cast<double>(c.gro_receives.load())));
+  out.Set("sent", Napi::Number::New(env, static_cast<double>(c.sent.load())));
+  out.Set("gsoSends", Napi::Number::New(env, static_cast<double>(c.gso_sends.load())));
+  out.Set("sendErrors", Napi::Number::New(env, static_cast<double>(c.send_errors.load())));
+  out.Set("handledNatively", Napi::Number::New(env, static_cast<double>(receiver_ ? receiver_->handled() : handled_)));
+  out.Set("passedDropped",
+          Napi::Number::New(env, static_cast<double>(receiver_ ? receiver_->passed_dropped() : passed_dropped_)));
+  out.Set("pendingBatches", Napi::Number::New(env, receiver_ ? receiver_->pending() : 0));
+  int e = c.last_errno.load();
+  out.Set("lastError", e != 0 ? Napi::Value(Napi::String::New(env, ErrnoName(e))) : env.Null());
+  return out;
+}
+
+}  // namespace tswg
