@@ -135,13 +135,13 @@ export async function transfer(
   to: Host,
   toIp: string,
   bytes: number,
-  opts: { port?: number; timeoutMs?: number; during?: () => Promise<void> } = {},
+  opts: { port?: number; timeoutMs?: number; during?: () => Promise<void>; mbps?: number } = {},
 ): Promise<{ sent: string; received: string; seconds: number }> {
   const port = opts.port ?? 5201;
   const server = to.spawn(["node", TRANSFER, "serve", toIp, String(port)]);
   await server.waitForOutput("listening", { timeoutMs: 10_000 });
   const t0 = performance.now();
-  const client = from.spawn(["node", TRANSFER, "send", toIp, String(port), String(bytes)]);
+  const client = from.spawn(["node", TRANSFER, "send", toIp, String(port), String(bytes), ...(opts.mbps ? [String(opts.mbps)] : [])]);
   if (opts.during) await opts.during();
   const sent = await client.waitForOutput(/sent \d+ [0-9a-f]{64}|error .*/, { timeoutMs: opts.timeoutMs ?? 120_000 });
   const received = await server.waitForOutput(/received \d+ [0-9a-f]{64}|error .*/, { timeoutMs: 30_000 });

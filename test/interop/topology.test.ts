@@ -109,7 +109,9 @@ describe.skipIf(skip !== null).each<Impl>(["wireguard-go", "tswg"])("roaming: ts
     bed = await TestBed.create("roam");
     const { a, b, link, keysA: ka, na, nb } = await startSimplePair(bed, peerImpl, nodes);
 
+    // Paced to 160 Mbit/s (3 s), so both changes land mid-transfer however fast the path is.
     const r = await transfer(a, b, "10.77.0.2", 60 * MB, {
+      mbps: 160,
       during: async () => {
         await new Promise((res) => setTimeout(res, 700));
         await na.wg(["set", na.spec.ifname, "listen-port", "51830"]);
