@@ -34,6 +34,8 @@ export function deviceUapiHandler(device: Device): UapiHandler {
         privateKey: s.privateKey ?? undefined,
         listenPort: s.listenPort,
         fwmark: s.fwmark,
+        // Shown by `tswg show` ("data path: native"), ignored by `wg`.
+        extra: { tswg_data_path: s.dataPath, tswg_crypto: s.cryptoBackend },
         peers: s.peers.map((p) => ({
           publicKey: p.publicKey,
           presharedKey: p.presharedKey ?? undefined,

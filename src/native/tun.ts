@@ -50,7 +50,11 @@ export interface NativeTun {
   start(callback: NativeTunBatchCallback, batchSize: number, maxPending: number): void;
   /** Acknowledges one delivered batch. */
   ack(): void;
-  /** Writes each packet with write(2); returns how many were refused (counted, never thrown). */
+  /**
+   * Writes the packets: with a virtio-net header, consecutive segments of a TCP flow (and
+   * equal-sized datagrams of a UDP flow) go out joined as one GSO write. Returns how many were
+   * refused (counted, never thrown).
+   */
   write(packets: readonly Uint8Array[]): number;
   /** Whether pending deliveries keep the event loop alive; unreferenced after start(). */
   ref(): void;

@@ -116,7 +116,7 @@ describe("the engine with an external data path", () => {
   });
 
   it("data received and not answered brings a keepalive after 10 s; sending after it does not", () => {
-    const { net, a, b } = session();
+    const { net, b } = session();
     const pa = peerOf(b, "a");
     // Received 20 ms ago, nothing sent since: a keepalive is due in 10 s.
     net.collect(b, b.engine.recordActivity(pa, { txBytes: 0, rxBytes: 200, receivedAgoMs: 20, dataReceivedAgoMs: 20 }));

@@ -4,6 +4,8 @@
  * TUN -> native seal -> UDP -> native open -> TUN. Native against native and against the
  * portable path, traffic checked by hash.
  */
+import { randomBytes } from "node:crypto";
+import dgram from "node:dgram";
 import { resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { UdpBind } from "../../src/bind/udp.js";
@@ -106,6 +108,10 @@ describe.skipIf(skip !== null)("the device's native data path", () => {
       // TCP segments went into the TUN joined, and came out of it as super-packets to split.
       expect(s.tunCoalesced).toBeGreaterThan(0);
       expect((end.device.tun as LinuxTun).stats().superPackets).toBeGreaterThan(0);
+      // Sealed segments left as UDP GSO trains and arrived as GRO trains.
+      const udp = end.bind.nativeSockets!.stats();
+      expect(udp.gsoSends).toBeGreaterThan(0);
+      expect(udp.groReceives).toBeGreaterThan(0);
     }
     // What the native side moved reaches the engine's counters (and so `wg show`).
     await waitFor(() => a.device.status().peers[0]!.txBytes > 64 * MB && b.device.status().peers[0]!.rxBytes > 64 * MB, {
@@ -153,6 +159,28 @@ describe.skipIf(skip !== null)("the device's native data path", () => {
     const spoofed = await b.host.exec(["ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", `10.99.${tag}.77`, a.ip], { check: false });
     expect(spoofed.code).not.toBe(0);
     expect(a.device.nativeStats()!.sourceRejected).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("drops garbage sent to its port, counting it, and carries on", async () => {
+    const [a, b] = await pair(["native", "native"]);
+    await ping(a, b);
+    const sock = dgram.createSocket("udp4");
+    try {
+      for (let i = 0; i < 3000; i++) {
+        const d = randomBytes(1 + (i % 1500));
+        // A third look like transport messages (type 4, zero reserved bytes), some like handshakes.
+        if (i % 3 === 0 && d.length >= 4) d.set([4, 0, 0, 0], 0);
+        else if (i % 3 === 1 && d.length >= 4) d.set([1 + (i % 3), 0, 0, 0], 0);
+        await new Promise<void>((r) => sock.send(d, b.device.listenPort, "127.0.0.1", () => r()));
+      }
+    } finally {
+      sock.close();
+    }
+    await ping(a, b);
+    await transfer(a, b, 4 * MB);
+    const s = b.device.nativeStats()!;
+    expect(s.unknownIndex + s.rxPassed).toBeGreaterThan(1000);
+    expect(s.decryptFailed + s.replayed).toBe(0);
   }, 60_000);
 
   it("follows the peer to a new port, natively", async () => {

@@ -150,6 +150,37 @@ describe.skipIf(skipReason !== null)(title, () => {
     }
   });
 
+  it("uses a virtio-net header with segmentation offloads by default, and plain packets without", async () => {
+    const on = await createLinuxTun("tswgt-off1", { netns: NS });
+    const off = await createLinuxTun("tswgt-off0", { netns: NS, offload: false });
+    try {
+      const o = on.offloads();
+      expect(o.vnetHdr).toBe(true);
+      expect(o.flags & 0x07).toBe(0x07); // checksum, TSO4, TSO6
+      expect(off.offloads()).toEqual({ vnetHdr: false, flags: 0 });
+      // The plain TUN still carries packets: a crafted echo reply reaches ping.
+      await addAddress(off.name, "10.77.9.1/24", { netns: NS });
+      await setLinkUp(off.name, { netns: NS });
+      const responder = (async () => {
+        for (;;) {
+          const batch = await off.read();
+          if (batch === null) return;
+          for (const packet of batch) {
+            const echo = parseEcho(packet);
+            if (echo?.type === ECHO_REQUEST && echo.dst === "10.77.9.2") await off.write([replyTo(echo)]);
+          }
+        }
+      })();
+      const ping = await runInNetns(NS, "ping", ["-c", "2", "-i", "0.2", "-W", "2", "10.77.9.2"]);
+      expect(ping.stdout).toMatch(/2 packets transmitted, 2 received/);
+      await off.close();
+      await responder;
+    } finally {
+      await on.close();
+      await off.close();
+    }
+  });
+
   it("reports up, down and MTU changes made with ip, and MTU changes made through setMtu", async () => {
     const tun = await createLinuxTun("tswgt-ev", { netns: NS, pollIntervalMs: 50 });
     try {
