@@ -135,8 +135,8 @@ describe.skipIf(skip !== null)("up / show / wg / down", () => {
     expect(show).toMatch(/latest handshake: /);
     expect(show).toContain("persistent keepalive: every 25 seconds");
     // tswg's own lines: which data path and crypto backend move the packets.
-    expect(show).toMatch(/  data path: (native|portable)\n/);
-    expect(show).toMatch(/  crypto: \w+\n/);
+    expect(show).toMatch(/ {2}data path: (native|portable)\n/);
+    expect(show).toMatch(/ {2}crypto: \w+\n/);
 
     // The standard tool reads the same state.
     const dump = (await a.exec(["wg", "show", ifname, "dump"])).stdout.trim().split("\n");
