@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startCoturn, Topology, topologyUnavailableReason, waitFor, type Coturn, type NetNode, type Segment, type TrackedProcess } from "../../src/testbed/index.js";
+import { startCoturn, Topology, topologyUnavailableReason, waitFor, type Coturn, type Nat, type NetNode, type Segment, type TrackedProcess } from "../../src/testbed/index.js";
 import { newKeyPair, transfer, TSWG_BIN, type KeyPair } from "../interop/nodes.js";
 
 const skip = (await topologyUnavailableReason()) ?? null;
@@ -68,6 +68,20 @@ class Scene {
     return { node, ifname, keys, tunnelIp, proc, startedAt };
   }
 
+  /** Two sites behind NATs of one kind, hosts a (10.99.0.1) and b (10.99.0.2) peering through ICE. */
+  async twoSites(mapping: "endpoint-independent" | "symmetric", beforePeers?: (natA: Nat, natB: Nat) => Promise<void>) {
+    const natA = await this.net.nat("natA", { wan: this.inet, lan: "10.1.0.0/24", mapping });
+    const natB = await this.net.nat("natB", { wan: this.inet, lan: "10.2.0.0/24", mapping });
+    const a = await this.net.host("a", { behind: natA });
+    const b = await this.net.host("b", { behind: natB });
+    await beforePeers?.(natA, natB);
+    const ka = newKeyPair();
+    const kb = newKeyPair();
+    const pa = await this.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }]);
+    const pb = await this.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    return { natA, natB, a, b, pa, pb };
+  }
+
   async cleanup(): Promise<void> {
     await this.net?.cleanup();
     rmSync(this.dir, { recursive: true, force: true });
@@ -116,15 +130,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("a) two endpoint-independent NATs: a direct path, not the relay", async () => {
     const s = await scene("icea");
-    const inet = s.inet;
-    const natA = await s.net.nat("natA", { wan: inet, lan: "10.1.0.0/24", mapping: "endpoint-independent" });
-    const natB = await s.net.nat("natB", { wan: inet, lan: "10.2.0.0/24", mapping: "endpoint-independent" });
-    const a = await s.net.host("a", { behind: natA });
-    const b = await s.net.host("b", { behind: natB });
-    const ka = newKeyPair();
-    const kb = newKeyPair();
-    const pa = await s.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }]);
-    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    const { a, b, pa, pb } = await s.twoSites("endpoint-independent");
     const t = await firstPacket(pa, pb);
     const r = await transfer(a.host, b.host, "10.99.0.2", 20 * MB);
     expect(r.received).toBe(r.sent.replace("sent", "received"));
@@ -136,15 +142,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("b) two symmetric NATs: the relay carries the traffic", async () => {
     const s = await scene("iceb");
-    const inet = s.inet;
-    const natA = await s.net.nat("natA", { wan: inet, lan: "10.1.0.0/24", mapping: "symmetric" });
-    const natB = await s.net.nat("natB", { wan: inet, lan: "10.2.0.0/24", mapping: "symmetric" });
-    const a = await s.net.host("a", { behind: natA });
-    const b = await s.net.host("b", { behind: natB });
-    const ka = newKeyPair();
-    const kb = newKeyPair();
-    const pa = await s.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }]);
-    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    const { a, b, pa, pb } = await s.twoSites("symmetric");
     const t = await firstPacket(pa, pb);
     const r = await transfer(a.host, b.host, "10.99.0.2", 10 * MB);
     expect(r.received).toBe(r.sent.replace("sent", "received"));
@@ -155,16 +153,9 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("c) all UDP between the sites blocked except to the TURN server: relay", async () => {
     const s = await scene("icec");
-    const inet = s.inet;
-    const natA = await s.net.nat("natA", { wan: inet, lan: "10.1.0.0/24", mapping: "endpoint-independent" });
-    const natB = await s.net.nat("natB", { wan: inet, lan: "10.2.0.0/24", mapping: "endpoint-independent" });
-    const a = await s.net.host("a", { behind: natA });
-    const b = await s.net.host("b", { behind: natB });
-    for (const nat of [natA, natB]) await s.net.firewall(nat, { dropUdp: true, except: [{ to: s.srv.ip, port: 3478 }] });
-    const ka = newKeyPair();
-    const kb = newKeyPair();
-    const pa = await s.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }]);
-    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    const { a, b, pa, pb } = await s.twoSites("endpoint-independent", async (natA, natB) => {
+      for (const nat of [natA, natB]) await s.net.firewall(nat, { dropUdp: true, except: [{ to: s.srv.ip, port: 3478 }] });
+    });
     const t = await firstPacket(pa, pb);
     const r = await transfer(b.host, a.host, "10.99.0.1", 10 * MB);
     expect(r.received).toBe(r.sent.replace("sent", "received"));
@@ -175,14 +166,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("d) the direct path is cut mid-transfer: the transfer completes over a new path", async () => {
     const s = await scene("iced");
-    const natA = await s.net.nat("natA", { wan: s.inet, lan: "10.1.0.0/24", mapping: "endpoint-independent" });
-    const natB = await s.net.nat("natB", { wan: s.inet, lan: "10.2.0.0/24", mapping: "endpoint-independent" });
-    const a = await s.net.host("a", { behind: natA });
-    const b = await s.net.host("b", { behind: natB });
-    const ka = newKeyPair();
-    const kb = newKeyPair();
-    const pa = await s.peer(a, "a", "10.99.0.1", ka, [{ keys: kb, ip: "10.99.0.2" }]);
-    const pb = await s.peer(b, "b", "10.99.0.2", kb, [{ keys: ka, ip: "10.99.0.1" }]);
+    const { natA, natB, a, b, pa, pb } = await s.twoSites("endpoint-independent");
     await firstPacket(pa, pb);
     const before = await icePair(pa);
     expect(before).not.toMatch(/relay/);
