@@ -2,50 +2,19 @@
  * Shared pieces of the signaling tests: a throw-away certificate authority (openssl), free
  * loopback ports, and a node that pairs a transport with a sealed channel and records what arrives.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { makeTestPki as makePki, type TestPki } from "../helpers/pki.js";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { getBackend } from "../../src/crypto/index.js";
 import { SealedChannel } from "../../src/signaling/channel.js";
 import type { SignalingMessage, SignalingTransport } from "../../src/signaling/types.js";
 
 export const backend = getBackend("node");
 
-export interface TestPki {
-  dir: string;
-  caFile: string;
-  certFile: string;
-  keyFile: string;
-  ca: string;
-  cert: string;
-  key: string;
-  remove(): void;
-}
+export type { TestPki } from "../helpers/pki.js";
 
 /** A CA and a server certificate for 127.0.0.1 and localhost, signed by it. */
 export function makeTestPki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), "tswgt-sigpki-"));
-  const f = (n: string): string => join(dir, n);
-  const ossl = (args: string[]): void => void execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  ossl(["req", "-x509", ...ec, "-keyout", f("ca.key"), "-out", f("ca.pem"), "-days", "2", "-subj", "/CN=tswg signaling test CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-  ossl(["req", ...ec, "-keyout", f("server.key"), "-out", f("server.csr"), "-subj", "/CN=tswg signaling test"]);
-  writeFileSync(f("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
-  ossl(["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-CAcreateserial",
-    "-out", f("server.pem"), "-days", "2", "-extfile", f("ext.cnf")]);
-  return {
-    dir,
-    caFile: f("ca.pem"),
-    certFile: f("server.pem"),
-    keyFile: f("server.key"),
-    ca: readFileSync(f("ca.pem"), "utf8"),
-    cert: readFileSync(f("server.pem"), "utf8"),
-    key: readFileSync(f("server.key"), "utf8"),
-    remove: () => rmSync(dir, { recursive: true, force: true }),
-  };
+  return makePki({ dns: ["localhost"], ips: ["127.0.0.1"] });
 }
 
 /** `count` TCP ports free on 127.0.0.1 right now (bound to port 0, then released). */
