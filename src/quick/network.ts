@@ -155,6 +155,19 @@ export async function setUpNetwork(opts: NetworkOptions): Promise<Teardown> {
 const defaultTables = new Map<string, number>();
 
 /**
+ * The routes of one table. A table that never held a route does not exist yet, and iproute2
+ * then fails with "FIB table does not exist" (exit 2): that means empty, as wg-quick reads it.
+ */
+async function routesInTable(ip: (args: string[]) => Promise<string>, f: "-4" | "-6", table: number): Promise<string> {
+  try {
+    return await ip([f, "route", "show", "table", String(table)]);
+  } catch (err) {
+    if (err instanceof IpCommandError && /FIB table does not exist/u.test(err.stderr)) return "";
+    throw err;
+  }
+}
+
+/**
  * A /0 prefix: route everything through the tunnel except the tunnel's own packets, which carry
  * the device's fwmark. Returns the undo steps.
  */
@@ -168,8 +181,8 @@ async function addDefaultRoute(
   if (table === 0) {
     // The first table number from 51820 that has no routes in either family.
     for (table = 51820; ; table++) {
-      const v4 = await ip(["-4", "route", "show", "table", String(table)]);
-      const v6 = await ip(["-6", "route", "show", "table", String(table)]);
+      const v4 = await routesInTable(ip, "-4", table);
+      const v6 = await routesInTable(ip, "-6", table);
       if (v4.trim() === "" && v6.trim() === "") break;
     }
     await opts.setFwmark(table);
