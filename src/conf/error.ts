@@ -1,3 +1,5 @@
+import { MAX_MESSAGE, sanitize } from "./excerpt.js";
+
 /** Where a configuration problem is; every field is optional except the file. */
 export interface ConfigErrorLocation {
   /** The file name as given to the parser (e.g. "wg0.conf"). */
@@ -22,7 +24,9 @@ export class ConfigError extends Error {
   /** The problem alone, without the location. */
   readonly reason: string;
 
-  constructor(where: ConfigErrorLocation, reason: string) {
+  constructor(where: ConfigErrorLocation, problem: string) {
+    // The last line of defence: whatever a value parser quoted, no key and no flood gets out.
+    const reason = sanitize(problem, MAX_MESSAGE);
     const place = [where.section === undefined ? "" : `[${where.section}]`, where.key ?? ""].filter((s) => s !== "").join(" ");
     super(`${where.file}${where.line === undefined ? "" : `:${where.line}`}: ${place === "" ? "" : `${place}: `}${reason}`);
     this.name = "ConfigError";

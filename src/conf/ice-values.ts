@@ -4,6 +4,7 @@
  * changes.
  */
 import { parseIceServers } from "../ice/servers.js";
+import { quoted } from "./excerpt.js";
 import { ValueError } from "./values.js";
 
 const SIGNALING_SCHEMES = ["ws", "wss", "nats", "tls"];
@@ -18,13 +19,13 @@ export function parseSignaling(value: string): string {
     try {
       url = new URL(u);
     } catch {
-      throw new ValueError(`${JSON.stringify(u)} is not a URL (expected e.g. ws://host:8080)`);
+      throw new ValueError(`${quoted(u)} is not a URL (expected e.g. ws://host:8080)`);
     }
     const scheme = url.protocol.slice(0, -1);
     if (!SIGNALING_SCHEMES.includes(scheme)) {
       throw new ValueError(`unsupported scheme "${scheme}:" (expected ws://, wss:// or nats://)`);
     }
-    if (url.hostname === "") throw new ValueError(`${JSON.stringify(u)} has no host`);
+    if (url.hostname === "") throw new ValueError(`${quoted(u)} has no host`);
     schemes.add(scheme === "wss" ? "ws" : scheme === "tls" ? "nats" : scheme);
   }
   if (schemes.has("ws") && urls.length > 1) throw new ValueError("ws:// and wss:// signaling take a single URL");
@@ -47,7 +48,7 @@ export function parseCandidateTypeList(value: string): IceCandidateType[] {
   const out: IceCandidateType[] = [];
   for (const t of value.split(/[\s,]+/u).filter((s) => s !== "")) {
     const v = t.toLowerCase();
-    if (v !== "host" && v !== "srflx" && v !== "relay") throw new ValueError(`unknown candidate type "${t}" (expected host, srflx or relay)`);
+    if (v !== "host" && v !== "srflx" && v !== "relay") throw new ValueError(`unknown candidate type ${quoted(t)} (expected host, srflx or relay)`);
     if (!out.includes(v)) out.push(v);
   }
   if (out.length === 0) throw new ValueError("expected at least one of host, srflx, relay");

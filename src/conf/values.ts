@@ -7,6 +7,7 @@ import { formatCidr, formatIp, maskPrefix, parseCidr, parseIp } from "../allowed
 import { parseKey } from "../crypto/keys.js";
 import { formatListenAddress, parseListenAddress } from "../uotlv/listen-address.js";
 import { looksLikeUrl, parseTunnelUrl } from "../uotlv/url.js";
+import { quoted } from "./excerpt.js";
 
 /** A value that does not fit its key. */
 export class ValueError extends Error {
@@ -35,7 +36,7 @@ export type RouteTable =
   | { kind: "id"; id: number }
   | { kind: "name"; name: string };
 
-const quote = (s: string): string => JSON.stringify(s);
+const quote = quoted;
 
 /** Splits a comma (or whitespace) separated list, dropping empty items, as wg-quick does. */
 export function splitList(value: string): string[] {

@@ -7,6 +7,7 @@
  */
 import { keyToBase64 } from "../crypto/keys.js";
 import { ConfigError } from "./error.js";
+import { excerpt, quoted } from "./excerpt.js";
 import { parseCandidateTypeList, parseIceServerList, parsePortRangeValue, parseSignaling, type IceCandidateType } from "./ice-values.js";
 import {
   formatEndpoint,
@@ -147,6 +148,10 @@ function readDns(s: InterfaceDraft, value: string): void {
   }
 }
 
+/** What a key name can look like; anything else is not quoted as a key name. */
+const KEY_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/u;
+const isKeyName = (text: string): boolean => KEY_NAME.test(text) && excerpt(text) === text;
+
 const byLowerName = <S>(keys: KeySpec<S>[]): Map<string, KeySpec<S>> => new Map(keys.map((k) => [k.name.toLowerCase(), k]));
 const INTERFACE_BY_NAME = byLowerName(INTERFACE_KEYS);
 const PEER_BY_NAME = byLowerName(PEER_KEYS);
@@ -176,7 +181,11 @@ export function parseConfig(text: string, fileName: string): QuickConfig {
   function apply<S>(section: Section<S>, keys: Map<string, KeySpec<S>>, lineNo: number, keyText: string, raw: string, value: string): void {
     const name = current!;
     const keySpec = keys.get(keyText.toLowerCase());
-    if (keySpec === undefined) throw error(lineNo, name, keyText, `unknown key in [${name}]`);
+    if (keySpec === undefined) {
+      // Only something shaped like a key name is named as one: this may be a pasted key.
+      if (isKeyName(keyText)) throw error(lineNo, name, keyText, `unknown key in [${name}]`);
+      throw error(lineNo, name, undefined, `${quoted(keyText)} is not a key of [${name}]`);
+    }
     const first = section.seen.get(keySpec.name);
     if (first !== undefined && !keySpec.repeatable) throw error(lineNo, name, keySpec.name, `given twice (first on line ${first})`);
     section.seen.set(keySpec.name, first ?? lineNo);
@@ -208,17 +217,20 @@ export function parseConfig(text: string, fileName: string): QuickConfig {
         current = "Peer";
         peers.push({ draft: { allowedIps: [] }, line: lineNo, seen: new Map() });
       } else {
-        throw error(lineNo, undefined, undefined, `unknown section ${stripped} (expected [Interface] or [Peer])`);
+        throw error(lineNo, undefined, undefined, `unknown section ${excerpt(stripped)} (expected [Interface] or [Peer])`);
       }
       continue;
     }
 
     const eq = stripped.indexOf("=");
-    if (eq < 0) throw error(lineNo, current, undefined, `${JSON.stringify(stripped)} is not a Key = Value line`);
+    if (eq < 0) throw error(lineNo, current, undefined, `${quoted(stripped)} is not a Key = Value line`);
     const keyText = stripped.slice(0, eq).trim();
     const value = stripped.slice(eq + 1).trim();
     if (keyText === "") throw error(lineNo, current, undefined, "line has no key before =");
-    if (current === undefined) throw error(lineNo, undefined, keyText, "key outside of any section (add [Interface] or [Peer] above it)");
+    if (current === undefined) {
+      if (isKeyName(keyText)) throw error(lineNo, undefined, keyText, "key outside of any section (add [Interface] or [Peer] above it)");
+      throw error(lineNo, undefined, undefined, `${quoted(keyText)} is outside of any section and not a key`);
+    }
     if (current === "Interface") apply(iface!, INTERFACE_BY_NAME, lineNo, keyText, raw, value);
     else apply(peers[peers.length - 1]!, PEER_BY_NAME, lineNo, keyText, raw, value);
   }

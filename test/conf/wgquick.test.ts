@@ -262,6 +262,49 @@ describe("parseConfig: errors name the file, line and key", () => {
     expect(configError(`[Interface]\nPrivateKey = ${secret}\n`).message).not.toContain(secret);
   });
 
+  describe("never echoes a key, wherever it was pasted", () => {
+    // A real key: random base64 mixes cases and digits (the fixed test keys above do not).
+    const secret = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    const peer = (line: string) => iface(`[Peer]\nPublicKey = ${b64(PUB1)}\n${line}\n`);
+    it.each([
+      ["a key alone on a line", iface(`${secret}\n`)],
+      ["a key alone before any section", `${secret}\n[Interface]\n`],
+      ["a key without =", `[Interface]\nPrivateKey ${secret}\n`],
+      ["a key without = or padding", `[Interface]\nPrivateKey ${secret.slice(0, 43)}\n`],
+      ["a key after a wrong key name", `[Interface]\nPrivatKey = ${secret}\n`],
+      ["a key in AllowedIPs", peer(`AllowedIPs = ${secret}`)],
+      ["a key in AllowedIPs after a prefix", peer(`AllowedIPs = 10.0.0.0/8, ${secret}`)],
+      ["a key in Endpoint", peer(`Endpoint = ${secret}`)],
+      ["a key as an Endpoint host", peer(`Endpoint = ${secret.slice(0, 43)}:51820`)],
+      ["a key in DNS", iface(`DNS = ${secret}`)],
+      ["a key in Address", iface(`Address = ${secret}`)],
+      ["a key in Table", iface(`Table = ${secret}`)],
+      ["a key in a section header", `[${secret}]\n`],
+      ["a key with a typo in the middle", `[Interface]\nPrivateKey ${secret.slice(0, 20)}!${secret.slice(21)}\n`],
+    ])("%s", (_name, text) => {
+      const message = configError(text).message;
+      // No piece of the key longer than a few characters survives.
+      for (let i = 0; i + 12 <= secret.length; i++) expect(message).not.toContain(secret.slice(i, i + 12));
+      expect(message).toContain("wg0.conf:");
+    });
+  });
+
+  it("quotes a short excerpt of a huge line or binary garbage", () => {
+    const huge = configError(iface(`Address = ${"10.".repeat(4 * 1024 * 1024)}\n`));
+    expect(huge.message.length).toBeLessThan(200);
+    expect(huge.message).toMatch(/^wg0\.conf:3: \[Interface\] Address: "(10\.){16}…" is not a valid IP address/);
+    const hugeLine = configError(iface(`${"x".repeat(10 * 1024 * 1024)}\n`));
+    expect(hugeLine.message.length).toBeLessThan(200);
+    const garbage = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)).toString("latin1");
+    const binary = configError(iface(`${garbage}\n`));
+    expect(binary.message.length).toBeLessThan(200);
+    // Nothing unprintable reaches the terminal.
+    expect(binary.message).not.toMatch(/\p{Cc}/u);
+    const header = configError(`[${"\u0007".repeat(100000)}]\n`);
+    expect(header.message.length).toBeLessThan(200);
+    expect(header.message).not.toContain("\u0007");
+  });
+
   it("never fails with anything but a ConfigError", () => {
     const lineArb = fc.oneof(
       fc.string({ maxLength: 40 }),
