@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Thin launcher: the command line lives in the compiled library.
 import { main } from "../dist/cli/main.js";
+import { exitWhenFlushed, guardStdio, writeTo } from "../dist/log/stdio.js";
 
+// Output is never the reason to stop, and all of it is written before exiting.
+guardStdio();
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (err) => {
-    console.error(`tswg: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
+    writeTo(process.stderr, `tswg: ${err instanceof Error ? err.message : String(err)}\n`);
+    return exitWhenFlushed(1);
   },
 );

@@ -3,6 +3,7 @@
  * "2026-01-01T00:00:00.000Z wg0 info: message", so foreground runs read like wg-quick's output
  * and detached runs produce a greppable log file.
  */
+import { writeTo } from "./stdio.js";
 
 export const LOG_LEVELS = ["silent", "error", "warn", "info", "debug"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -31,7 +32,7 @@ export function createLogger(opts: {
   timestamps?: boolean;
 } = {}): Logger {
   const level = opts.level ?? "info";
-  const sink = opts.sink ?? ((line: string) => process.stderr.write(line + "\n"));
+  const sink = opts.sink ?? ((line: string) => writeTo(process.stderr, line + "\n"));
   const timestamps = opts.timestamps ?? true;
   const rank = LOG_LEVELS.indexOf(level);
   const make = (prefix: string): Logger => {

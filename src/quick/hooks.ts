@@ -5,6 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import type { Logger } from "../log/logger.js";
+import { writeTo } from "../log/stdio.js";
 
 export class HookError extends Error {
   constructor(
@@ -20,9 +21,13 @@ export async function runHook(command: string, iface: string, log: Logger): Prom
   const expanded = command.replaceAll("%i", iface);
   log.info(`[#] ${expanded}`);
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn("/bin/sh", ["-c", expanded], { stdio: ["ignore", "inherit", "inherit"] });
+    // Output is passed on rather than inherited: when our reader has gone away, a hook that
+    // prints must not die of SIGPIPE half-way through its work.
+    const child = spawn("/bin/sh", ["-c", expanded], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d: Buffer) => writeTo(process.stdout, d));
+    child.stderr.on("data", (d: Buffer) => writeTo(process.stderr, d));
     child.on("error", reject);
-    child.on("exit", (c) => resolve(c));
+    child.on("close", (c) => resolve(c));
   });
   if (code !== 0) throw new HookError(expanded, code);
 }
