@@ -5,6 +5,7 @@
 export { Device, type DeviceOptions, type DeviceStatus, type PeerConfig, type PeerStatus } from "./device/device.js";
 export { deviceUapiHandler } from "./device/uapi-handler.js";
 export { up, currentConfig, type RunningInterface, type UpOptions } from "./quick/quick.js";
+export { recoverCrashed } from "./quick/journal.js";
 export type { Bind, Endpoint, OpenResult, Received, ReceiveFunc } from "./bind/bind.js";
 export { UdpBind, type UdpBindOptions } from "./bind/udp.js";
 export type { Tun, TunEvent } from "./tun/tun.js";

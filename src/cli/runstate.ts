@@ -1,9 +1,14 @@
 /**
  * Where a running `tswg up` leaves its traces: a pid file per interface, so `tswg down` can find
- * the process without scanning, and the default log of detached runs.
+ * the process without scanning, the crash-recovery record beside it (see quick/journal.ts), and
+ * the default log of detached runs.
+ *
+ * A pid file outlives a crash, and its pid may then belong to an unrelated process: it records
+ * the process's start time too, and is only believed when that still matches.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { isRunning, selfId } from "../quick/journal.js";
 
 export const RUN_DIR = process.env.TSWG_RUN_DIR ?? "/run/tswg";
 export const LOG_DIR = process.env.TSWG_LOG_DIR ?? "/var/log/tswg";
@@ -14,7 +19,8 @@ export function pidFile(iface: string): string {
 
 export function writePidFile(iface: string): void {
   mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 });
-  writeFileSync(pidFile(iface), `${process.pid}\n`, { mode: 0o644 });
+  const me = selfId();
+  writeFileSync(pidFile(iface), `${me.pid} ${me.start}\n`, { mode: 0o644 });
 }
 
 export function removePidFile(iface: string): void {
@@ -22,19 +28,48 @@ export function removePidFile(iface: string): void {
   if (readPid(iface) === process.pid) rmSync(pidFile(iface), { force: true });
 }
 
-/** The pid recorded for `iface` if that process is still alive, else null. */
-export function readPid(iface: string): number | null {
-  let pid: number;
+/** What the pid file of `iface` says. */
+export type PidFileState =
+  | { kind: "none" }
+  | { kind: "running"; pid: number }
+  /** A pid file whose process has ended or is not the `tswg up` of this interface. */
+  | { kind: "stale"; pid: number };
+
+export function pidFileState(iface: string): PidFileState {
+  let text: string;
   try {
-    pid = Number(readFileSync(pidFile(iface), "utf8").trim());
+    text = readFileSync(pidFile(iface), "utf8");
   } catch {
-    return null;
+    return { kind: "none" };
   }
-  if (!Number.isInteger(pid) || pid <= 0) return null;
+  const [pidText = "", start = ""] = text.trim().split(/\s+/u);
+  const pid = Number(pidText);
+  if (!/^[0-9]{1,10}$/u.test(pidText) || pid <= 0) return { kind: "stale", pid: 0 };
+  if (!isRunning({ pid, start })) return { kind: "stale", pid };
+  // A file without a start time was not written by this version: believe it only for a
+  // process whose command line is `tswg up` of this interface.
+  if (start === "" && !isTswgUp(pid, iface)) return { kind: "stale", pid };
+  return { kind: "running", pid };
+}
+
+/** The pid of the running `tswg up` of `iface`, else null. */
+export function readPid(iface: string): number | null {
+  const s = pidFileState(iface);
+  return s.kind === "running" ? s.pid : null;
+}
+
+export function removeStalePidFile(iface: string): void {
+  if (pidFileState(iface).kind === "stale") rmSync(pidFile(iface), { force: true });
+}
+
+function isTswgUp(pid: number, iface: string): boolean {
+  let argv: string[];
   try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM" ? pid : null;
+    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return false;
   }
+  const up = argv.indexOf("up");
+  if (up < 1 || !argv.slice(0, up).some((a) => /(^|\/)tswg(\.js)?$/u.test(a))) return false;
+  return argv.slice(up + 1).some((a) => a === iface || basename(a) === `${iface}.conf`);
 }

@@ -6,7 +6,16 @@ import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
 import { listInterfaces, uapiGet } from "../uapi/client.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
+import { recordState } from "../quick/journal.js";
 import { UsageError } from "./main.js";
+import { RUN_DIR } from "./runstate.js";
+
+/** Why an interface does not answer, when it is one whose `tswg up` was killed. */
+function crashHint(name: string): string {
+  const s = recordState(RUN_DIR, name);
+  if (s.kind !== "crashed") return "";
+  return `tswg: ${name} is not running: its process (pid ${s.pid}) ended without taking it down; \`tswg down ${name}' cleans up what it left\n`;
+}
 
 function plural(n: number, unit: string): string {
   return `${n} ${unit}${n === 1 ? "" : "s"}`;
@@ -124,7 +133,7 @@ export async function runShow(args: string[]): Promise<number> {
     try {
       state = await uapiGet(name);
     } catch (err) {
-      process.stderr.write(`tswg: unable to access interface ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`tswg: unable to access interface ${name}: ${err instanceof Error ? err.message : String(err)}\n${crashHint(name)}`);
       status = 1;
       continue;
     }

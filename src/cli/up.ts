@@ -12,7 +12,7 @@ import { createLogger, parseLogLevel, type LogLevel, type Logger } from "../log/
 import { up } from "../quick/quick.js";
 import { linkExists } from "../tun/linux-ifconfig.js";
 import { UsageError } from "./main.js";
-import { LOG_DIR, readPid, removePidFile, writePidFile } from "./runstate.js";
+import { LOG_DIR, readPid, removePidFile, RUN_DIR, writePidFile } from "./runstate.js";
 
 interface UpArgs {
   target: string;
@@ -62,7 +62,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (located.worldAccessible) log.warn(`${located.path} is world accessible`);
   let iface;
   try {
-    iface = await up({ name, config, configPath: located.path, logger: log });
+    iface = await up({ name, config, configPath: located.path, logger: log, stateDir: RUN_DIR });
   } catch (err) {
     if (args.child) process.send?.({ error: err instanceof Error ? err.message : String(err) });
     throw err;

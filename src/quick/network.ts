@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { QuickInterface } from "../conf/wgquick.js";
 import type { Logger } from "../log/logger.js";
+import type { Journal } from "./journal.js";
 import { IpCommandError, runIp } from "../tun/linux-ifconfig.js";
 
 export interface NetworkOptions {
@@ -24,6 +25,8 @@ export interface NetworkOptions {
   log: Logger;
   /** `ip` options, e.g. a namespace; default the current one. */
   netns?: string;
+  /** Where changes that outlive the process (rules, DNS) are noted for recovery after a crash. */
+  journal?: Journal;
 }
 
 /** Undoes what {@link setUpNetwork} did that does not vanish with the link itself. */
@@ -119,6 +122,7 @@ export async function setUpNetwork(opts: NetworkOptions): Promise<Teardown> {
           iface.dns.map((d) => `nameserver ${d}\n`).join("") +
           (iface.dnsSearch.length > 0 ? `search ${iface.dnsSearch.join(" ")}\n` : "");
         log.info(`[#] resolvconf -a tun.${name} -m 0 -x`);
+        opts.journal?.add({ cmd: "resolvconf", args: ["-d", `tun.${name}`, "-f"] });
         await run("resolvconf", ["-a", `tun.${name}`, "-m", "0", "-x"], text);
         undo.push(() => run("resolvconf", ["-d", `tun.${name}`, "-f"], null));
       } else {
@@ -190,7 +194,11 @@ async function addDefaultRoute(
   defaultTables.set(opts.name, table);
   const t = String(table);
   await ip([f, "route", "add", prefix, "dev", opts.name, "table", t]);
+  // Noted before each is made: a crash in between leaves at most a harmless failing delete.
+  const ns = opts.netns === undefined ? [] : ["-n", opts.netns];
+  opts.journal?.add({ cmd: "ip", args: [...ns, f, "rule", "delete", "table", t] });
   await ip([f, "rule", "add", "not", "fwmark", t, "table", t]);
+  opts.journal?.add({ cmd: "ip", args: [...ns, f, "rule", "delete", "table", "main", "suppress_prefixlength", "0"] });
   await ip([f, "rule", "add", "table", "main", "suppress_prefixlength", "0"]);
   if (f === "-4") {
     // Lets replies to the marked packets pass reverse-path filtering.

@@ -25,6 +25,7 @@ import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
 import type { UapiHandler } from "../uapi/types.js";
 import { runHooks, runHooksBestEffort } from "./hooks.js";
+import { Journal, recoverCrashed } from "./journal.js";
 import { startIce, type IceStack } from "./ice.js";
 import { setUpNetwork, type Teardown } from "./network.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
@@ -45,6 +46,12 @@ export interface UpOptions {
   tun?: Tun;
   /** Transports to use instead of a UDP Bind and a TCP (UoTLV/1) Bind. */
   binds?: Bind[];
+  /**
+   * A directory (e.g. /run/tswg) for a record of the changes that outlive the process (policy
+   * rules, DNS, the UAPI socket). With it, what a run killed before going down left behind is
+   * undone by the next up() of the same name, or by {@link recoverCrashed}.
+   */
+  stateDir?: string;
 }
 
 export interface RunningInterface {
@@ -127,7 +134,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   const { name, config } = opts;
   const iface = config.interface;
   const undo: (() => Promise<void>)[] = [];
-  const rollback = async () => {
+  const undoAll = async () => {
     for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn(e instanceof Error ? e.message : String(e)));
   };
 
@@ -144,7 +151,22 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     ...[...tcpHosts.values()].flat(),
   ];
 
-  await runHooks(iface.preUp, name, log);
+  let journal: Journal | undefined;
+  if (opts.stateDir !== undefined) {
+    await recoverCrashed(opts.stateDir, name, log);
+    journal = Journal.open(opts.stateDir, name);
+  }
+  const rollback = async () => {
+    await undoAll();
+    journal?.close();
+  };
+
+  try {
+    await runHooks(iface.preUp, name, log);
+  } catch (err) {
+    journal?.close();
+    throw err;
+  }
   let device: Device | undefined;
   try {
     const tun = opts.tun ?? (await createLinuxTun(name, { mtu: iface.mtu }));
@@ -183,6 +205,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     const uapi = new UapiServer();
     await uapi.listen(name, withIceStatus(deviceUapiHandler(device), ice), { dir: opts.uapiDir, logger: log });
     undo.push(() => uapi.close());
+    if (uapi.path !== undefined) journal?.setUapiSocket(uapi.path);
 
     try {
       await device.up();
@@ -202,6 +225,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
         fwmark: iface.fwMark ?? 0,
         setFwmark: (m) => dev.setFwmark(m),
         log,
+        journal,
       });
     }
     undo.push(network);
@@ -219,6 +243,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
         await dev.close();
         await ice?.close();
         await runHooksBestEffort(iface.postDown, name, log);
+        journal?.close();
         resolveClosed();
       })();
       return downing;
