@@ -104,7 +104,6 @@ export async function runSignal(args: string[], opts: RunSignalOptions = {}): Pr
     await server.close();
     throw new Error(`cannot listen on ${a.host ?? "*"}:${a.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  log.info(`listening on ${server.url}`);
   opts.onListening?.(server.url);
   return new Promise<number>((resolve) => {
     const stop = (why: string): void => {

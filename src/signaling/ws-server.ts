@@ -11,7 +11,7 @@
 import { randomFillSync } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { constantTimeEqual, defaultBackend, keyToBase64, keyToHex, wipe, type CryptoBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -45,6 +45,15 @@ export interface SignalingServerOptions {
   subscribeTimeoutMs?: number;
   /** Connections beyond this are refused (close code 1013). Default 10000. */
   maxConnections?: number;
+  /**
+   * TCP connections that have not yet completed the WebSocket upgrade (and, with TLS, the TLS
+   * handshake), counted apart from `maxConnections`; further ones are cut at once. Default 1024.
+   */
+  maxPendingHandshakes?: number;
+  /** A TCP connection must complete the upgrade within this long. Default 10000 ms. */
+  handshakeTimeoutMs?: number;
+  /** TCP connections from one address at a time, pending and upgraded together. Default 256. */
+  maxConnectionsPerIp?: number;
   /** Connections subscribed to one key at a time; a newer one replaces the oldest. Default 4. */
   maxSubscribersPerKey?: number;
   /** How long blobs for a key with no subscriber are kept. 0 disables the queue. Default 10000 ms. */
@@ -70,6 +79,10 @@ export interface SignalingServerStats {
   droppedNoRecipient: number;
   droppedSlowConsumer: number;
   protocolErrors: number;
+  /** TCP connections cut before the upgrade: over the pending or per-address limit. */
+  refusedConnections: number;
+  /** TCP connections cut for not completing the upgrade in time. */
+  handshakeTimeouts: number;
 }
 
 interface Conn {
@@ -117,7 +130,13 @@ export class SignalingServer {
     droppedNoRecipient: 0,
     droppedSlowConsumer: 0,
     protocolErrors: 0,
+    refusedConnections: 0,
+    handshakeTimeouts: 0,
   };
+  /** TCP connections not yet upgraded, by "address|port" (the same for a TLS socket and its TCP socket). */
+  private readonly pending = new Map<string, Socket>();
+  /** Open TCP connections per remote address. */
+  private readonly perIp = new Map<string, number>();
   private closing: Promise<void> | null = null;
 
   constructor(private readonly options: SignalingServerOptions = {}) {
@@ -132,6 +151,9 @@ export class SignalingServer {
       pingIntervalMs: options.pingIntervalMs ?? 15_000,
       subscribeTimeoutMs: options.subscribeTimeoutMs ?? 10_000,
       maxConnections: options.maxConnections ?? 10_000,
+      maxPendingHandshakes: options.maxPendingHandshakes ?? 1024,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      maxConnectionsPerIp: options.maxConnectionsPerIp ?? 256,
       maxSubscribersPerKey: options.maxSubscribersPerKey ?? 4,
       holdMs: options.holdMs ?? 10_000,
       holdPerKey: options.holdPerKey ?? 16,
@@ -151,6 +173,10 @@ export class SignalingServer {
     };
     const server = this.options.tls ? https.createServer({ cert: this.options.tls.cert, key: this.options.tls.key }, onRequest) : http.createServer(onRequest);
     this.http = server;
+    // Every TCP connection counts, from its first moment: idle ones that never send a request
+    // would otherwise pile up outside every WebSocket limit.
+    server.on("connection", (socket: Socket) => this.admit(socket));
+    server.headersTimeout = this.opts.handshakeTimeoutMs;
     const wss = new WebSocketServer({ server, maxPayload: this.opts.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
     this.wss = wss;
     wss.on("error", (err) => this.log.warn(`signaling server: ${err.message}`));
@@ -236,7 +262,40 @@ export class SignalingServer {
     if (this.address === null) this.log.info("signaling server stopped");
   }
 
+  /** Admits a new TCP connection under the pending and per-address limits, with a deadline for the upgrade. */
+  private admit(socket: Socket): void {
+    const ip = socket.remoteAddress ?? "?";
+    const tag = `${ip}|${socket.remotePort ?? "?"}`;
+    const fromIp = this.perIp.get(ip) ?? 0;
+    if (this.closing !== null || this.pending.size >= this.opts.maxPendingHandshakes || fromIp >= this.opts.maxConnectionsPerIp) {
+      this.counters.refusedConnections++;
+      if (this.counters.refusedConnections % 1000 === 1) {
+        const why = fromIp >= this.opts.maxConnectionsPerIp ? `${fromIp} connections from ${ip}` : `${this.pending.size} connections not yet upgraded`;
+        this.log.warn(`signaling: cutting new connections (${why}); ${this.counters.refusedConnections} so far`);
+      }
+      socket.destroy();
+      return;
+    }
+    this.perIp.set(ip, fromIp + 1);
+    this.pending.set(tag, socket);
+    const timer = setTimeout(() => {
+      if (this.pending.get(tag) !== socket) return;
+      this.counters.handshakeTimeouts++;
+      socket.destroy();
+    }, this.opts.handshakeTimeoutMs);
+    timer.unref();
+    socket.once("close", () => {
+      clearTimeout(timer);
+      if (this.pending.get(tag) === socket) this.pending.delete(tag);
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    });
+  }
+
   private accept(ws: WebSocket, req: http.IncomingMessage): void {
+    // Upgraded: from here on the WebSocket limits, pings and the subscribe deadline apply.
+    this.pending.delete(`${req.socket.remoteAddress ?? "?"}|${req.socket.remotePort ?? "?"}`);
     const remote = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`;
     ws.on("error", (err) => this.log.debug(`signaling: connection ${remote}: ${err.message}`));
     if (this.closing !== null || this.conns.size >= this.opts.maxConnections) {

@@ -114,5 +114,7 @@ describe.skipIf(!built)("tswg signal (the command)", () => {
     p.signal("SIGTERM");
     expect(await p.exited).toEqual({ code: 0, signal: null });
     expect(p.stderr).toMatch(/SIGTERM: stopping/);
+    // Said once, not once by the command and again by the server.
+    expect(p.stderr.match(/listening on/g)).toHaveLength(1);
   });
 });

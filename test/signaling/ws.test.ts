@@ -321,3 +321,49 @@ describe("WebSocket signaling server limits", () => {
     expect(t2.connected).toBe(true);
   });
 });
+
+describe("WebSocket signaling server: idle TCP connections", () => {
+  /** Opens a TCP connection that never sends a byte; resolves once connected, with when it closed. */
+  async function idle(port: number, localAddress = "127.0.0.1"): Promise<{ socket: net.Socket; closed: Promise<void> }> {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+    socket.on("error", () => {});
+    cleanups.push(() => void socket.destroy());
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()).once("close", () => resolve()));
+    return { socket, closed };
+  }
+  const isClosed = async (c: { closed: Promise<void> }) => Promise.race([c.closed.then(() => true), sleep(100).then(() => false)]);
+
+  it("counts them against a limit, cuts them after the handshake timeout, and serves real clients meanwhile", async () => {
+    const s = await server({ maxPendingHandshakes: 8, handshakeTimeoutMs: 600, maxConnections: 100 });
+    const flood = [];
+    for (let i = 0; i < 30; i++) flood.push(await idle(s.port));
+    // Beyond the pending limit, new connections are cut at once.
+    const states = await Promise.all(flood.map(isClosed));
+    expect(states.filter((c) => !c).length).toBe(8);
+    expect(s.stats.refusedConnections).toBe(22);
+    // The ones let in are cut when their time is up ...
+    await Promise.all(flood.map((c) => c.closed));
+    expect(s.stats.handshakeTimeouts).toBe(8);
+    // ... and a real client then gets through.
+    const [a, b] = await connectedPair(s.url);
+    await a.channel.send(b.pub, { type: "credentials", generation: 1, ufrag: "abcd", pwd: "0123456789abcdefghijkl" });
+    await waitFor(() => b.got.length === 1, { what: "the message" });
+  });
+
+  it("caps the connections of one address, not of the others", async () => {
+    const s = await server({ maxConnectionsPerIp: 3, handshakeTimeoutMs: 10_000 });
+    const mine = [];
+    for (let i = 0; i < 5; i++) mine.push(await idle(s.port));
+    expect((await Promise.all(mine.map(isClosed))).filter((c) => !c).length).toBe(3);
+    // Another loopback address is somebody else.
+    const other = await idle(s.port, "127.0.0.2");
+    expect(await isClosed(other)).toBe(false);
+    const c = await rawClient(s.url).catch((e: unknown) => e);
+    expect(c).toBeInstanceOf(Error);
+    // Freed slots are usable again.
+    mine[0]!.socket.destroy();
+    await mine[0]!.closed;
+    await waitFor(async () => (await rawClient(s.url).then(() => true, () => false)), { what: "a connection once a slot is free", timeoutMs: 5000 });
+  });
+});
