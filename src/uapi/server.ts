@@ -28,6 +28,11 @@ export interface UapiServerOptions {
   maxLines?: number;
   /** Connections served at once; further ones are refused. Default 64. */
   maxConnections?: number;
+  /**
+   * A connection that sends nothing for this long while no request of its own is being answered
+   * is closed, so idle clients cannot hold every slot and lock out `wg`. Default 10000 ms.
+   */
+  idleTimeoutMs?: number;
   /** Where failed requests are reported; default silent. */
   logger?: Logger;
 }
@@ -70,6 +75,7 @@ export class UapiServer {
     const limits: Limits = {
       bytes: positive("maxRequestBytes", options.maxRequestBytes ?? 4 * 1024 * 1024),
       lines: positive("maxLines", options.maxLines ?? 262_144),
+      idleMs: positive("idleTimeoutMs", options.idleTimeoutMs ?? 10_000),
     };
     const logger = options.logger ?? silentLogger;
     const path = join(dir, `${iface}.sock`);
@@ -142,6 +148,7 @@ export class UapiServer {
 interface Limits {
   bytes: number;
   lines: number;
+  idleMs: number;
 }
 
 type Request =
@@ -174,6 +181,11 @@ class Connection {
       void this.#pump();
     });
     socket.on("error", (err) => logger.debug(`UAPI connection: ${err.message}`));
+    socket.setTimeout(limits.idleMs, () => {
+      // Time spent answering (the socket is paused then) is not the client's idling.
+      if (this.#busy) socket.setTimeout(limits.idleMs);
+      else socket.destroy();
+    });
     socket.on("close", () => {
       this.#done = true;
       this.#buf = Buffer.alloc(0);

@@ -289,6 +289,43 @@ describe("UapiServer: requests", () => {
   });
 });
 
+describe("UapiServer: idle connections", () => {
+  it("closes connections that send nothing, so 64 idle clients cannot lock out wg", async () => {
+    await server.listen("wg0", device, { dir, idleTimeoutMs: 300 });
+    const path = join(dir, "wg0.sock");
+    const idle: net.Socket[] = [];
+    const closed: Promise<void>[] = [];
+    for (let i = 0; i < 64; i++) {
+      const s = net.connect({ path });
+      s.on("error", () => undefined);
+      closed.push(new Promise<void>((r) => s.on("close", () => r())));
+      await new Promise<void>((r) => s.on("connect", () => r()));
+      idle.push(s);
+    }
+    try {
+      // Every slot is taken: a 65th client is turned away ...
+      await expect(exchange(path, "get=1\n\n", 1, 200)).rejects.toThrow();
+      // ... until the idle ones are closed, which they are.
+      await Promise.all(closed);
+      const r = await exchange(path, "get=1\n\n", 1);
+      expect(r.text).toMatch(/errno=0\n\n$/);
+    } finally {
+      for (const s of idle) s.destroy();
+    }
+  });
+
+  it("keeps a connection that is busy or between requests within the timeout", async () => {
+    await server.listen("wg0", device, { dir, idleTimeoutMs: 400 });
+    const r = await exchange(join(dir, "wg0.sock"), ["get=1\n\n", "get=1\n\n"], 2);
+    expect(r.text.match(/errno=0/g)).toHaveLength(2);
+    expect(r.closed).toBe(false);
+  });
+
+  it("refuses a timeout of zero (there is always one)", async () => {
+    await expect(server.listen("wg0", device, { dir, idleTimeoutMs: 0 })).rejects.toThrow(/idleTimeoutMs/);
+  });
+});
+
 describe("UapiError from handlers", () => {
   it("is what set throws for a busy port", () => {
     const d = new FakeDevice();
