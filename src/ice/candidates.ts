@@ -4,13 +4,16 @@
  * Host addresses are chosen here, not by the ICE library: the library skips interfaces named
  * tun*, tap*, veth* and vmnet* (so it would offer nothing inside a network namespace wired with
  * veth pairs) but offers wg* and tswg* ones, i.e. the tunnel's own interface. Offering the
- * tunnel's address would let ICE route the tunnel through itself; it is excluded by name.
+ * tunnel's address would let ICE route the tunnel through itself, and another tunnel's address
+ * would route it through that tunnel (or leak it to the peer): every tunnel interface is left
+ * out, recognised by name or, on Linux, by kind.
  *
  * Remote candidates come from the network (through the signaling channel, authenticated but
  * not trusted to be well formed): anything that is not a UDP candidate on an IP literal is
  * dropped. In particular ".local" (mDNS) names are refused, since resolving them would send
  * multicast queries on the peer's behalf.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { isIP, isIPv4 } from "node:net";
 import type { NetworkInterfaceInfo } from "node:os";
 import { Candidate } from "werift-ice";
@@ -48,6 +51,32 @@ export interface HostAddressOptions {
    * an excluded interface holds them.
    */
   extraAddresses: readonly string[];
+  /** Whether an interface carries a tunnel and is never offered; default {@link isTunnelInterface}. */
+  isTunnel?: (name: string) => boolean;
+}
+
+/** Names of tunnel interfaces on any system (WireGuard, TUN/TAP, macOS utun). */
+export const TUNNEL_NAME_PATTERNS: readonly string[] = ["wg*", "tswg*", "tun*", "tap*", "utun*"];
+
+/** Link type of devices without a link layer (ARPHRD_NONE): TUN devices and WireGuard. */
+const ARPHRD_NONE = "65534";
+
+/**
+ * Whether `name` is a tunnel interface: by name, or on Linux by what sysfs says of it (a TUN/TAP
+ * device has tun_flags, a kernel WireGuard device a wireguard DEVTYPE, and both have no link
+ * layer), so a tunnel named "office" is recognised too.
+ */
+export function isTunnelInterface(name: string, sysfs = "/sys/class/net"): boolean {
+  if (interfaceExcluded(name, TUNNEL_NAME_PATTERNS)) return true;
+  if (name.includes("/") || name === "." || name === "..") return false;
+  const dir = `${sysfs}/${name}`;
+  try {
+    if (existsSync(`${dir}/tun_flags`)) return true;
+    if (readFileSync(`${dir}/type`, "utf8").trim() === ARPHRD_NONE) return true;
+    return /^DEVTYPE=wireguard$/mu.test(readFileSync(`${dir}/uevent`, "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 /** True when `name` matches one of the exclusion patterns. */
@@ -68,7 +97,7 @@ export function selectHostAddresses(interfaces: NetworkInterfaceMap, opts: HostA
   const offered: string[] = [];
   for (const name of Object.keys(interfaces).sort()) {
     const infos = interfaces[name] ?? [];
-    const excluded = interfaceExcluded(name, opts.excludeInterfaces);
+    const excluded = interfaceExcluded(name, opts.excludeInterfaces) || (opts.isTunnel ?? isTunnelInterface)(name);
     for (const info of infos) {
       const address = stripZone(info.address);
       if (excluded) {

@@ -3,7 +3,9 @@
  * offered), remote candidate parsing, and no server contacted unless configured.
  */
 import dgram from "node:dgram";
-import type { NetworkInterfaceInfo } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir, type NetworkInterfaceInfo } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PeerAgent } from "../../src/ice/agent.js";
@@ -13,6 +15,8 @@ import {
   parsePortRange,
   parseRemoteCandidate,
   selectHostAddresses,
+  isTunnelInterface,
+  TUNNEL_NAME_PATTERNS,
   type NetworkInterfaceMap,
 } from "../../src/ice/candidates.js";
 import { IceConfigError, libraryOptions, resolveIceConfig } from "../../src/ice/config.js";
@@ -20,8 +24,29 @@ import { IceSession } from "../../src/ice/session.js";
 import { parseIceServers } from "../../src/ice/servers.js";
 import { silentLogger } from "../../src/log/logger.js";
 import { waitFor } from "../../src/testbed/wait.js";
+import { netnsUnavailableReason, TestBed } from "../helpers/netns.js";
 import { agentPair, keyPair, LOOPBACK, waitConnected, type AgentPair } from "./helpers.js";
 import { MemoryHub } from "./memory-channel.js";
+
+const netnsSkip = await netnsUnavailableReason();
+
+describe.skipIf(netnsSkip !== null)("tunnel interfaces on a real Linux system", () => {
+  it("a TUN device with any name is a tunnel; a veth or loopback device is not", async () => {
+    const bed = await TestBed.create("tunkind");
+    try {
+      const a = await bed.host("a");
+      const b = await bed.host("b");
+      await bed.link(a, b, { a: "192.0.2.1/24", b: "192.0.2.2/24" });
+      await a.ip(["tuntap", "add", "dev", "office", "mode", "tun"]);
+      const mod = join(import.meta.dirname, "../../dist/ice/candidates.js");
+      const script = `const m = await import(${JSON.stringify(mod)}); console.log(["office", "to-b", "lo"].map((n) => m.isTunnelInterface(n)).join(" "));`;
+      const r = await a.exec(["node", "--input-type=module", "-e", script]);
+      expect(r.stdout.trim()).toBe("true false false");
+    } finally {
+      await bed.cleanup();
+    }
+  }, 30_000);
+});
 
 function iface(address: string, opts: Partial<NetworkInterfaceInfo> = {}): NetworkInterfaceInfo {
   const v6 = address.includes(":");
@@ -46,14 +71,22 @@ const MACHINE: NetworkInterfaceMap = {
   "veth-a": [iface("192.0.2.10")],
 };
 
-const all = { ipv4: true, ipv6: true, excludeInterfaces: [] as string[], extraAddresses: [] as string[] };
+// Tunnels recognised by name only, so that the host's own /sys does not change the results.
+const byName = (n: string) => interfaceExcluded(n, TUNNEL_NAME_PATTERNS);
+const all = { ipv4: true, ipv6: true, excludeInterfaces: [] as string[], extraAddresses: [] as string[], isTunnel: byName };
 
 describe("host address selection", () => {
-  it("leaves out the tunnel interface, loopback and link-local, but keeps veth", () => {
+  it("leaves out the tunnel interface, every other tunnel, loopback and link-local, but keeps veth", () => {
     const got = selectHostAddresses(MACHINE, { ...all, excludeInterfaces: ["tswg0"] });
-    expect(got).toEqual(["198.51.100.7", "2001:db8::7", "192.0.2.10", "10.78.0.1"]);
+    expect(got).toEqual(["198.51.100.7", "2001:db8::7", "192.0.2.10"]);
     expect(got).not.toContain("10.77.0.1");
     expect(got).not.toContain("fd77::1");
+    // Another WireGuard interface is a tunnel too, whatever the tunnel's own name.
+    expect(selectHostAddresses(MACHINE, { ...all })).toEqual(["198.51.100.7", "2001:db8::7", "192.0.2.10"]);
+    // A tunnel with an unusual name, recognised by kind.
+    const office = { ...MACHINE, office: [iface("10.79.0.1")] };
+    expect(selectHostAddresses(office, { ...all, isTunnel: (n) => n === "office" || byName(n) })).not.toContain("10.79.0.1");
+    expect(selectHostAddresses(office, { ...all })).toContain("10.79.0.1");
   });
 
   it("matches exclusion patterns with a trailing *", () => {
@@ -67,12 +100,34 @@ describe("host address selection", () => {
   });
 
   it("honours the IPv4/IPv6 switches and puts extra addresses first", () => {
-    expect(selectHostAddresses(MACHINE, { ...all, ipv6: false, excludeInterfaces: ["tswg0"] })).toEqual(["198.51.100.7", "192.0.2.10", "10.78.0.1"]);
+    expect(selectHostAddresses(MACHINE, { ...all, ipv6: false, excludeInterfaces: ["tswg0"] })).toEqual(["198.51.100.7", "192.0.2.10"]);
     expect(selectHostAddresses(MACHINE, { ...all, ipv4: false, excludeInterfaces: ["tswg0"] })).toEqual(["2001:db8::7"]);
     expect(selectHostAddresses(MACHINE, { ...all, extraAddresses: ["127.0.0.1", "::1"], ipv6: false, excludeInterfaces: ["tswg0", "wg*", "veth*"] })).toEqual([
       "127.0.0.1",
       "198.51.100.7",
     ]);
+  });
+
+  it("recognises tunnels by kind in sysfs: TUN/TAP, WireGuard, no link layer", () => {
+    const sys = mkdtempSync(join(tmpdir(), "tswgt-sysfs-"));
+    try {
+      const dev = (name: string, files: Record<string, string>) => {
+        mkdirSync(join(sys, name));
+        for (const [f, text] of Object.entries(files)) writeFileSync(join(sys, name, f), text);
+      };
+      dev("office", { type: "65534\n", tun_flags: "0x1001\n", uevent: "INTERFACE=office\nIFINDEX=7\n" });
+      dev("corp", { type: "65534\n", uevent: "DEVTYPE=wireguard\nINTERFACE=corp\n" });
+      dev("eth0", { type: "1\n", uevent: "INTERFACE=eth0\n" });
+      dev("veth-a", { type: "1\n", uevent: "DEVTYPE=veth\n" });
+      expect(isTunnelInterface("office", sys)).toBe(true);
+      expect(isTunnelInterface("corp", sys)).toBe(true);
+      expect(isTunnelInterface("eth0", sys)).toBe(false);
+      expect(isTunnelInterface("veth-a", sys)).toBe(false);
+      expect(isTunnelInterface("missing", sys)).toBe(false);
+      expect(isTunnelInterface("wg7", sys)).toBe(true);
+    } finally {
+      rmSync(sys, { recursive: true, force: true });
+    }
   });
 
   it("never offers an excluded interface's address, even when given explicitly", () => {
