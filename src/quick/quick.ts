@@ -11,6 +11,7 @@ import { writeFileSync, renameSync } from "node:fs";
 import type { Bind } from "../bind/bind.js";
 import { TcpBind } from "../bind/tcp.js";
 import { UdpBind } from "../bind/udp.js";
+import { allowedIpConflicts } from "../conf/checks.js";
 import { parseEndpoint } from "../conf/values.js";
 import type { QuickConfig } from "../conf/wgquick.js";
 import { formatConfig } from "../conf/wgquick.js";
@@ -137,6 +138,8 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   const undoAll = async () => {
     for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn(e instanceof Error ? e.message : String(e)));
   };
+
+  for (const w of allowedIpConflicts(config)) log.warn(w);
 
   // Resolve names first: a typo in a hostname must fail before anything changes.
   const endpoints: (string | undefined)[] = [];
