@@ -25,21 +25,66 @@ export function parseLogLevel(s: string): LogLevel {
   throw new Error(`unknown log level "${s}" (expected one of: ${LOG_LEVELS.join(", ")})`);
 }
 
-export function createLogger(opts: {
+export interface LoggerOptions {
   level?: LogLevel;
   prefix?: string;
   sink?: (line: string) => void;
   timestamps?: boolean;
-} = {}): Logger {
+  /**
+   * Most lines written per second (errors always are); the rest are counted and summarised in
+   * one line when the second is over, so a flood (a line per dropped datagram at debug level
+   * under attack) cannot drown the log or the process. Default 1000; 0 = no limit.
+   */
+  maxLinesPerSecond?: number;
+  /** Clock for the limit; default Date.now. */
+  now?: () => number;
+}
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? "info";
   const sink = opts.sink ?? ((line: string) => writeTo(process.stderr, line + "\n"));
   const timestamps = opts.timestamps ?? true;
   const rank = LOG_LEVELS.indexOf(level);
+  const limit = opts.maxLinesPerSecond ?? 1000;
+  const now = opts.now ?? Date.now;
+  const stamp = () => (timestamps ? new Date(now()).toISOString() + " " : "");
+  // The budget is shared by a logger and all its children: they write to one sink.
+  let windowStart = 0;
+  let written = 0;
+  let suppressed = 0;
+  let example = "";
+  let flushTimer: NodeJS.Timeout | null = null;
+  const flush = () => {
+    if (flushTimer !== null) clearTimeout(flushTimer);
+    flushTimer = null;
+    if (suppressed === 0) return;
+    sink(`${stamp()}${opts.prefix ? opts.prefix + " " : ""}warn: ${suppressed} more log line${suppressed === 1 ? "" : "s"} in 1 s not shown (over ${limit}/s), like: ${example}`);
+    suppressed = 0;
+  };
+  const admit = (lvl: Exclude<LogLevel, "silent">, text: string): boolean => {
+    if (limit <= 0 || lvl === "error") return true;
+    const t = now();
+    if (t - windowStart >= 1000) {
+      flush();
+      windowStart = t;
+      written = 0;
+    }
+    if (written < limit) {
+      written++;
+      return true;
+    }
+    if (suppressed++ === 0) {
+      example = text.length > 200 ? text.slice(0, 200) + "…" : text;
+      flushTimer = setTimeout(flush, Math.max(0, windowStart + 1000 - t));
+      flushTimer.unref?.();
+    }
+    return false;
+  };
   const make = (prefix: string): Logger => {
     const emit = (lvl: Exclude<LogLevel, "silent">, msg: string) => {
       if (LOG_LEVELS.indexOf(lvl) > rank) return;
-      const ts = timestamps ? new Date().toISOString() + " " : "";
-      sink(`${ts}${prefix ? prefix + " " : ""}${lvl}: ${msg}`);
+      const text = `${prefix ? prefix + " " : ""}${lvl}: ${msg}`;
+      if (admit(lvl, text)) sink(stamp() + text);
     };
     return {
       level,
