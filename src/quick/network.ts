@@ -92,6 +92,17 @@ function commandExists(cmd: string): boolean {
   return (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((d) => existsSync(`${d}/${cmd}`));
 }
 
+const MISSING_RESOLVCONF =
+  "DNS is set but resolvconf is not installed: install resolvconf (or openresolv), or remove DNS from the configuration";
+
+/**
+ * Refuses, before anything changes, what {@link setUpNetwork} could not do: DNS without
+ * resolvconf (wg-quick fails there too, but only after the interface is up).
+ */
+export function checkNetworkPrerequisites(iface: QuickInterface): void {
+  if ((iface.dns.length > 0 || iface.dnsSearch.length > 0) && !commandExists("resolvconf")) throw new Error(MISSING_RESOLVCONF);
+}
+
 export async function setUpNetwork(opts: NetworkOptions): Promise<Teardown> {
   const { name, iface, log } = opts;
   const ipOpts = opts.netns === undefined ? {} : { netns: opts.netns };
@@ -126,7 +137,7 @@ export async function setUpNetwork(opts: NetworkOptions): Promise<Teardown> {
         await run("resolvconf", ["-a", `tun.${name}`, "-m", "0", "-x"], text);
         undo.push(() => run("resolvconf", ["-d", `tun.${name}`, "-f"], null));
       } else {
-        log.warn("DNS is set but resolvconf is not installed: DNS left unchanged");
+        throw new Error(MISSING_RESOLVCONF);
       }
     }
 

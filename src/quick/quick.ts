@@ -28,7 +28,7 @@ import type { UapiHandler } from "../uapi/types.js";
 import { runHooks, runHooksBestEffort } from "./hooks.js";
 import { Journal, recoverCrashed } from "./journal.js";
 import { startIce, type IceStack } from "./ice.js";
-import { setUpNetwork, type Teardown } from "./network.js";
+import { checkNetworkPrerequisites, setUpNetwork, type Teardown } from "./network.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
 
 export interface UpOptions {
@@ -140,6 +140,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   };
 
   for (const w of allowedIpConflicts(config)) log.warn(w);
+  if (!opts.noNetwork) checkNetworkPrerequisites(iface);
 
   // Resolve names first: a typo in a hostname must fail before anything changes.
   const endpoints: (string | undefined)[] = [];
