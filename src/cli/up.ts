@@ -3,16 +3,15 @@
  * until SIGINT/SIGTERM (foreground, logging to stderr), or hand it to a background process
  * with `--detach` and return once it is up.
  */
-import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { resolveConfigPath } from "../conf/locate.js";
 import { parseConfig } from "../conf/wgquick.js";
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from "../log/logger.js";
 import { up } from "../quick/quick.js";
 import { linkExists } from "../tun/linux-ifconfig.js";
 import { UsageError } from "./main.js";
-import { LOG_DIR, readPid, removePidFile, RUN_DIR, writePidFile } from "./runstate.js";
+import { detach, detachedChild } from "./detach.js";
+import { readPid, removePidFile, RUN_DIR, writePidFile } from "./runstate.js";
 
 interface UpArgs {
   target: string;
@@ -58,21 +57,19 @@ export async function runUp(argv: string[]): Promise<number> {
 
   if (args.detach) return detach(argv, name, args.logFile);
 
-  const log = createLogger({ level: args.level, prefix: name });
+  const child = args.child ? detachedChild(name, args.logFile) : undefined;
+  const log = createLogger({ level: args.level, prefix: name, sink: child?.sink });
   if (located.worldAccessible) log.warn(`${located.path} is world accessible`);
   let iface;
   try {
     iface = await up({ name, config, configPath: located.path, logger: log, stateDir: RUN_DIR });
   } catch (err) {
-    if (args.child) process.send?.({ error: err instanceof Error ? err.message : String(err) });
+    child?.failed(err instanceof Error ? err.message : String(err));
     throw err;
   }
   writePidFile(name);
   log.info(`interface ${name} is up (pid ${process.pid})`);
-  if (args.child) {
-    process.send?.({ ready: true });
-    process.disconnect?.();
-  }
+  child?.ready();
   return waitForDown(iface, name, log);
 }
 
@@ -99,26 +96,4 @@ function waitForDown(iface: { down(): Promise<void>; closed: Promise<void> }, na
       resolve(0);
     });
   });
-}
-
-/** Starts `tswg up` again in the background and waits until it is up or has failed. */
-async function detach(argv: string[], name: string, logFile: string | undefined): Promise<number> {
-  const path = logFile ?? join(LOG_DIR, `${name}.log`);
-  if (logFile === undefined) mkdirSync(LOG_DIR, { recursive: true });
-  const fd = openSync(path, "a", 0o640);
-  const childArgs = [...process.execArgv, process.argv[1]!, "up", ...argv.filter((a) => a !== "--detach" && a !== "-d"), "--detached-child"];
-  const child = spawn(process.execPath, childArgs, { detached: true, stdio: ["ignore", fd, fd, "ipc"] });
-  closeSync(fd);
-  const result = await new Promise<{ ready?: boolean; error?: string }>((resolve) => {
-    child.once("message", (m) => resolve(m as { ready?: boolean; error?: string }));
-    child.once("exit", (code) => resolve({ error: `background process exited (code ${code}); see ${path}` }));
-    child.once("error", (err) => resolve({ error: err.message }));
-  });
-  if (result.ready) {
-    child.unref();
-    child.channel?.unref();
-    process.stdout.write(`tswg: ${name} is up in the background (pid ${child.pid}), logging to ${path}\n`);
-    return 0;
-  }
-  throw new Error(result.error ?? "background process failed");
 }

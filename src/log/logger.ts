@@ -28,7 +28,8 @@ export function parseLogLevel(s: string): LogLevel {
 export interface LoggerOptions {
   level?: LogLevel;
   prefix?: string;
-  sink?: (line: string) => void;
+  /** Where lines go, with their level; default stderr. */
+  sink?: (line: string, level: Exclude<LogLevel, "silent">) => void;
   timestamps?: boolean;
   /**
    * Most lines written per second (errors always are); the rest are counted and summarised in
@@ -58,7 +59,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     if (flushTimer !== null) clearTimeout(flushTimer);
     flushTimer = null;
     if (suppressed === 0) return;
-    sink(`${stamp()}${opts.prefix ? opts.prefix + " " : ""}warn: ${suppressed} more log line${suppressed === 1 ? "" : "s"} in 1 s not shown (over ${limit}/s), like: ${example}`);
+    sink(`${stamp()}${opts.prefix ? opts.prefix + " " : ""}warn: ${suppressed} more log line${suppressed === 1 ? "" : "s"} in 1 s not shown (over ${limit}/s), like: ${example}`, "warn");
     suppressed = 0;
   };
   const admit = (lvl: Exclude<LogLevel, "silent">, text: string): boolean => {
@@ -84,7 +85,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     const emit = (lvl: Exclude<LogLevel, "silent">, msg: string) => {
       if (LOG_LEVELS.indexOf(lvl) > rank) return;
       const text = `${prefix ? prefix + " " : ""}${lvl}: ${msg}`;
-      if (admit(lvl, text)) sink(stamp() + text);
+      if (admit(lvl, text)) sink(stamp() + text, lvl);
     };
     return {
       level,
