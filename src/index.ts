@@ -10,6 +10,7 @@ export type { Bind, Endpoint, OpenResult, Received, ReceiveFunc } from "./bind/b
 export { UdpBind, type UdpBindOptions } from "./bind/udp.js";
 export type { Tun, TunEvent } from "./tun/tun.js";
 export { createLinuxTun, LinuxTun, type LinuxTunOptions } from "./tun/linux.js";
+export { addAddress, addRoute, setLinkUp, setMtu, IpCommandError, type IpOptions } from "./tun/linux-ifconfig.js";
 export { MemoryTun, type MemoryTunOptions } from "./tun/memory.js";
 export { UapiServer } from "./uapi/server.js";
 export { uapiGet, uapiRequest, listInterfaces } from "./uapi/client.js";
