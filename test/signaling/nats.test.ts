@@ -6,7 +6,9 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NatsTransport, parseNatsUrls, type NatsTransportOptions } from "../../src/signaling/nats.js";
 import { TrackedProcess } from "../helpers/proc.js";
@@ -92,6 +94,19 @@ async function exchange(a: ChannelNode, b: ChannelNode, timeoutMs = 8000): Promi
     { what: "a message each way", timeoutMs, intervalMs: 0 },
   );
 }
+
+describe("the NATS client on this Node", () => {
+  // @nats-io/nuid (a dependency of the NATS client) declares Node >= 22 while tswg supports 20;
+  // it is what names every NATS inbox and subscription. The tests below prove the whole client
+  // against real servers; this one shows the package itself works on the running Node.
+  it(`@nats-io/nuid makes unique ids on Node ${process.versions.node}`, async () => {
+    const require = createRequire(createRequire(import.meta.url).resolve("@nats-io/transport-node"));
+    const { nuid } = (await import(pathToFileURL(require.resolve("@nats-io/nuid")).href)) as { nuid: { next(): string } };
+    const ids = new Set(Array.from({ length: 10_000 }, () => nuid.next()));
+    expect(ids.size).toBe(10_000);
+    for (const id of [...ids].slice(0, 100)) expect(id).toMatch(/^[0-9A-Za-z]{22}$/);
+  });
+});
 
 describe.skipIf(missing !== null)("NATS signaling", () => {
   it("two clients on one server exchange sealed messages", async () => {
