@@ -21,13 +21,34 @@ export interface ProcessId {
   start: string;
 }
 
-/** One command that undoes one change. Only these programs are ever run from a record. */
+/** One command that undoes one change (see {@link isUndoStep} for what may be run). */
 export interface UndoStep {
   cmd: "ip" | "resolvconf" | "nft";
   args: string[];
 }
 
-const UNDO_PROGRAMS: ReadonlySet<string> = new Set(["ip", "resolvconf", "nft"]);
+/**
+ * Only removals of the kinds `up` makes are run from a record, whatever the file says: it is
+ * run as root, so a step that is not one of these shapes (`ip netns exec …`) is skipped.
+ */
+export function isUndoStep(step: unknown): step is UndoStep {
+  if (typeof step !== "object" || step === null) return false;
+  const { cmd, args } = step as { cmd?: unknown; args?: unknown };
+  if (!Array.isArray(args) || !args.every((a) => typeof a === "string" && a.length <= 64 && !a.startsWith("--"))) return false;
+  const a = args as string[];
+  switch (cmd) {
+    case "ip": {
+      const rest = a[0] === "-n" ? a.slice(2) : a;
+      return (rest[0] === "-4" || rest[0] === "-6") && rest[1] === "rule" && rest[2] === "delete";
+    }
+    case "resolvconf":
+      return a.length === 3 && a[0] === "-d" && a[2] === "-f";
+    case "nft":
+      return a[0] === "delete" && a[1] === "table";
+    default:
+      return false;
+  }
+}
 
 interface RecordData {
   name: string;
@@ -195,7 +216,10 @@ export async function recoverCrashed(dir: string, name: string, log: Logger): Pr
   } else {
     log.warn(`${name}: the process that brought it up (pid ${r.process.pid}) ended without taking it down; undoing what it left`);
     for (const step of [...r.undo].reverse()) {
-      if (!UNDO_PROGRAMS.has(step.cmd) || !Array.isArray(step.args) || !step.args.every((a) => typeof a === "string")) continue;
+      if (!isUndoStep(step)) {
+        log.warn(`${name}: skipping an entry of ${recordPath(dir, name)} that is not a removal tswg makes`);
+        continue;
+      }
       log.info(`[#] ${step.cmd} ${step.args.join(" ")}`);
       const err = await run(step);
       if (err === null) done.push(`${step.cmd} ${step.args.join(" ")}`);
