@@ -18,6 +18,7 @@ import { formatConfig } from "../conf/wgquick.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { Device } from "../device/device.js";
 import { deviceUapiHandler } from "../device/uapi-handler.js";
+import { startCounterSummary } from "../log/counter-summary.js";
 import { silentLogger, type Logger } from "../log/logger.js";
 import { createLinuxTun } from "../tun/linux.js";
 import type { Tun } from "../tun/tun.js";
@@ -53,6 +54,8 @@ export interface UpOptions {
    * undone by the next up() of the same name, or by {@link recoverCrashed}.
    */
   stateDir?: string;
+  /** How often packets dropped since the last time are summarised at info level; 0 = never. Default 10000 ms. */
+  dropSummaryMs?: number;
 }
 
 export interface RunningInterface {
@@ -112,6 +115,13 @@ export function currentConfig(device: Device, base: QuickConfig): QuickConfig {
       };
     }),
   };
+}
+
+/** Every drop the device counts, by reason: all of them where the device can say, else its own. */
+function dropCounts(device: Device): Record<string, number> {
+  if ("dropCounts" in device && typeof device.dropCounts === "function") return (device.dropCounts as () => Record<string, number>).call(device);
+  const d = device.drops;
+  return { "no-route": d.noRoute, "no-endpoint": d.noEndpoint, "source-not-allowed": d.sourceNotAllowed, "send-failed": d.sendFailed };
 }
 
 /** Adds each ICE peer's state, selected pair, RTT and restarts to what `get` reports. */
@@ -234,12 +244,14 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     }
     undo.push(network);
     await runHooks(iface.postUp, name, log);
+    const stopSummary = (opts.dropSummaryMs ?? 10_000) > 0 ? startCounterSummary({ read: () => dropCounts(dev), log, what: "packets", intervalMs: opts.dropSummaryMs }) : () => {};
 
     let downing: Promise<void> | null = null;
     let resolveClosed!: () => void;
     const closed = new Promise<void>((r) => (resolveClosed = r));
     const down = (): Promise<void> => {
       downing ??= (async () => {
+        stopSummary();
         await runHooksBestEffort(iface.preDown, name, log);
         if (iface.saveConfig) saveConfig(dev, config, opts.configPath, log);
         await network();
