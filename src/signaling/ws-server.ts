@@ -52,7 +52,7 @@ export interface SignalingServerOptions {
   maxPendingHandshakes?: number;
   /** A TCP connection must complete the upgrade within this long. Default 10000 ms. */
   handshakeTimeoutMs?: number;
-  /** TCP connections from one address at a time, pending and upgraded together. Default 256. */
+  /** TCP connections from one address (IPv6: one /64) at a time, pending and upgraded together. Default 256. */
   maxConnectionsPerIp?: number;
   /** Connections subscribed to one key at a time; a newer one replaces the oldest. Default 4. */
   maxSubscribersPerKey?: number;
@@ -102,6 +102,19 @@ interface Conn {
 interface Held {
   blob: Uint8Array;
   expires: number;
+}
+
+/**
+ * Whose connection this is, for the per-address cap: an IPv4 address, or an IPv6 /64 (one
+ * host usually holds a whole /64, so single IPv6 addresses would make the cap meaningless).
+ */
+export function addressGroup(address: string): string {
+  if (!address.includes(":") || /^::ffff:\d+\.\d+\.\d+\.\d+$/iu.test(address)) return address.replace(/^::ffff:/iu, "");
+  const [head = "", tail] = address.split("%")[0]!.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/u, "")).join(":")}::/64`;
 }
 
 /** WebSocket close codes used here (RFC 6455 section 7.4.1). */
@@ -264,7 +277,7 @@ export class SignalingServer {
 
   /** Admits a new TCP connection under the pending and per-address limits, with a deadline for the upgrade. */
   private admit(socket: Socket): void {
-    const ip = socket.remoteAddress ?? "?";
+    const ip = addressGroup(socket.remoteAddress ?? "?");
     const tag = `${ip}|${socket.remotePort ?? "?"}`;
     const fromIp = this.perIp.get(ip) ?? 0;
     if (this.closing !== null || this.pending.size >= this.opts.maxPendingHandshakes || fromIp >= this.opts.maxConnectionsPerIp) {

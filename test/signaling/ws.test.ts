@@ -8,7 +8,7 @@ import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
 import { SignalingUnavailableError } from "../../src/signaling/errors.js";
-import { SignalingServer, type SignalingServerOptions } from "../../src/signaling/ws-server.js";
+import { addressGroup, SignalingServer, type SignalingServerOptions } from "../../src/signaling/ws-server.js";
 import { WebSocketTransport, parseWebSocketUrl, type WebSocketTransportOptions } from "../../src/signaling/ws-client.js";
 import { FrameType, decodeServerFrame, encodeSend, encodeSubscribe, subscriptionProof } from "../../src/signaling/ws-protocol.js";
 import { sleep, waitFor } from "../helpers/wait.js";
@@ -349,6 +349,17 @@ describe("WebSocket signaling server: idle TCP connections", () => {
     const [a, b] = await connectedPair(s.url);
     await a.channel.send(b.pub, { type: "credentials", generation: 1, ufrag: "abcd", pwd: "0123456789abcdefghijkl" });
     await waitFor(() => b.got.length === 1, { what: "the message" });
+  });
+
+  it("counts an IPv6 /64 as one address", () => {
+    expect(addressGroup("192.0.2.7")).toBe("192.0.2.7");
+    expect(addressGroup("::ffff:192.0.2.7")).toBe("192.0.2.7");
+    expect(addressGroup("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(addressGroup("2001:DB8:1:2:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
+    expect(addressGroup("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(addressGroup("::1")).toBe("0:0:0:0::/64");
+    expect(addressGroup("fe80::1%eth0")).toBe("fe80:0:0:0::/64");
+    expect(addressGroup("2001:db8:1:2:3:4:5:6")).not.toBe(addressGroup("2001:db8:1:3:3:4:5:6"));
   });
 
   it("caps the connections of one address, not of the others", async () => {
