@@ -77,13 +77,12 @@ export async function startIce(opts: {
   for (const p of opts.peers) manager.addPeer(p);
   manager.onStateChange((peer, state) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`));
   const bind = new IceBind(manager);
-  const iceKeys = new Set(opts.peers.map((p) => Buffer.from(p).toString("base64")));
   return {
     bind,
     manager,
     endpointFor: (k) => `ice:${k}`,
     statusExtras(k) {
-      if (!iceKeys.has(k)) return undefined;
+      if (!manager.hasPeer(k)) return undefined;
       const s = manager.statusOf(k);
       if (s === undefined || s === null) return undefined;
       const extra: Record<string, string> = { tswg_ice_state: s.state, tswg_ice_restarts: String(s.restarts) };
