@@ -18,7 +18,7 @@ Commands:
                            show interfaces, like \`wg show\`; --json for scripts
   ping <peer> [-c N] [-i iface]
                            ping a peer through the tunnel and say which path answered
-  netcheck [--ice-servers URLS] [name|file.conf]
+  netcheck [--ice-servers URLS] [name|file.conf] [--json]
                            what the local network allows: NAT mapping, UDP, STUN/TURN latency
   strip <name|file.conf>   print the configuration without the wg-quick and tswg keys
   save <name|file.conf>    write the running configuration back to the file
@@ -58,6 +58,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   show: async () => (await import("./show.js")).runShow,
   up: async () => (await import("./up.js")).runUp,
   down: async () => (await import("./down.js")).runDown,
+  strip: async () => (await import("./strip.js")).runStrip,
+  save: async () => (await import("./save.js")).runSave,
+  ping: async () => (await import("./ping.js")).runPing,
+  netcheck: async () => (await import("./netcheck.js")).runNetcheck,
   signal: async () => (await import("./signal.js")).runSignal,
   proxyguard: async () => (await import("./proxyguard.js")).runProxyguard,
 };
