@@ -3,12 +3,10 @@
  * netcheck/netcheck.ts, for the servers given or the ICEServers of a configuration. No server is
  * contacted unless it is named one of these two ways.
  */
-import { readFileSync } from "node:fs";
-import { resolveConfigPath } from "../conf/locate.js";
-import { parseConfig } from "../conf/wgquick.js";
 import { parseIceServers, type IceServer } from "../ice/servers.js";
 import { netcheck, type NetcheckReport } from "../netcheck/netcheck.js";
 import { intFlag, parseArgs, UsageError, wantsHelp } from "./args.js";
+import { locateConfig, readConfig } from "./config-file.js";
 
 export const NETCHECK_USAGE = `Usage: tswg netcheck [--ice-servers URLS] [<name|file.conf>] [--json] [--timeout MS]
 
@@ -69,8 +67,8 @@ export async function runNetcheck(args: string[]): Promise<number> {
   if (given !== undefined) texts.push(given);
   const target = p.positionals[0];
   if (target !== undefined) {
-    const located = resolveConfigPath(target);
-    const config = parseConfig(readFileSync(located.path, "utf8"), located.path);
+    const located = locateConfig(target);
+    const config = readConfig(located.path);
     if (config.interface.iceServers === undefined) throw new Error(`${located.path} has no ICEServers`);
     texts.push(config.interface.iceServers);
   }

@@ -3,15 +3,15 @@
  * changed with `wg set`) back to its configuration file, keeping the file's wg-quick and tswg
  * settings, like `wg-quick save`. The state is read over the UAPI socket.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { resolveConfigPath } from "../conf/locate.js";
+import { renameSync, writeFileSync } from "node:fs";
 import { parseEndpoint } from "../conf/values.js";
-import { formatConfig, parseConfig, type Endpoint, type QuickConfig } from "../conf/wgquick.js";
+import { formatConfig, type Endpoint, type QuickConfig } from "../conf/wgquick.js";
 import { parseHostPort } from "../hostport/host-port.js";
 import { uapiGet } from "../uapi/client.js";
 import { peerExtraView } from "../uapi/tswg-status.js";
 import type { UapiDeviceState } from "../uapi/types.js";
 import { parseArgs, wantsHelp } from "./args.js";
+import { locateConfig, readConfig } from "./config-file.js";
 
 export const SAVE_USAGE = `Usage: tswg save <name|file.conf>
 
@@ -44,8 +44,8 @@ export async function runSave(args: string[]): Promise<number> {
     return 0;
   }
   const target = parseArgs(args, { command: "save", flags: {}, positionals: ["an interface name or configuration file"], usage: SAVE_USAGE }).positionals[0]!;
-  const located = resolveConfigPath(target);
-  const base = parseConfig(readFileSync(located.path, "utf8"), located.path);
+  const located = locateConfig(target);
+  const base = readConfig(located.path);
   let state: UapiDeviceState;
   try {
     state = await uapiGet(located.interfaceName);

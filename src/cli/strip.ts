@@ -1,9 +1,8 @@
 /** `tswg strip <name|file>`: print the configuration as `wg setconf` takes it (see conf/strip.ts). */
-import { readFileSync } from "node:fs";
-import { resolveConfigPath } from "../conf/locate.js";
 import { stripConfig } from "../conf/strip.js";
-import { formatConfig, parseConfig } from "../conf/wgquick.js";
+import { formatConfig } from "../conf/wgquick.js";
 import { parseArgs, wantsHelp } from "./args.js";
+import { locateConfig, readConfig } from "./config-file.js";
 
 export const STRIP_USAGE = `Usage: tswg strip <name|file.conf>
 
@@ -17,8 +16,6 @@ export async function runStrip(args: string[]): Promise<number> {
     return 0;
   }
   const target = parseArgs(args, { command: "strip", flags: {}, positionals: ["an interface name or configuration file"], usage: STRIP_USAGE }).positionals[0]!;
-  const located = resolveConfigPath(target);
-  const config = parseConfig(readFileSync(located.path, "utf8"), located.path);
-  process.stdout.write(formatConfig(stripConfig(config)));
+  process.stdout.write(formatConfig(stripConfig(readConfig(locateConfig(target).path))));
   return 0;
 }

@@ -4,14 +4,13 @@
  * with `--detach` and return once it is up.
  */
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { resolveConfigPath } from "../conf/locate.js";
-import { parseConfig } from "../conf/wgquick.js";
 import { createLogger, type LogLevel, type Logger } from "../log/logger.js";
 import { up, type RunningInterface } from "../quick/quick.js";
 import { linkExists } from "../tun/linux-ifconfig.js";
 import { logLevelFlag, parseArgs, wantsHelp } from "./args.js";
+import { locateConfig, readConfig } from "./config-file.js";
 import { runInForeground } from "./foreground.js";
 import { LOG_DIR, readPid, removePidFile, writePidFile } from "./runstate.js";
 
@@ -27,7 +26,8 @@ interface UpArgs {
 export const UP_USAGE = `Usage: tswg up <name|file.conf> [--detach] [--log-level LEVEL] [--log-file FILE]
 
 Brings up an interface from a wg-quick style configuration. A bare name is looked up as
-/etc/tswg/<name>.conf, then /etc/wireguard/<name>.conf. Stays in the foreground, logging to
+/etc/tswg/<name>.conf, then /etc/wireguard/<name>.conf (or in the directories of
+TSWG_CONFIG_PATH, colon separated). Stays in the foreground, logging to
 stderr, until SIGINT or SIGTERM; SIGHUP re-reads the file and applies key, port and peer changes
 without dropping the tunnel (like \`wg syncconf\`).
 
@@ -60,9 +60,9 @@ export async function runUp(argv: string[]): Promise<number> {
   }
   const args = parseUpArgs(argv);
   // Everything that can be checked without changing anything is checked before forking.
-  const located = resolveConfigPath(args.target);
+  const located = locateConfig(args.target);
   const name = located.interfaceName;
-  const config = parseConfig(readFileSync(located.path, "utf8"), located.path);
+  const config = readConfig(located.path);
   const running = readPid(name);
   if (running !== null && running !== process.pid) throw new Error(`\`${name}' is already up (pid ${running})`);
   if (await linkExists(name)) throw new Error(`\`${name}' already exists`);
@@ -102,7 +102,7 @@ export async function runUp(argv: string[]): Promise<number> {
 /** Re-reads the configuration and applies it; a bad file is reported and changes nothing. */
 async function reloadFrom(path: string, iface: RunningInterface, log: Logger): Promise<void> {
   try {
-    await iface.reload(parseConfig(readFileSync(path, "utf8"), path));
+    await iface.reload(readConfig(path));
     log.info("reload: done");
   } catch (err) {
     log.error(`reload failed, nothing changed: ${err instanceof Error ? err.message : String(err)}`);
