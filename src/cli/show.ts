@@ -5,6 +5,7 @@
 import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
 import { listLiveInterfaces, uapiGet } from "../uapi/client.js";
+import { peerExtraView } from "../uapi/tswg-status.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { parseArgs, UsageError, wantsHelp } from "./args.js";
 import { interfaceJson, showDocument, type ShowJsonInterface } from "./show-json.js";
@@ -49,7 +50,16 @@ export function prettyBytes(n: number | bigint): string {
 /** tswg's own status keys ("tswg_ice_state") as show lines ("  ice state: connected"). */
 function extraLines(extra: Record<string, string> | undefined): string[] {
   if (extra === undefined) return [];
-  return Object.entries(extra).map(([k, v]) => `  ${k.replace(/^tswg_/u, "").replaceAll("_", " ")}: ${v}`);
+  const lines: string[] = [];
+  const drops: string[] = [];
+  for (const [k, v] of Object.entries(extra)) {
+    const drop = /^tswg_drops?_(.+)$/u.exec(k);
+    if (drop === null) lines.push(`  ${k.replace(/^tswg_/u, "").replaceAll("_", " ")}: ${v}`);
+    else if (v !== "0") drops.push(`${drop[1]!.replaceAll("_", " ")} ${v}`);
+  }
+  // Drop counters in one line, and only when something was dropped.
+  if (drops.length > 0) lines.push(`  dropped: ${drops.join(", ")}`);
+  return lines;
 }
 
 function sortPeers(peers: UapiPeerState[]): UapiPeerState[] {
@@ -80,6 +90,9 @@ export function formatShow(name: string, s: UapiDeviceState, nowMs: number = Dat
     }
     if (p.persistentKeepalive > 0) lines.push(`  persistent keepalive: every ${prettyDuration(p.persistentKeepalive)}`);
     lines.push(...extraLines(p.extra));
+    // The answer to "why is my peer relayed?" in one word, for peers that are not plain UDP.
+    const view = peerExtraView(p.extra);
+    if (view.transport !== "udp") lines.push(`  path: ${view.path ?? "none yet"}`);
   }
   return lines.join("\n") + "\n";
 }

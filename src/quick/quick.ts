@@ -27,6 +27,7 @@ import { keyToBase64 } from "../crypto/keys.js";
 import type { UapiHandler } from "../uapi/types.js";
 import { runHooks, runHooksBestEffort } from "./hooks.js";
 import { startIce, type IceStack } from "./ice.js";
+import { withDeviceCounters } from "./device-counters.js";
 import { startMetrics } from "./metrics.js";
 import { setUpNetwork, type Teardown } from "./network.js";
 import { reloadDevice } from "./reload.js";
@@ -186,7 +187,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     await configureDevice(device, config, endpoints);
 
     const uapi = new UapiServer();
-    const handler = withIceStatus(deviceUapiHandler(device), ice);
+    const handler = withIceStatus(withDeviceCounters(deviceUapiHandler(device), device), ice);
     await uapi.listen(name, handler, { dir: opts.uapiDir, logger: log });
     undo.push(() => uapi.close());
     const metrics = iface.metricsListen === undefined ? null : await startMetrics(name, iface.metricsListen, handler, log);

@@ -128,6 +128,8 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     const [i] = doc.interfaces;
     expect(i).toMatchObject({ name: ifname, public_key: ka.publicKey, listen_port: 51830 });
     expect(["native", "portable"]).toContain(i!.data_path);
+    // The device's drop counters, by reason.
+    expect(Object.keys((i as unknown as { drops: object }).drops)).toEqual(expect.arrayContaining(["no_route", "no_endpoint"]));
     const p = i!.peers[0]!;
     expect(p).toMatchObject({ public_key: kb.publicKey, endpoint: "192.168.78.2:51831", allowed_ips: ["10.78.0.2/32"], transport: "udp", path: "direct" });
     expect(p.latest_handshake as number).toBeGreaterThan(0);
@@ -154,6 +156,7 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     expect(of("wireguard_latest_handshake_seconds")[0]!.value).toBeGreaterThan(1_700_000_000);
     expect(of("tswg_peer_path_info")[0]).toMatchObject({ labels: { transport: "udp", path: "direct" }, value: 1 });
     expect(samples.find((s) => s.name === "tswg_interface_info")?.labels.data_path).toMatch(/^(native|portable)$/);
+    expect(samples.filter((s) => s.name === "tswg_interface_drops_total").map((s) => s.labels.reason)).toContain("no_route");
     const status = (await a.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9586/other"])).stdout;
     expect(status).toBe("404");
   });
