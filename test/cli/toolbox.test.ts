@@ -165,6 +165,7 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     const byKey = await run(["ping", kb.publicKey, "-c", "2"]);
     const lines = byKey.stdout.trim().split("\n");
     expect(lines).toHaveLength(2);
+    console.log(`tswg ping, direct path: ${lines.map((l) => /in ([0-9.]+) ms/.exec(l)?.[1]).join(", ")} ms`);
     for (const l of lines) expect(l).toMatch(/^pong from 10\.78\.0\.2 \(.{8}…\) via direct \(192\.168\.78\.2:51831\) in [0-9.]+ ms$/);
     const byIp = await run(["ping", "10.78.0.2", "-c", "1"]);
     expect(byIp.stdout).toMatch(/via direct/);

@@ -63,6 +63,7 @@ describe.skipIf(skip !== null)("netcheck, ping and signaling metrics behind NATs
   it("behind an endpoint-independent NAT: UDP works, one mapping for every server, TURN answers on UDP and TCP", async () => {
     const r = await netcheck(e);
     expect(r).toMatchObject({ udp: true, behindNat: true, mapping: "endpoint-independent" });
+    console.log(`netcheck behind the EIM NAT: STUN RTTs ${r.stun.map((x) => x.rttMs.map((v) => v.toFixed(2)).join("/")).join(" | ")} ms`);
     expect(r.stun.every((x) => x.rttMs.length > 0)).toBe(true);
     expect(r.stun[0]!.mapped[0]).toMatch(new RegExp(`^${natE.wanIp.replaceAll(".", "\\.")}:\\d+$`));
     expect(r.turn.map((t) => [t.transport, t.answers])).toEqual([
@@ -122,6 +123,7 @@ describe.skipIf(skip !== null)("netcheck, ping and signaling metrics behind NATs
     const out = (await e.exec(["node", TSWG_BIN, "ping", ks.publicKey, "-c", "2"])).stdout;
     const lines = out.trim().split("\n");
     expect(lines).toHaveLength(2);
+    console.log(`tswg ping over the relay: ${lines.map((l) => /in ([0-9.]+) ms/.exec(l)?.[1]).join(", ")} ms`);
     for (const l of lines) expect(l).toMatch(/^pong from 10\.98\.0\.2 \(.{8}…\) via relay \(\w+ [0-9.]+:\d+ -> relay 198\.51\.100\.\d+:\d+\) in [0-9.]+ ms$/);
 
     const metrics = (await srv.exec(["curl", "-sf", "http://127.0.0.1:9587/metrics"])).stdout;

@@ -80,12 +80,14 @@ describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
   /** Installs into a fresh prefix with `path` as PATH, brings an interface up, returns `tswg show`. */
   async function installAndUp(tag: string, path: string): Promise<{ show: string; prefix: string }> {
     const prefix = join(work, `prefix-${tag}`);
+    const started = performance.now();
     const r = spawnSync("npm", ["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", "--prefix", prefix, tarball], {
       encoding: "utf8",
       env: { ...process.env, PATH: path },
       timeout: 600_000,
     });
     expect(r.status, r.stderr).toBe(0);
+    console.log(`npm install -g (${tag}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
     const tswg = join(prefix, "bin/tswg");
     const name = bed.ifname(tag);
     const conf = join(work, `${name}.conf`);
@@ -115,12 +117,14 @@ describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
     const path = pathWithoutBuildTools(join(work, "path-without-build-tools"));
     expect(spawnSync("sh", ["-c", "command -v g++ || command -v make || command -v cc"], { env: { PATH: path } }).status).not.toBe(0);
     const prefix = join(work, "prefix-q");
+    const started = performance.now();
     const r = spawnSync("npm", ["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", "--prefix", prefix, tarball], {
       encoding: "utf8",
       env: { ...process.env, PATH: path },
       timeout: 600_000,
     });
     expect(r.status, r.stderr).toBe(0);
+    console.log(`npm install -g without build tools: ${((performance.now() - started) / 1000).toFixed(1)} s`);
     expect(r.stdout + r.stderr).toMatch(/the native addon was not built/);
     expect(existsSync(join(prefix, "lib/node_modules/tswg/build/Release/tswg_native.node"))).toBe(false);
     const tswg = join(prefix, "bin/tswg");
