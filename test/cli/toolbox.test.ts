@@ -64,6 +64,7 @@ const skip = await netnsUnavailableReason();
 describe.skipIf(skip !== null)("against a running interface", () => {
   let bed: TestBed;
   let a: Host;
+  let b: Host;
   let dir: string;
   let peer: WgNode;
   let ifname: string;
@@ -92,7 +93,7 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     dir = mkdtempSync(join(tmpdir(), "tswgt-tool-"));
     bed = await TestBed.create("tool");
     a = await bed.host("a");
-    const b = await bed.host("b");
+    b = await bed.host("b");
     await bed.link(a, b, { a: "192.168.78.1/24", b: "192.168.78.2/24" });
     await a.ip(["link", "set", "lo", "up"]);
     ifname = bed.ifname("t");
@@ -173,6 +174,30 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no peer with 10\.99\.9\.9 in its AllowedIPs/);
   });
+
+  it("tswg ping over WireGuard over TCP says tcp", async () => {
+    const [k1, k2] = [newKeyPair(), newKeyPair()];
+    const [n1, n2] = [bed.ifname("c"), bed.ifname("s")];
+    const write = (name: string, lines: string[]) => {
+      const path = join(dir, `${name}.conf`);
+      writeFileSync(path, lines.join("\n") + "\n", { mode: 0o600 });
+      return path;
+    };
+    const server = write(n2, ["[Interface]", `PrivateKey = ${k2.privateKey}`, "Address = 10.78.1.2/24", "ListenPort = 51833", "TCPListen = 192.168.78.2:8443", "", "[Peer]", `PublicKey = ${k1.publicKey}`, "AllowedIPs = 10.78.1.1/32"]);
+    const client = write(n1, ["[Interface]", `PrivateKey = ${k1.privateKey}`, "Address = 10.78.1.1/24", "", "[Peer]", `PublicKey = ${k2.publicKey}`, "AllowedIPs = 10.78.1.2/32", "Endpoint = http://192.168.78.2:8443/"]);
+    await b.exec(["node", TSWG_BIN, "up", server, "--detach"], { env: env() });
+    await run(["up", client, "--detach"]);
+    try {
+      await pingUntilReply(a, "10.78.1.2");
+      const out = (await run(["ping", k2.publicKey, "-c", "1"])).stdout;
+      expect(out).toMatch(/^pong from 10\.78\.1\.2 \(.{8}…\) via tcp \(http:\/\/192\.168\.78\.2:8443\/\) in [0-9.]+ ms\n$/);
+      const doc = JSON.parse((await run(["show", n1, "--json"])).stdout) as { interfaces: { peers: { transport: string; path: string }[] }[] };
+      expect(doc.interfaces[0]!.peers[0]).toMatchObject({ transport: "tcp", path: "tcp" });
+    } finally {
+      await run(["down", n1], false);
+      await b.exec(["node", TSWG_BIN, "down", n2], { env: env(), check: false });
+    }
+  }, 60_000);
 
   it("strip prints only what wg setconf takes", async () => {
     const out = (await run(["strip", conf])).stdout;
