@@ -24,7 +24,10 @@ export function runInForeground(opts: ForegroundOptions): Promise<number> {
   return new Promise((resolve) => {
     let requests = 0;
     let failed = false;
+    let finished = false;
     const finish = (): void => {
+      if (finished) return;
+      finished = true;
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       process.off("SIGHUP", onHup);
@@ -37,11 +40,16 @@ export function runInForeground(opts: ForegroundOptions): Promise<number> {
         process.exit(1);
       }
       log.info(`${why}: stopping`);
-      const stopping = opts.stop().catch((err: unknown) => {
-        failed = true;
-        log.error(`teardown failed: ${err instanceof Error ? err.message : String(err)}`);
-      });
-      if (opts.closed === undefined) void stopping.then(finish);
+      void opts.stop().then(
+        // With `closed`, that promise says when everything is done.
+        () => (opts.closed === undefined ? finish() : undefined),
+        (err: unknown) => {
+          // A teardown that failed half-way may never settle `closed`: do not wait for it.
+          failed = true;
+          log.error(`teardown failed: ${err instanceof Error ? err.message : String(err)}`);
+          finish();
+        },
+      );
     };
     const onSignal = (sig: NodeJS.Signals): void => request(sig);
     const onHup = (): void => {
