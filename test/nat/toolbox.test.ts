@@ -117,7 +117,7 @@ describe.skipIf(skip !== null)("netcheck, ping and signaling metrics behind NATs
   it("tswg ping over a relayed ICE path says relay; the signaling server counts it all", async () => {
     const ke = newKeyPair();
     const ks = newKeyPair();
-    await up(e, "e", "10.98.0.1", ke, { keys: ks, ip: "10.98.0.2" }, false);
+    const ifE = await up(e, "e", "10.98.0.1", ke, { keys: ks, ip: "10.98.0.2" }, false);
     await up(s, "s", "10.98.0.2", ks, { keys: ke, ip: "10.98.0.1" }, true);
     await waitFor(async () => (await e.exec(["ping", "-c", "1", "-W", "1", "10.98.0.2"], { check: false })).code === 0, { timeoutMs: 40_000, what: "a ping through the relay" });
     const out = (await e.exec(["node", TSWG_BIN, "ping", ks.publicKey, "-c", "2"])).stdout;
@@ -125,6 +125,12 @@ describe.skipIf(skip !== null)("netcheck, ping and signaling metrics behind NATs
     expect(lines).toHaveLength(2);
     console.log(`tswg ping over the relay: ${lines.map((l) => /in ([0-9.]+) ms/.exec(l)?.[1]).join(", ")} ms`);
     for (const l of lines) expect(l).toMatch(/^pong from 10\.98\.0\.2 \(.{8}…\) via relay \(\w+ [0-9.]+:\d+ -> relay 198\.51\.100\.\d+:\d+\) in [0-9.]+ ms$/);
+
+    // netcheck with the configuration's ICEServers: one STUN server is too few to tell the mapping.
+    const fromConf = JSON.parse((await e.exec(["node", TSWG_BIN, "netcheck", join(dir, `${ifE}.conf`), "--json"])).stdout) as Report;
+    expect(fromConf).toMatchObject({ udp: true, mapping: "unknown" });
+    expect(fromConf.stun.map((x) => x.url)).toEqual([t1.stunUrl]);
+    expect(fromConf.turn.map((t) => [t.transport, t.answers])).toEqual([["udp", true]]);
 
     const metrics = (await srv.exec(["curl", "-sf", "http://127.0.0.1:9587/metrics"])).stdout;
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
