@@ -9,7 +9,7 @@ import type { UapiDeviceState } from "../uapi/types.js";
 import { FamilySet, type MetricFamily } from "./exposition.js";
 
 /** ICE states reported as a 0/1 gauge each, so a graph shows which one a peer is in. */
-const ICE_STATES = ["new", "checking", "connected", "completed", "disconnected", "failed", "closed"];
+const ICE_STATES = ["new", "checking", "connected", "failed", "closed"];
 
 export function interfaceMetrics(iface: string, s: UapiDeviceState): MetricFamily[] {
   const f = new FamilySet();

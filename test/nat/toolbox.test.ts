@@ -126,6 +126,14 @@ describe.skipIf(skip !== null)("netcheck, ping and signaling metrics behind NATs
     console.log(`tswg ping over the relay: ${lines.map((l) => /in ([0-9.]+) ms/.exec(l)?.[1]).join(", ")} ms`);
     for (const l of lines) expect(l).toMatch(/^pong from 10\.98\.0\.2 \(.{8}…\) via relay \(\w+ [0-9.]+:\d+ -> relay 198\.51\.100\.\d+:\d+\) in [0-9.]+ ms$/);
 
+    // The same answer as data: a relayed ICE path, with its counters.
+    const doc = JSON.parse((await e.exec(["node", TSWG_BIN, "show", ifE, "--json"])).stdout) as {
+      interfaces: { peers: { transport: string; path: string; rx_packets: number; ice: { state: string; path_switches: number; selected_pair: { remote: { type: string } } } }[] }[];
+    };
+    const p = doc.interfaces[0]!.peers[0]!;
+    expect(p).toMatchObject({ transport: "ice", path: "relay", ice: { state: "connected", path_switches: 0, selected_pair: { remote: { type: "relay" } } } });
+    expect(p.rx_packets).toBeGreaterThan(0);
+
     // netcheck with the configuration's ICEServers: one STUN server is too few to tell the mapping.
     const fromConf = JSON.parse((await e.exec(["node", TSWG_BIN, "netcheck", join(dir, `${ifE}.conf`), "--json"])).stdout) as Report;
     expect(fromConf).toMatchObject({ udp: true, mapping: "unknown" });
