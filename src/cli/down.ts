@@ -5,14 +5,23 @@
 import { basename } from "node:path";
 import { createLogger } from "../log/logger.js";
 import { recordState, recoverCrashed } from "../quick/journal.js";
-import { UsageError } from "./main.js";
+import { parseArgs, wantsHelp } from "./args.js";
 import { pidFileState, readPid, removeStalePidFile, RUN_DIR } from "./runstate.js";
 
 const WAIT_MS = 15_000;
 
+export const DOWN_USAGE = `Usage: tswg down <name|file.conf>
+
+Takes down an interface that \`tswg up\` brought up: asks its process to stop, which runs
+PreDown, saves the configuration if SaveConfig is set, removes routes and DNS, and runs PostDown.
+`;
+
 export async function runDown(args: string[]): Promise<number> {
-  if (args.length !== 1) throw new UsageError("down takes one interface name or configuration file");
-  const target = args[0]!;
+  if (wantsHelp(args)) {
+    process.stdout.write(DOWN_USAGE);
+    return 0;
+  }
+  const target = parseArgs(args, { command: "down", flags: {}, positionals: ["interface name or configuration file"], usage: DOWN_USAGE }).positionals[0]!;
   const name = target.includes("/") || target.endsWith(".conf") ? basename(target).replace(/\.conf$/u, "") : target;
   const state = pidFileState(name);
   if (state.kind === "running") {

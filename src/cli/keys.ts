@@ -1,7 +1,14 @@
 /** `tswg genkey`, `tswg genpsk`, `tswg pubkey`: the same contract as `wg genkey` and friends. */
 import { defaultBackend } from "../crypto/index.js";
 import { generatePresharedKey, keyToBase64, parseKey } from "../crypto/keys.js";
-import { UsageError } from "./main.js";
+import { parseArgs, wantsHelp } from "./args.js";
+
+const KEY_USAGE = `Usage: tswg genkey | tswg genpsk | tswg pubkey
+
+  genkey   print a new private key (base64)
+  genpsk   print a new preshared key
+  pubkey   read a private key on stdin, print its public key
+`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -10,7 +17,11 @@ async function readStdin(): Promise<string> {
 }
 
 export async function runKeyCommand(cmd: "genkey" | "genpsk" | "pubkey", args: string[]): Promise<number> {
-  if (args.length > 0) throw new UsageError(`${cmd} takes no arguments`);
+  if (wantsHelp(args)) {
+    process.stdout.write(KEY_USAGE);
+    return 0;
+  }
+  parseArgs(args, { command: cmd, flags: {}, usage: KEY_USAGE });
   const backend = defaultBackend();
   switch (cmd) {
     case "genkey":

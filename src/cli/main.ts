@@ -1,10 +1,11 @@
 /**
  * The `tswg` command line. Each subcommand lives in its own module and is loaded on demand,
- * so `tswg genkey` does not pay for loading the device.
+ * so `tswg genkey` does not pay for loading the device. Shared argument handling is in args.ts.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
+import { EXIT_FAILURE, EXIT_USAGE, UsageError } from "./args.js";
 
 export const USAGE = `Usage: tswg <command> [arguments]
 
@@ -13,9 +14,15 @@ Commands:
                            bring up an interface from a wg-quick style configuration
                            (a bare name is looked up in /etc/tswg/ and /etc/wireguard/)
   down <name|file.conf>    tear an interface down
-  show [<iface>|all|interfaces] [dump]
-                           show interfaces, like \`wg show\`
-  signal --listen ADDR:PORT [--tls-cert F --tls-key F]
+  show [<iface>|all|interfaces] [dump] [--json]
+                           show interfaces, like \`wg show\`; --json for scripts
+  ping <peer> [-c N] [-i iface]
+                           ping a peer through the tunnel and say which path answered
+  netcheck [--ice-servers URLS] [name|file.conf] [--json]
+                           what the local network allows: NAT mapping, UDP, STUN/TURN latency
+  strip <name|file.conf>   print the configuration without the wg-quick and tswg keys
+  save <name|file.conf>    write the running configuration back to the file
+  signal --listen ADDR:PORT [--tls-cert F --tls-key F] [--metrics ADDR:PORT]
                            run the signaling server peers behind NATs meet through
   proxyguard client|server [options]
                            WireGuard over TCP (UoTLV/1), a drop-in for ProxyGuard
@@ -25,16 +32,9 @@ Commands:
   version                  print the version
   help                     print this help
 
-Every running interface also answers the standard \`wg\` tool on
-/var/run/wireguard/<iface>.sock.
+\`tswg <command> --help\` describes a command. Every running interface also answers the
+standard \`wg\` tool on /var/run/wireguard/<iface>.sock.
 `;
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
 
 export function version(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -49,44 +49,49 @@ export function version(): string {
   return "0.0.0";
 }
 
+type Command = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  genkey: async () => (args) => import("./keys.js").then((m) => m.runKeyCommand("genkey", args)),
+  genpsk: async () => (args) => import("./keys.js").then((m) => m.runKeyCommand("genpsk", args)),
+  pubkey: async () => (args) => import("./keys.js").then((m) => m.runKeyCommand("pubkey", args)),
+  show: async () => (await import("./show.js")).runShow,
+  up: async () => (await import("./up.js")).runUp,
+  down: async () => (await import("./down.js")).runDown,
+  strip: async () => (await import("./strip.js")).runStrip,
+  save: async () => (await import("./save.js")).runSave,
+  ping: async () => (await import("./ping.js")).runPing,
+  netcheck: async () => (await import("./netcheck.js")).runNetcheck,
+  signal: async () => (await import("./signal.js")).runSignal,
+  proxyguard: async () => (await import("./proxyguard.js")).runProxyguard,
+};
+
 /** Runs the command line; resolves with the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case undefined:
+        throw new UsageError("no command given");
       case "help":
       case "--help":
       case "-h":
         process.stdout.write(USAGE);
-        return cmd === undefined ? 1 : 0;
+        return 0;
       case "version":
       case "--version":
         process.stdout.write(`tswg ${version()}\n`);
         return 0;
-      case "genkey":
-      case "genpsk":
-      case "pubkey":
-        return await (await import("./keys.js")).runKeyCommand(cmd, rest);
-      case "show":
-        return await (await import("./show.js")).runShow(rest);
-      case "up":
-        return await (await import("./up.js")).runUp(rest);
-      case "down":
-        return await (await import("./down.js")).runDown(rest);
-      case "signal":
-        return await (await import("./signal.js")).runSignal(rest);
-      case "proxyguard":
-        return await (await import("./proxyguard.js")).runProxyguard(rest);
-      default:
-        throw new UsageError(`unknown command "${cmd}"`);
     }
+    const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+    if (load === undefined) throw new UsageError(`unknown command "${cmd}"`);
+    return await (await load())(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`tswg: ${err.message}\n\n${USAGE}`);
-      return 2;
+      process.stderr.write(`tswg: ${err.message}\n\n${err.usage ?? USAGE}`);
+      return EXIT_USAGE;
     }
     process.stderr.write(`tswg: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+    return EXIT_FAILURE;
   }
 }

@@ -11,14 +11,16 @@
  * them: -flag value, --flag value, -flag=value or --flag=value.
  */
 import { lookup } from "node:dns/promises";
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { createLogger, parseLogLevel, type Logger, type LogLevel } from "../log/logger.js";
+import { parseHostPort } from "../hostport/host-port.js";
+import { createLogger, type Logger, type LogLevel } from "../log/logger.js";
+import { readPemFile } from "../pem/pem-file.js";
 import { ProxyguardClient } from "../uotlv/proxy-client.js";
 import { ProxyguardServer } from "../uotlv/proxy-server.js";
 import { socketMarkUnsupportedReason } from "../uotlv/socket-mark.js";
 import { parseTunnelUrl } from "../uotlv/url.js";
-import { UsageError } from "./main.js";
+import { intFlag, logLevelFlag, parseArgs, UsageError } from "./args.js";
+import { runInForeground } from "./foreground.js";
 
 export const PROXYGUARD_USAGE = `Usage:
   tswg proxyguard client --to URL [--listen-port 51821] [--forward-port 51820]
@@ -41,38 +43,6 @@ server: accepts UoTLV/1 and relays each client to WireGuard over UDP.
 Both: --log-level silent|error|warn|info|debug (info)
 `;
 
-type FlagSpec = Record<string, "value" | "bool">;
-
-/** Go-style flags into a map; unknown flags and stray arguments are usage errors. */
-export function parseFlags(args: readonly string[], spec: FlagSpec, command: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const m = /^--?([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$/s.exec(a);
-    if (m === null) throw new UsageError(`proxyguard ${command}: unexpected argument ${JSON.stringify(a)}`);
-    const name = m[1]!;
-    const kind = spec[name];
-    if (kind === undefined) throw new UsageError(`proxyguard ${command}: unknown flag -${name.length > 1 ? "-" : ""}${name}`);
-    let value = m[2];
-    if (kind === "bool") value ??= "true";
-    else if (value === undefined) {
-      value = args[++i];
-      if (value === undefined) throw new UsageError(`proxyguard ${command}: --${name} needs a value`);
-    }
-    out.set(name, value);
-  }
-  return out;
-}
-
-function intFlag(flags: Map<string, string>, name: string, def: number, min: number, max: number): number {
-  const v = flags.get(name);
-  if (v === undefined) return def;
-  if (!/^-?[0-9]+$/.test(v.trim()) || Number(v) < min || Number(v) > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return Number(v);
-}
-
 export interface ClientConfig {
   to: string;
   listenPort: number;
@@ -93,78 +63,60 @@ export interface ServerConfig {
   logLevel: LogLevel;
 }
 
+const CLIENT_FLAGS = { to: "value", "listen-port": "value", "forward-port": "value", "tcp-port": "value", fwmark: "value", "peer-ips": "value", ca: "value", "log-level": "value" } as const;
+
 export function parseClientArgs(args: readonly string[]): ClientConfig {
-  const flags = parseFlags(
-    args,
-    { to: "value", "listen-port": "value", "forward-port": "value", "tcp-port": "value", fwmark: "value", "peer-ips": "value", ca: "value", "log-level": "value" },
-    "client",
-  );
-  const to = flags.get("to");
-  if (to === undefined || to === "") throw new UsageError("proxyguard client: --to URL is required");
+  const p = parseArgs(args, { command: "proxyguard client", flags: CLIENT_FLAGS, singleDash: true, usage: PROXYGUARD_USAGE });
+  const to = p.flags.get("to");
+  if (to === undefined || to === "") throw new UsageError("proxyguard client: --to URL is required", PROXYGUARD_USAGE);
   try {
     parseTunnelUrl(to);
   } catch (err) {
-    throw new UsageError(`--to: ${(err as Error).message}`);
+    throw new UsageError(`--to: ${(err as Error).message}`, PROXYGUARD_USAGE);
   }
-  const peerIps = (flags.get("peer-ips") ?? "")
+  const peerIps = (p.flags.get("peer-ips") ?? "")
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  for (const ip of peerIps) if (isIP(ip) === 0) throw new UsageError(`--peer-ips: ${JSON.stringify(ip)} is not an IP address`);
+  for (const ip of peerIps) if (isIP(ip) === 0) throw new UsageError(`--peer-ips: ${JSON.stringify(ip)} is not an IP address`, PROXYGUARD_USAGE);
   return {
     to,
-    listenPort: intFlag(flags, "listen-port", 51821, 0, 65535),
-    forwardPort: intFlag(flags, "forward-port", 51820, 1, 65535),
-    tcpPort: intFlag(flags, "tcp-port", 0, 0, 65535),
-    fwmark: intFlag(flags, "fwmark", -1, -1, 0xffffffff),
+    listenPort: intFlag(p, "listen-port", 51821, 0, 65535, PROXYGUARD_USAGE),
+    forwardPort: intFlag(p, "forward-port", 51820, 1, 65535, PROXYGUARD_USAGE),
+    tcpPort: intFlag(p, "tcp-port", 0, 0, 65535, PROXYGUARD_USAGE),
+    fwmark: intFlag(p, "fwmark", -1, -1, 0xffffffff, PROXYGUARD_USAGE),
     peerIps,
-    caFile: flags.get("ca"),
-    logLevel: logLevel(flags),
+    caFile: p.flags.get("ca"),
+    logLevel: logLevelFlag(p, PROXYGUARD_USAGE),
   };
 }
 
-function logLevel(flags: Map<string, string>): LogLevel {
-  try {
-    return parseLogLevel(flags.get("log-level") ?? "info");
-  } catch (err) {
-    throw new UsageError(`--log-level: ${(err as Error).message}`);
-  }
-}
-
 /** "IP:PORT", "[IPv6]:PORT", "host:PORT" or ":PORT" (host empty). */
-function splitHostPort(flag: string, text: string | undefined, hostRequired: boolean): { host: string; port: number } {
-  if (text === undefined || text === "") throw new UsageError(`proxyguard server: --${flag} IP:PORT is required`);
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(text);
-  const port = m === null ? NaN : Number(m[3]);
-  if (m === null || port < 1 || port > 65535) throw new UsageError(`--${flag}: ${JSON.stringify(text)} is not IP:PORT with a port from 1 to 65535`);
-  const host = m[1] ?? m[2] ?? "";
-  if (m[1] !== undefined && isIP(host) !== 6) throw new UsageError(`--${flag}: ${JSON.stringify(host)} is not an IPv6 address`);
-  if (hostRequired && host === "") throw new UsageError(`--${flag}: an address is required`);
-  return { host, port };
+function hostPortFlag(flag: string, text: string | undefined, hostRequired: boolean): { host: string; port: number } {
+  const fail = (why: string): never => {
+    throw new UsageError(why, PROXYGUARD_USAGE);
+  };
+  if (text === undefined || text === "") return fail(`proxyguard server: --${flag} IP:PORT is required`);
+  let hp;
+  try {
+    hp = parseHostPort(text, { emptyHost: true });
+  } catch (err) {
+    return fail(`--${flag}: ${JSON.stringify(text)} is not IP:PORT: it ${(err as Error).message}`);
+  }
+  if (hp.bracketed && isIP(hp.host) !== 6) fail(`--${flag}: ${JSON.stringify(hp.host)} is not an IPv6 address`);
+  if (hostRequired && hp.host === "") fail(`--${flag}: an address is required`);
+  return { host: hp.host, port: hp.port };
 }
 
 export function parseServerArgs(args: readonly string[]): ServerConfig {
-  const flags = parseFlags(args, { listen: "value", to: "value", "log-level": "value" }, "server");
-  const listen = splitHostPort("listen", flags.get("listen"), false);
-  const to = splitHostPort("to", flags.get("to"), true);
-  return { listenHost: listen.host === "" ? undefined : listen.host, listenPort: listen.port, toHost: to.host, toPort: to.port, logLevel: logLevel(flags) };
+  const p = parseArgs(args, { command: "proxyguard server", flags: { listen: "value", to: "value", "log-level": "value" }, singleDash: true, usage: PROXYGUARD_USAGE });
+  const listen = hostPortFlag("listen", p.flags.get("listen"), false);
+  const to = hostPortFlag("to", p.flags.get("to"), true);
+  return { listenHost: listen.host === "" ? undefined : listen.host, listenPort: listen.port, toHost: to.host, toPort: to.port, logLevel: logLevelFlag(p, PROXYGUARD_USAGE) };
 }
 
-/** Runs until SIGINT/SIGTERM, then closes `thing`. */
 function runUntilSignalled(thing: { close(): Promise<void> }, log: Logger): Promise<number> {
-  return new Promise((resolve) => {
-    const stop = (sig: NodeJS.Signals): void => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      log.info(`${sig}: stopping`);
-      void thing.close().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  return runInForeground({ log, stop: () => thing.close() });
 }
 
 async function runClient(args: readonly string[]): Promise<number> {
@@ -173,15 +125,7 @@ async function runClient(args: readonly string[]): Promise<number> {
     const why = socketMarkUnsupportedReason();
     if (why !== null) throw new Error(`--fwmark ${c.fwmark} is not supported: ${why}`);
   }
-  let ca: string | undefined;
-  if (c.caFile !== undefined) {
-    try {
-      ca = readFileSync(c.caFile, "utf8");
-    } catch (err) {
-      throw new Error(`--ca ${c.caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    if (!ca.includes("-----BEGIN CERTIFICATE-----")) throw new Error(`--ca ${c.caFile}: no PEM certificate in the file`);
-  }
+  const ca = c.caFile === undefined ? undefined : readPemFile(c.caFile, `--ca ${c.caFile}`, "CERTIFICATE");
   const log = createLogger({ level: c.logLevel, prefix: "proxyguard-client" });
   const client = new ProxyguardClient({
     to: c.to,
@@ -225,25 +169,19 @@ async function runServer(args: readonly string[]): Promise<number> {
 
 export async function runProxyguard(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  try {
-    switch (sub) {
-      case "client":
-        return await runClient(rest);
-      case "server":
-        return await runServer(rest);
-      case undefined:
-      case "help":
-      case "--help":
-      case "-h":
-        process.stdout.write(PROXYGUARD_USAGE);
-        return sub === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`proxyguard: unknown mode ${JSON.stringify(sub)} (expected client or server)`);
-    }
-  } catch (err) {
-    // Usage mistakes get this command's own help rather than the general one.
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`tswg: ${err.message}\n\n${PROXYGUARD_USAGE}`);
-    return 2;
+  switch (sub) {
+    case "client":
+      return runClient(rest);
+    case "server":
+      return runServer(rest);
+    case undefined:
+      throw new UsageError("proxyguard: client or server?", PROXYGUARD_USAGE);
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(PROXYGUARD_USAGE);
+      return 0;
+    default:
+      throw new UsageError(`proxyguard: unknown mode ${JSON.stringify(sub)} (expected client or server)`, PROXYGUARD_USAGE);
   }
 }

@@ -4,10 +4,12 @@
  */
 import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
-import { listInterfaces, uapiGet } from "../uapi/client.js";
+import { listLiveInterfaces, uapiGet } from "../uapi/client.js";
+import { peerExtraView } from "../uapi/tswg-status.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { recordState } from "../quick/journal.js";
-import { UsageError } from "./main.js";
+import { parseArgs, UsageError, wantsHelp } from "./args.js";
+import { interfaceJson, showDocument, type ShowJsonInterface } from "./show-json.js";
 import { RUN_DIR } from "./runstate.js";
 
 /** Why an interface does not answer, when it is one whose `tswg up` was killed. */
@@ -57,7 +59,16 @@ export function prettyBytes(n: number | bigint): string {
 /** tswg's own status keys ("tswg_ice_state") as show lines ("  ice state: connected"). */
 function extraLines(extra: Record<string, string> | undefined): string[] {
   if (extra === undefined) return [];
-  return Object.entries(extra).map(([k, v]) => `  ${k.replace(/^tswg_/u, "").replaceAll("_", " ")}: ${v}`);
+  const lines: string[] = [];
+  const drops: string[] = [];
+  for (const [k, v] of Object.entries(extra)) {
+    const drop = /^tswg_drops?_(.+)$/u.exec(k);
+    if (drop === null) lines.push(`  ${k.replace(/^tswg_/u, "").replaceAll("_", " ")}: ${v}`);
+    else if (v !== "0") drops.push(`${drop[1]!.replaceAll("_", " ")} ${v}`);
+  }
+  // Drop counters in one line, and only when something was dropped.
+  if (drops.length > 0) lines.push(`  dropped: ${drops.join(", ")}`);
+  return lines;
 }
 
 function sortPeers(peers: UapiPeerState[]): UapiPeerState[] {
@@ -88,6 +99,9 @@ export function formatShow(name: string, s: UapiDeviceState, nowMs: number = Dat
     }
     if (p.persistentKeepalive > 0) lines.push(`  persistent keepalive: every ${prettyDuration(p.persistentKeepalive)}`);
     lines.push(...extraLines(p.extra));
+    // The answer to "why is my peer relayed?" in one word, for peers that are not plain UDP.
+    const view = peerExtraView(p.extra);
+    if (view.transport !== "udp") lines.push(`  path: ${view.path ?? "none yet"}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -115,30 +129,56 @@ export function formatDump(name: string, s: UapiDeviceState, withName: boolean):
   return lines.join("\n") + "\n";
 }
 
+export const SHOW_USAGE = `Usage: tswg show [<iface>|all|interfaces] [dump] [--json]
+
+Shows interfaces like \`wg show\`: every userspace WireGuard whose socket answers in
+/var/run/wireguard (tswg or wireguard-go), with tswg's own status (ICE state, selected pair,
+data path) under each peer.
+
+  interfaces   list the interfaces, one line
+  dump         tab-separated, exactly as \`wg show ... dump\`
+  --json       one JSON document (schema/tswg-show.schema.json, see docs/operations.md)
+`;
+
 export async function runShow(args: string[]): Promise<number> {
-  const dump = args[args.length - 1] === "dump";
-  const rest = dump ? args.slice(0, -1) : args;
-  if (rest.length > 1) throw new UsageError("show takes at most an interface name and `dump`");
-  const target = rest[0] ?? "all";
-  if (target === "interfaces") {
-    const names = await listInterfaces();
-    if (names.length > 0) process.stdout.write(names.join(" ") + "\n");
+  if (wantsHelp(args)) {
+    process.stdout.write(SHOW_USAGE);
     return 0;
   }
-  const names = target === "all" ? await listInterfaces() : [target];
+  const p = parseArgs(args, { command: "show", flags: { json: "bool" }, positionals: ["interface", "dump"], required: 0, usage: SHOW_USAGE });
+  const json = p.flags.get("json") === "true";
+  const [first, second] = p.positionals;
+  const dump = first === "dump" || second === "dump";
+  const rest = p.positionals.filter((a) => a !== "dump");
+  if (rest.length > 1 || (second !== undefined && second !== "dump")) throw new UsageError("show: takes at most an interface name and `dump`", SHOW_USAGE);
+  if (json && dump) throw new UsageError("show: choose --json or dump", SHOW_USAGE);
+  const target = rest[0] ?? "all";
+  if (target === "interfaces") {
+    const names = await listLiveInterfaces();
+    if (json) process.stdout.write(JSON.stringify(names) + "\n");
+    else if (names.length > 0) process.stdout.write(names.join(" ") + "\n");
+    return 0;
+  }
+  const names = target === "all" ? await listLiveInterfaces() : [target];
   let status = 0;
   const out: string[] = [];
+  const docs: ShowJsonInterface[] = [];
+  const errors: { name: string; error: string }[] = [];
   for (const name of names) {
     let state: UapiDeviceState;
     try {
       state = await uapiGet(name);
     } catch (err) {
-      process.stderr.write(`tswg: unable to access interface ${name}: ${err instanceof Error ? err.message : String(err)}\n${crashHint(name)}`);
+      const why = err instanceof Error ? err.message : String(err);
+      if (json) errors.push({ name, error: why });
+      else process.stderr.write(`tswg: unable to access interface ${name}: ${why}\n${crashHint(name)}`);
       status = 1;
       continue;
     }
-    out.push(dump ? formatDump(name, state, target === "all") : formatShow(name, state));
+    if (json) docs.push(interfaceJson(name, state));
+    else out.push(dump ? formatDump(name, state, target === "all") : formatShow(name, state));
   }
-  process.stdout.write(dump ? out.join("") : out.join("\n"));
+  if (json) process.stdout.write(JSON.stringify(showDocument(docs, errors), null, 2) + "\n");
+  else process.stdout.write(dump ? out.join("") : out.join("\n"));
   return status;
 }

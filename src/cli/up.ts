@@ -3,14 +3,13 @@
  * until SIGINT/SIGTERM (foreground, logging to stderr), or hand it to a background process
  * with `--detach` and return once it is up.
  */
-import { readFileSync } from "node:fs";
-import { resolveConfigPath } from "../conf/locate.js";
-import { parseConfig } from "../conf/wgquick.js";
-import { createLogger, parseLogLevel, type LogLevel, type Logger } from "../log/logger.js";
-import { up } from "../quick/quick.js";
+import { createLogger, type LogLevel, type Logger } from "../log/logger.js";
+import { up, type RunningInterface } from "../quick/quick.js";
 import { linkExists } from "../tun/linux-ifconfig.js";
-import { UsageError } from "./main.js";
+import { logLevelFlag, parseArgs, wantsHelp } from "./args.js";
+import { locateConfig, readConfig } from "./config-file.js";
 import { detach, detachedChild } from "./detach.js";
+import { runInForeground } from "./foreground.js";
 import { readPid, removePidFile, RUN_DIR, writePidFile } from "./runstate.js";
 
 interface UpArgs {
@@ -22,35 +21,46 @@ interface UpArgs {
   child: boolean;
 }
 
-function parseArgs(args: string[]): UpArgs {
-  const out: UpArgs = { target: "", detach: false, level: "info", child: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--detach" || a === "-d") out.detach = true;
-    else if (a === "--foreground") out.detach = false;
-    else if (a === "--log-level") out.level = parseLogLevel(value());
-    else if (a.startsWith("--log-level=")) out.level = parseLogLevel(a.slice(12));
-    else if (a === "--log-file") out.logFile = value();
-    else if (a === "--detached-child") out.child = true;
-    else if (a.startsWith("-")) throw new UsageError(`up: unknown option ${a}`);
-    else if (out.target === "") out.target = a;
-    else throw new UsageError("up takes one interface name or configuration file");
-  }
-  if (out.target === "") throw new UsageError("up needs an interface name or configuration file");
-  return out;
+export const UP_USAGE = `Usage: tswg up <name|file.conf> [--detach] [--log-level LEVEL] [--log-file FILE]
+
+Brings up an interface from a wg-quick style configuration. A bare name is looked up as
+/etc/tswg/<name>.conf, then /etc/wireguard/<name>.conf (or in the directories of
+TSWG_CONFIG_PATH, colon separated). Stays in the foreground, logging to
+stderr, until SIGINT or SIGTERM; SIGHUP re-reads the file and applies key, port and peer changes
+without dropping the tunnel (like \`wg syncconf\`).
+
+  --detach, -d        run in the background once the interface is up
+  --log-level LEVEL   silent, error, warn, info (default) or debug
+  --log-file FILE     where a detached run logs (default /var/log/tswg/<name>.log)
+`;
+
+function parseUpArgs(args: string[]): UpArgs {
+  const p = parseArgs(args, {
+    command: "up",
+    flags: { detach: "bool", foreground: "bool", "log-level": "value", "log-file": "value", "detached-child": "bool" },
+    aliases: { d: "detach" },
+    positionals: ["an interface name or configuration file"],
+    usage: UP_USAGE,
+  });
+  return {
+    target: p.positionals[0]!,
+    detach: p.flags.get("detach") === "true" && p.flags.get("foreground") !== "true",
+    level: logLevelFlag(p, UP_USAGE),
+    logFile: p.flags.get("log-file"),
+    child: p.flags.get("detached-child") === "true",
+  };
 }
 
 export async function runUp(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+  if (wantsHelp(argv)) {
+    process.stdout.write(UP_USAGE);
+    return 0;
+  }
+  const args = parseUpArgs(argv);
   // Everything that can be checked without changing anything is checked before forking.
-  const located = resolveConfigPath(args.target);
+  const located = locateConfig(args.target);
   const name = located.interfaceName;
-  const config = parseConfig(readFileSync(located.path, "utf8"), located.path);
+  const config = readConfig(located.path);
   const running = readPid(name);
   if (running !== null && running !== process.pid) throw new Error(`\`${name}' is already up (pid ${running})`);
   if (await linkExists(name)) throw new Error(`\`${name}' already exists`);
@@ -70,30 +80,27 @@ export async function runUp(argv: string[]): Promise<number> {
   writePidFile(name);
   log.info(`interface ${name} is up (pid ${process.pid})`);
   child?.ready();
-  return waitForDown(iface, name, log);
-}
-
-function waitForDown(iface: { down(): Promise<void>; closed: Promise<void> }, name: string, log: Logger): Promise<number> {
-  return new Promise((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
-        log.warn(`${sig} again: exiting without a clean teardown`);
-        process.exit(1);
-      }
-      log.info(`${sig}: bringing ${name} down`);
-      void iface.down();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    process.on("SIGHUP", onSignal);
-    void iface.closed.then(() => {
+  const live = iface;
+  return runInForeground({
+    log,
+    stop: () => live.down(),
+    closed: live.closed.then(() => {
       removePidFile(name);
       log.info(`interface ${name} is down`);
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      process.off("SIGHUP", onSignal);
-      resolve(0);
-    });
+    }),
+    onReload: () => {
+      log.info(`SIGHUP: re-reading ${located.path}`);
+      void reloadFrom(located.path, live, log);
+    },
   });
+}
+
+/** Re-reads the configuration and applies it; a bad file is reported and changes nothing. */
+async function reloadFrom(path: string, iface: RunningInterface, log: Logger): Promise<void> {
+  try {
+    await iface.reload(readConfig(path));
+    log.info("reload: done");
+  } catch (err) {
+    log.error(`reload failed, nothing changed: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

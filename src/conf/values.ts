@@ -5,6 +5,7 @@
  */
 import { formatCidr, formatIp, maskPrefix, parseCidr, parseIp } from "../allowedips/index.js";
 import { parseKey } from "../crypto/keys.js";
+import { formatHostPort, HostPortError, parseHostPort } from "../hostport/host-port.js";
 import { formatListenAddress, parseListenAddress } from "../uotlv/listen-address.js";
 import { looksLikeUrl, parseTunnelUrl } from "../uotlv/url.js";
 import { quoted } from "./excerpt.js";
@@ -163,49 +164,38 @@ export function parseEndpoint(value: string): Endpoint {
       throw new ValueError(err instanceof Error ? err.message : String(err));
     }
   }
-  let host: string;
-  let portText: string;
-  if (value.startsWith("[")) {
-    const close = value.indexOf("]");
-    if (close < 0) throw bad("has no closing bracket");
-    host = value.slice(1, close);
-    if (value[close + 1] !== ":") throw bad("has no :port after the bracketed address");
-    portText = value.slice(close + 2);
-    const pct = host.indexOf("%");
-    const zone = pct < 0 ? "" : host.slice(pct + 1);
-    if (pct >= 0 && !/^[0-9A-Za-z_.-]{1,64}$/.test(zone)) throw bad("has an invalid zone");
+  let hp;
+  try {
+    hp = parseHostPort(value);
+  } catch (err) {
+    if (err instanceof HostPortError) throw bad(err.message);
+    throw err;
+  }
+  let host = hp.host;
+  if (hp.bracketed) {
     let addr;
     try {
-      addr = parseIp(pct < 0 ? host : host.slice(0, pct));
+      addr = parseIp(host);
     } catch {
       throw bad("does not have an IPv6 address inside the brackets");
     }
     if (addr.family !== 6) throw bad("does not have an IPv6 address inside the brackets");
-    host = formatIp(addr.bytes) + (pct < 0 ? "" : `%${zone}`);
-  } else {
-    const colon = value.lastIndexOf(":");
-    if (colon < 0) throw bad("has no :port");
-    host = value.slice(0, colon);
-    portText = value.slice(colon + 1);
-    if (host.includes(":")) throw bad("needs brackets around the IPv6 address, as in [2001:db8::1]:51820");
-    if (/^[0-9.]+$/.test(host)) {
-      try {
-        host = formatIp(parseIp(host).bytes);
-      } catch {
-        throw bad("does not have a valid IPv4 address");
-      }
-    } else if (!isHostname(host)) {
-      throw bad("does not have a valid host name");
+    host = formatIp(addr.bytes) + (hp.zone === "" ? "" : `%${hp.zone}`);
+  } else if (/^[0-9.]+$/.test(host)) {
+    try {
+      host = formatIp(parseIp(host).bytes);
+    } catch {
+      throw bad("does not have a valid IPv4 address");
     }
+  } else if (!isHostname(host)) {
+    throw bad("does not have a valid host name");
   }
-  const port = decimal(portText, 1, 65535);
-  if (port === undefined) throw bad("does not end in a port number from 1 to 65535");
-  return { host, port };
+  return { host, port: hp.port };
 }
 
 export function formatEndpoint(endpoint: Endpoint): string {
   if (endpoint.url !== undefined) return endpoint.url;
-  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+  return formatHostPort(endpoint.host, endpoint.port);
 }
 
 /**
@@ -231,4 +221,22 @@ export function parseTcpListen(item: string): string {
   } catch (err) {
     throw new ValueError(err instanceof Error ? err.message.replace(/^invalid listen address /, "") : String(err));
   }
+}
+
+/** Where to serve metrics: "127.0.0.1:9586" or "[::1]:9586"; an IP literal, port 1-65535. */
+export function parseMetricsListen(value: string): string {
+  let hp;
+  try {
+    hp = parseHostPort(value);
+  } catch (err) {
+    throw new ValueError(`${quote(value)} ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let addr;
+  try {
+    addr = parseIp(hp.host);
+  } catch {
+    throw new ValueError(`${quote(value)} does not start with an IP address (names are not resolved here)`);
+  }
+  if (hp.zone !== "" || (addr.family === 6) !== hp.bracketed) throw new ValueError(`${quote(value)} is not "IPv4:port" or "[IPv6]:port"`);
+  return formatHostPort(formatIp(addr.bytes), hp.port);
 }

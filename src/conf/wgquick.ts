@@ -23,6 +23,7 @@ import {
   parseMtu,
   parsePersistentKeepalive,
   parseTable,
+  parseMetricsListen,
   parseTcpListen,
   splitList,
   ValueError,
@@ -60,6 +61,8 @@ export interface QuickInterface {
   iceCandidateTypes?: IceCandidateType[];
   /** UDP ports ICE may bind; default any. */
   icePortRange?: [number, number];
+  /** "ADDR:PORT" to serve Prometheus metrics on (tswg's own key); absent = no metrics. */
+  metricsListen?: string;
 }
 
 export interface QuickPeer {
@@ -130,6 +133,7 @@ const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
   spec("ICEServers", (s, v) => void (s.iceServers = parseIceServerList(v)), (s) => some(s.iceServers)),
   spec("ICECandidateTypes", (s, v) => void (s.iceCandidateTypes = parseCandidateTypeList(v)), (s) => (s.iceCandidateTypes ? [s.iceCandidateTypes.join(", ")] : [])),
   spec("ICEPortRange", (s, v) => void (s.icePortRange = parsePortRangeValue(v)), (s) => (s.icePortRange ? [s.icePortRange.join("-")] : [])),
+  spec("MetricsListen", (s, v) => void (s.metricsListen = parseMetricsListen(v)), (s) => some(s.metricsListen)),
 ];
 
 const PEER_KEYS: KeySpec<PeerDraft>[] = [

@@ -75,20 +75,34 @@ export async function startIce(opts: {
     logger: log.child("ice"),
   });
   for (const p of opts.peers) manager.addPeer(p);
-  manager.onStateChange((peer, state) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`));
+  // Path switches: each time a peer connects on a different pair than it last used.
+  const lastPair = new Map<string, string>();
+  const switches = new Map<string, number>();
+  manager.onStateChange((peer, state) => {
+    log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`);
+    const pair = state === "connected" ? manager.statusOf(peer)?.selectedPair : null;
+    if (pair === null || pair === undefined) return;
+    const text = describePair(pair);
+    const before = lastPair.get(peer);
+    if (before !== undefined && before !== text) switches.set(peer, (switches.get(peer) ?? 0) + 1);
+    lastPair.set(peer, text);
+  });
   const bind = new IceBind(manager);
-  const iceKeys = new Set(opts.peers.map((p) => Buffer.from(p).toString("base64")));
   return {
     bind,
     manager,
     endpointFor: (k) => `ice:${k}`,
     statusExtras(k) {
-      if (!iceKeys.has(k)) return undefined;
+      if (!manager.hasPeer(k)) return undefined;
       const s = manager.statusOf(k);
       if (s === undefined || s === null) return undefined;
       const extra: Record<string, string> = { tswg_ice_state: s.state, tswg_ice_restarts: String(s.restarts) };
       if (s.selectedPair !== null) extra.tswg_ice_pair = describePair(s.selectedPair);
       if (s.rttMs !== null) extra.tswg_ice_rtt = `${s.rttMs.toFixed(1)} ms`;
+      extra.tswg_path_switches = String(switches.get(k) ?? 0);
+      // Datagrams through the ICE path, which for an ICE peer are all of its packets.
+      extra.tswg_tx_packets = String(s.txPackets);
+      extra.tswg_rx_packets = String(s.rxPackets);
       return extra;
     },
     async close() {

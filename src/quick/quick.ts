@@ -13,6 +13,7 @@ import { TcpBind } from "../bind/tcp.js";
 import { UdpBind } from "../bind/udp.js";
 import { allowedIpConflicts } from "../conf/checks.js";
 import { parseEndpoint } from "../conf/values.js";
+import { parseHostPort } from "../hostport/host-port.js";
 import type { QuickConfig } from "../conf/wgquick.js";
 import { formatConfig } from "../conf/wgquick.js";
 import type { CryptoBackend } from "../crypto/backend.js";
@@ -29,7 +30,10 @@ import type { UapiHandler } from "../uapi/types.js";
 import { runHooks, runHooksBestEffort } from "./hooks.js";
 import { Journal, recoverCrashed } from "./journal.js";
 import { startIce, type IceStack } from "./ice.js";
+import { withDeviceCounters } from "./device-counters.js";
+import { startMetrics } from "./metrics.js";
 import { checkNetworkPrerequisites, setUpNetwork, type Teardown } from "./network.js";
+import { reloadDevice } from "./reload.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
 
 export interface UpOptions {
@@ -65,6 +69,8 @@ export interface RunningInterface {
   down(): Promise<void>;
   /** Resolves when the interface has gone down, for whatever reason. */
   readonly closed: Promise<void>;
+  /** Applies a changed configuration without dropping the tunnel (see reload.ts). */
+  reload(config: QuickConfig): Promise<void>;
 }
 
 /** Device configuration from a wg-quick file; `endpoints[i]` is peer i's endpoint, resolved. */
@@ -103,8 +109,8 @@ export function currentConfig(device: Device, base: QuickConfig): QuickConfig {
         // A server URL is kept; an accepted TCP connection is nothing to dial later.
         if (p.endpoint !== null && /^https?:\/\//u.test(p.endpoint)) endpoint = parseEndpoint(p.endpoint);
       } else if (p.endpoint !== null) {
-        const m = /^\[?(.*?)\]?:(\d+)$/u.exec(p.endpoint);
-        if (m) endpoint = { host: m[1]!, port: Number(m[2]) };
+        const hp = parseHostPort(p.endpoint, { minPort: 0 });
+        endpoint = { host: hp.zone === "" ? hp.host : `${hp.host}%${hp.zone}`, port: hp.port };
       }
       return {
         publicKey: p.publicKey,
@@ -161,7 +167,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     endpoints.push(p.endpoint === undefined ? undefined : await resolveEndpoint(p.endpoint));
   }
   const endpointHosts = [
-    ...endpoints.flatMap((e) => (e === undefined || e.includes("://") ? [] : [e.replace(/^\[?(.*?)\]?:\d+$/u, "$1")])),
+    ...endpoints.flatMap((e) => (e === undefined || e.includes("://") ? [] : [parseHostPort(e).host])),
     ...[...tcpHosts.values()].flat(),
   ];
 
@@ -217,9 +223,12 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     await configureDevice(device, config, endpoints);
 
     const uapi = new UapiServer();
-    await uapi.listen(name, withIceStatus(deviceUapiHandler(device), ice), { dir: opts.uapiDir, logger: log });
+    const handler = withIceStatus(withDeviceCounters(deviceUapiHandler(device), device), ice);
+    await uapi.listen(name, handler, { dir: opts.uapiDir, logger: log });
     undo.push(() => uapi.close());
     if (uapi.path !== undefined) journal?.setUapiSocket(uapi.path);
+    const metrics = iface.metricsListen === undefined ? null : await startMetrics(name, iface.metricsListen, handler, log);
+    if (metrics !== null) undo.push(() => metrics.close());
 
     try {
       await device.up();
@@ -255,6 +264,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
         await runHooksBestEffort(iface.preDown, name, log);
         if (iface.saveConfig) saveConfig(dev, config, opts.configPath, log);
         await network();
+        await metrics?.close();
         await uapi.close();
         await dev.close();
         await ice?.close();
@@ -266,7 +276,8 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     };
     // The interface deleted from outside (`ip link del`) ends the device, as with wireguard-go.
     void dev.stopped.then(() => down());
-    return { name, device: dev, down, closed };
+    const iceStack = ice;
+    return { name, device: dev, down, closed, reload: (next) => reloadDevice(dev, next, iceStack, log) };
   } catch (err) {
     await rollback();
     throw err;

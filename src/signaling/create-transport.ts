@@ -4,7 +4,7 @@
  *   nats://host:port[,nats://host2:port...]         NATS (tls:// for NATS over TLS)
  *   memory://name                                   an in-process hub, for tests
  */
-import { readFileSync } from "node:fs";
+import { readPemFile } from "../pem/pem-file.js";
 import type { Logger } from "../log/logger.js";
 import { SignalingUrlError } from "./errors.js";
 import { MemoryHub } from "./memory.js";
@@ -75,13 +75,5 @@ export function createTransport(url: string, opts: CreateTransportOptions = {}):
 }
 
 function readCa(file: string | undefined): string | undefined {
-  if (file === undefined) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new Error(`signaling CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new Error(`signaling CA file ${file}: no PEM certificate in it`);
-  return text;
+  return file === undefined ? undefined : readPemFile(file, `signaling CA file ${file}`, "CERTIFICATE");
 }

@@ -23,7 +23,7 @@ export {
   type RouterOptions,
 } from "./topology.js";
 export { Coturn, coturnConfig, coturnUnavailableReason, startCoturn, type CoturnOptions } from "./coturn.js";
-export { bindingRequest, parseBindingResponse, type MappedAddress } from "./stun.js";
+export { bindingRequest, parseBindingResponse, type MappedAddress } from "../stun/message.js";
 export {
   reflectedAddresses,
   startReflector,

@@ -7,7 +7,7 @@
  * the messages.
  */
 import type { ExecOptions, ExecResult, SpawnOptions, TrackedProcess } from "./proc.js";
-import { bindingRequest, parseBindingResponse, type MappedAddress } from "./stun.js";
+import { bindingRequest, parseBindingResponse, type MappedAddress } from "../stun/message.js";
 import type { NetNode } from "./topology.js";
 
 /** Anything that can run commands in a namespace: a topology node or a test-bed host. */

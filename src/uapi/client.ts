@@ -139,3 +139,28 @@ function applyPeerKey(peer: UapiPeerState, key: string, value: string): void {
 export async function uapiGet(iface: string, dir: string = DEFAULT_UAPI_DIR): Promise<UapiDeviceState> {
   return parseGet(await uapiRequest(iface, "get=1\n\n", dir));
 }
+
+/** Whether a process answers on the interface's socket (a connect succeeds). */
+export function socketAnswers(iface: string, dir: string = DEFAULT_UAPI_DIR): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(join(dir, `${iface}.sock`));
+    const timer = setTimeout(() => done(false), TIMEOUT_MS);
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}
+
+/**
+ * Interfaces whose socket a process answers on, sorted by name: what `wg show interfaces` lists.
+ * Sockets left behind by a process that died are skipped.
+ */
+export async function listLiveInterfaces(dir: string = DEFAULT_UAPI_DIR): Promise<string[]> {
+  const names = listInterfaces(dir);
+  const alive = await Promise.all(names.map((n) => socketAnswers(n, dir)));
+  return names.filter((_, i) => alive[i]);
+}

@@ -9,6 +9,7 @@ import { formatCidr, formatIp, maskPrefix, parseCidr, parseIp } from "../allowed
 import { keyFromHex, keyToHex } from "../crypto/keys.js";
 import { UapiErrno, UapiError } from "./error.js";
 import { UAPI_EXTRA_PREFIX, type UapiDeviceState, type UapiPeerChange, type UapiPeerState, type UapiSetRequest } from "./types.js";
+import { formatHostPort, HostPortError, parseHostPort } from "../hostport/host-port.js";
 
 const DEVICE_KEYS = new Set(["private_key", "listen_port", "fwmark", "replace_peers"]);
 const PEER_KEYS = new Set([
@@ -215,36 +216,22 @@ function parseAllowedIp(text: string): string {
 /** "a.b.c.d:port" or "[v6]:port" / "[v6%zone]:port", as an IP endpoint parser in Go accepts. */
 export function parseEndpoint(text: string): string {
   const bad = (why: string): UapiError => invalid(`endpoint ${JSON.stringify(clip(text))}: ${why}`);
-  const colon = text.lastIndexOf(":");
-  if (colon < 0) throw bad("no port");
-  const host = text.slice(0, colon);
-  const portText = text.slice(colon + 1);
-  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 0xffff) throw bad("port is not a number from 0 to 65535");
-  const port = Number(portText);
-  if (host.startsWith("[")) {
-    if (!host.endsWith("]")) throw bad("no closing bracket");
-    const inner = host.slice(1, -1);
-    const pct = inner.indexOf("%");
-    const addrText = pct < 0 ? inner : inner.slice(0, pct);
-    const zone = pct < 0 ? "" : inner.slice(pct + 1);
-    if (pct >= 0 && !/^[0-9A-Za-z_.-]{1,64}$/.test(zone)) throw bad("bad zone");
-    let addr;
-    try {
-      addr = parseIp(addrText);
-    } catch {
-      throw bad("not an IPv6 address");
-    }
-    if (addr.family !== 6) throw bad("brackets around an IPv4 address");
-    return `[${formatIp(addr.bytes)}${pct < 0 ? "" : "%" + zone}]:${port}`;
+  let hp;
+  try {
+    hp = parseHostPort(text, { minPort: 0 });
+  } catch (err) {
+    if (err instanceof HostPortError) throw bad(err.message);
+    throw err;
   }
   let addr;
   try {
-    addr = parseIp(host);
+    addr = parseIp(hp.host);
   } catch {
-    throw bad("not an IP address");
+    throw bad(hp.bracketed ? "not an IPv6 address" : "not an IP address");
   }
-  if (addr.family !== 4) throw bad("an IPv6 address needs brackets");
-  return `${formatIp(addr.bytes)}:${port}`;
+  if (hp.bracketed && addr.family !== 6) throw bad("brackets around an IPv4 address");
+  if (!hp.bracketed && addr.family !== 4) throw bad("an IPv6 address needs brackets");
+  return formatHostPort(formatIp(addr.bytes), hp.port, hp.zone);
 }
 
 function integer(what: string, n: number, max: number): number {

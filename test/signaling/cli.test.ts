@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { UsageError } from "../../src/cli/main.js";
+import { UsageError } from "../../src/cli/args.js";
 import { parseSignalArgs, runSignal } from "../../src/cli/signal.js";
 import { WebSocketTransport } from "../../src/signaling/ws-client.js";
 import { TrackedProcess } from "../helpers/proc.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bindingRequest, parseBindingResponse, transactionIdOf } from "../../src/testbed/stun.js";
+import { bindingRequest, parseBindingResponse, transactionIdOf } from "../../src/stun/message.js";
 
 const TXID = Uint8Array.from({ length: 12 }, (_, i) => 0xb0 + i);
 

@@ -31,7 +31,7 @@ describe("tswg proxyguard client flags", () => {
     [["--to", "http://h/", "--forward-port", "x"], /--forward-port must be an integer/],
     [["--to", "http://h/", "--peer-ips", "a.example"], /--peer-ips: "a.example" is not an IP address/],
     [["--to", "http://h/", "--fwmark", "-2"], /--fwmark must be an integer from -1/],
-    [["--to", "http://h/", "--bogus"], /unknown flag --bogus/],
+    [["--to", "http://h/", "--bogus"], /unknown option --bogus/],
     [["--to"], /--to needs a value/],
     [["--to", "http://h/", "extra"], /unexpected argument "extra"/],
   ])("refuses %j", (args, why) => {

@@ -1,0 +1,1 @@
+export { formatHostPort, HostPortError, parseHostPort, type HostPort, type HostPortRules } from "./host-port.js";

@@ -1,0 +1,146 @@
+/**
+ * tswg as a user installs it: `npm pack`, then `npm install -g` of the tarball into a temporary
+ * prefix, and `tswg up` from that prefix against a wireguard-go peer. Once on this machine (the
+ * addon builds: "data path: native"), once with the compilers and make taken off PATH, as on a
+ * machine without build tools: the install still succeeds and the tools that need no TUN device
+ * work, while `tswg up` (which needs the addon to open a TUN device) says what is missing.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { netnsUnavailableReason, TestBed, type Host } from "../helpers/netns.js";
+import { newKeyPair, pingUntilReply, REPO, startNode, type WgNode } from "../interop/nodes.js";
+
+/** What a machine without build tools lacks (Debian's build-essential and friends). */
+const BUILD_TOOLS = /^(make|gmake|cc|c\+\+|gcc|g\+\+|cpp|clang.*|tcc|ld|ld\..*|(gcc|g\+\+|cpp)-.*|.*-(gcc|g\+\+|cc|c\+\+|cpp|ld)(-.*)?|c89.*|c99.*)$/;
+
+/** A PATH directory with every command of the usual PATH except compilers, linkers and make. */
+function pathWithoutBuildTools(dir: string): string {
+  mkdirSync(dir);
+  for (const d of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d)) {
+      if (BUILD_TOOLS.test(f) || existsSync(join(dir, f))) continue;
+      symlinkSync(join(d, f), join(dir, f));
+    }
+  }
+  return dir;
+}
+
+const skip = await netnsUnavailableReason();
+
+describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
+  let work: string;
+  let tarball: string;
+  let bed: TestBed;
+  let a: Host;
+  let peer: WgNode;
+  const ka = newKeyPair();
+  const kb = newKeyPair();
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "tswgt-pkg-"));
+    // dist/ is already built (npm test builds first); --ignore-scripts keeps `prepack` from
+    // rebuilding it under the feet of tests running in parallel.
+    const name = execFileSync("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", work], { cwd: REPO, encoding: "utf8" }).trim().split("\n").pop()!;
+    tarball = join(work, name);
+    bed = await TestBed.create("pkg");
+    a = await bed.host("a");
+    const b = await bed.host("b");
+    await bed.link(a, b, { a: "192.168.80.1/24", b: "192.168.80.2/24" });
+    peer = await startNode({
+      impl: "wireguard-go",
+      host: b,
+      ifname: bed.ifname("p"),
+      keys: kb,
+      listenPort: 51851,
+      addresses: ["10.80.0.2/24"],
+      peers: [{ publicKey: ka.publicKey, allowedIps: ["10.80.0.1/32"] }],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await peer?.stop().catch(() => {});
+    await bed?.cleanup();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("the tarball holds what runs, not the tests or vectors", () => {
+    const files = execFileSync("tar", ["tzf", tarball], { encoding: "utf8" }).trim().split("\n");
+    expect(files).toContain("package/bin/tswg.js");
+    expect(files).toContain("package/dist/cli/main.js");
+    expect(files).toContain("package/binding.gyp");
+    expect(files).toContain("package/schema/tswg-show.schema.json");
+    expect(files).toContain("package/systemd/tswg@.service");
+    expect(files.filter((f) => /^package\/(test|vectors|bench|src)\//.test(f))).toEqual([]);
+  });
+
+  /** Installs into a fresh prefix with `path` as PATH, brings an interface up, returns `tswg show`. */
+  async function installAndUp(tag: string, path: string): Promise<{ show: string; prefix: string }> {
+    const prefix = join(work, `prefix-${tag}`);
+    const started = performance.now();
+    const r = spawnSync("npm", ["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", "--prefix", prefix, tarball], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: path, TSWG_REQUIRE_NATIVE: "0" },
+      timeout: 600_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    console.log(`npm install -g (${tag}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const tswg = join(prefix, "bin/tswg");
+    const name = bed.ifname(tag);
+    const conf = join(work, `${name}.conf`);
+    writeFileSync(
+      conf,
+      ["[Interface]", `PrivateKey = ${ka.privateKey}`, "Address = 10.80.0.1/24", "", "[Peer]", `PublicKey = ${kb.publicKey}`, "AllowedIPs = 10.80.0.2/32", "Endpoint = 192.168.80.2:51851"].join("\n") + "\n",
+      { mode: 0o600 },
+    );
+    const env = { TSWG_RUN_DIR: work, TSWG_LOG_DIR: work, PATH: path };
+    await a.exec([tswg, "up", conf, "--detach"], { env });
+    try {
+      await pingUntilReply(a, "10.80.0.2");
+      const show = (await a.exec([tswg, "show", name], { env })).stdout;
+      return { show, prefix };
+    } finally {
+      await a.exec([tswg, "down", name], { env });
+    }
+  }
+
+  it("with a compiler: the addon is built and moves the packets", async () => {
+    const { show, prefix } = await installAndUp("n", process.env.PATH ?? "/usr/bin:/bin");
+    expect(existsSync(join(prefix, "lib/node_modules/tswg/build/Release/tswg_native.node"))).toBe(true);
+    expect(show).toMatch(/data path: native\n/);
+  }, 600_000);
+
+  it("without build tools: the install succeeds and says why; the tools run, and `tswg up` says what it needs", async () => {
+    const path = pathWithoutBuildTools(join(work, "path-without-build-tools"));
+    expect(spawnSync("sh", ["-c", "command -v g++ || command -v make || command -v cc"], { env: { PATH: path } }).status).not.toBe(0);
+    const prefix = join(work, "prefix-q");
+    const started = performance.now();
+    const r = spawnSync("npm", ["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", "--prefix", prefix, tarball], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: path, TSWG_REQUIRE_NATIVE: "0" },
+      timeout: 600_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    console.log(`npm install -g without build tools: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    expect(r.stdout + r.stderr).toMatch(/the native addon was not built/);
+    expect(existsSync(join(prefix, "lib/node_modules/tswg/build/Release/tswg_native.node"))).toBe(false);
+    const tswg = join(prefix, "bin/tswg");
+    const env = { TSWG_RUN_DIR: work, TSWG_LOG_DIR: work, PATH: path };
+    // Everything that needs no TUN device works: keys, and status of a running interface.
+    const key = execFileSync(tswg, ["genkey"], { encoding: "utf8", env: { ...process.env, PATH: path } }).trim();
+    expect(Buffer.from(key, "base64")).toHaveLength(32);
+    const show = (await peer.spec.host.exec([tswg, "show", peer.spec.ifname, "--json"], { env })).stdout;
+    expect(JSON.parse(show)).toMatchObject({ interfaces: [{ name: peer.spec.ifname, public_key: kb.publicKey }] });
+    // A TUN device cannot be opened from JavaScript alone: `up` fails cleanly and names the fix.
+    const name = bed.ifname("q");
+    const conf = join(work, `${name}.conf`);
+    writeFileSync(conf, ["[Interface]", `PrivateKey = ${ka.privateKey}`, "Address = 10.80.0.1/24"].join("\n") + "\n", { mode: 0o600 });
+    const up = await a.exec([tswg, "up", conf], { env, check: false });
+    expect(up.code).toBe(1);
+    expect(up.stderr).toMatch(/needs the native addon/);
+    expect((await a.ip(["link", "show", name], { check: false })).code).not.toBe(0);
+  }, 600_000);
+});
