@@ -5,15 +5,22 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const RUN_DIR = process.env.TSWG_RUN_DIR ?? "/run/tswg";
-export const LOG_DIR = process.env.TSWG_LOG_DIR ?? "/var/log/tswg";
+/** Per-user state for unprivileged runs (network stack mode): $XDG_RUNTIME_DIR/tswg or /tmp/tswg-UID. */
+function userDir(): string {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  return xdg !== undefined && xdg !== "" ? join(xdg, "tswg") : join("/tmp", `tswg-${process.getuid?.() ?? 0}`);
+}
+
+const isRoot = (process.getuid?.() ?? 0) === 0;
+export const RUN_DIR = process.env.TSWG_RUN_DIR ?? (isRoot ? "/run/tswg" : userDir());
+export const LOG_DIR = process.env.TSWG_LOG_DIR ?? (isRoot ? "/var/log/tswg" : userDir());
 
 export function pidFile(iface: string): string {
   return join(RUN_DIR, `${iface}.pid`);
 }
 
 export function writePidFile(iface: string): void {
-  mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 });
+  mkdirSync(RUN_DIR, { recursive: true, mode: isRoot ? 0o755 : 0o700 });
   writeFileSync(pidFile(iface), `${process.pid}\n`, { mode: 0o644 });
 }
 

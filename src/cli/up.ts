@@ -21,10 +21,14 @@ interface UpArgs {
   logFile?: string;
   /** Set in the background child of --detach: report readiness over IPC. */
   child: boolean;
+  /** Run on the in-process network stack (no root). */
+  netstack: boolean;
+  /** UAPI socket path (with --netstack; default $XDG_RUNTIME_DIR/tswg/NAME.sock). */
+  uapi?: string;
 }
 
 function parseArgs(args: string[]): UpArgs {
-  const out: UpArgs = { target: "", detach: false, level: "info", child: false };
+  const out: UpArgs = { target: "", detach: false, level: "info", child: false, netstack: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = () => {
@@ -38,11 +42,15 @@ function parseArgs(args: string[]): UpArgs {
     else if (a.startsWith("--log-level=")) out.level = parseLogLevel(a.slice(12));
     else if (a === "--log-file") out.logFile = value();
     else if (a === "--detached-child") out.child = true;
+    else if (a === "--netstack") out.netstack = true;
+    else if (a === "--uapi") out.uapi = value();
+    else if (a.startsWith("--uapi=")) out.uapi = a.slice(7);
     else if (a.startsWith("-")) throw new UsageError(`up: unknown option ${a}`);
     else if (out.target === "") out.target = a;
     else throw new UsageError("up takes one interface name or configuration file");
   }
   if (out.target === "") throw new UsageError("up needs an interface name or configuration file");
+  if (out.uapi !== undefined && !out.uapi.endsWith(".sock")) throw new UsageError("--uapi takes a socket path ending in .sock");
   return out;
 }
 
@@ -54,7 +62,8 @@ export async function runUp(argv: string[]): Promise<number> {
   const config = parseConfig(readFileSync(located.path, "utf8"), located.path);
   const running = readPid(name);
   if (running !== null && running !== process.pid) throw new Error(`\`${name}' is already up (pid ${running})`);
-  if (await linkExists(name)) throw new Error(`\`${name}' already exists`);
+  const onStack = args.netstack || config.interface.netstack !== undefined;
+  if (!onStack && (await linkExists(name))) throw new Error(`\`${name}' already exists`);
 
   if (args.detach) return detach(argv, name, args.logFile);
 
@@ -62,7 +71,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (located.worldAccessible) log.warn(`${located.path} is world accessible`);
   let iface;
   try {
-    iface = await up({ name, config, configPath: located.path, logger: log });
+    iface = await up({ name, config, configPath: located.path, logger: log, netstack: args.netstack, uapiPath: args.uapi });
   } catch (err) {
     if (args.child) process.send?.({ error: err instanceof Error ? err.message : String(err) });
     throw err;

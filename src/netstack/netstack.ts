@@ -112,7 +112,7 @@ export class Netstack implements StackHandle {
       { mtu, ipv4: v4.length > 0 ? [v4[0]![0], v4[0]![1]] : null, ipv6: v6.map((p) => p[0]), router: this.router },
       () => this.#wake(),
     );
-    this.tun = new StackPort(opts.name ?? "netstack", this.native, mtu, opts.batchSize ?? 128, () => this.close());
+    this.tun = new StackPort(opts.name ?? "netstack", this.native, mtu, opts.batchSize ?? 128, this);
   }
 
   #wake(): void {

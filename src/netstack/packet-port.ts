@@ -18,10 +18,11 @@ export class StackPort implements Tun {
 
   constructor(
     readonly name: string,
-    private readonly stack: NativeStack,
+    private readonly native: NativeStack,
     private readonly mtuValue: number,
     private readonly batch: number,
-    private readonly onClose: () => Promise<void>,
+    /** The capability a device looks for: the stack this packet side belongs to. */
+    readonly stack: { close(): Promise<void> },
   ) {
     queueMicrotask(() => {
       this.events.emit("mtu", this.mtuValue);
@@ -40,7 +41,7 @@ export class StackPort implements Tun {
   /** Called when the stack says packets are waiting. */
   wake(): void {
     if (this.#closed) return;
-    const got = this.stack.takePackets();
+    const got = this.native.takePackets();
     if (got !== null) {
       let off = 0;
       for (const size of got.sizes) {
@@ -71,7 +72,7 @@ export class StackPort implements Tun {
   }
 
   write(packets: Uint8Array[]): Promise<void> {
-    if (!this.#closed && packets.length > 0) this.stack.input(packets);
+    if (!this.#closed && packets.length > 0) this.native.input(packets);
     return Promise.resolve();
   }
 
@@ -88,6 +89,6 @@ export class StackPort implements Tun {
 
   async close(): Promise<void> {
     this.detach();
-    await this.onClose();
+    await this.stack.close();
   }
 }
