@@ -68,7 +68,7 @@ export class Router implements FlowHandler {
 
   #full(): boolean {
     if (this.stats.tcpFlows + this.stats.udpFlows < this.#max) return false;
-    this.stats.limitDrops++;
+    if (this.stats.limitDrops++ % 100 === 0) this.log.warn(`router: ${this.#max} flows open, new flows refused (${this.stats.limitDrops} so far)`);
     return true;
   }
 

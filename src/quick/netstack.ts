@@ -47,7 +47,9 @@ export async function startNetstackServices(stack: Netstack, iface: QuickInterfa
   };
   try {
     if (stack.router) {
-      const router = new Router(stack, log);
+      // TSWG_ROUTER_MAX_FLOWS: how many flows may be open at once (default 4096).
+      const max = Number(process.env.TSWG_ROUTER_MAX_FLOWS);
+      const router = new Router(stack, log, { maxFlows: Number.isInteger(max) && max > 0 ? max : undefined });
       started.push(router);
       (services as { router: Router | null }).router = router;
       log.info("[#] router mode: flows to any destination are carried by this host's sockets");

@@ -104,9 +104,9 @@ export function randomFile(dir: string, name: string, bytes: number): string {
 }
 
 /** curl's output piped through sha256sum, inside `host` as the unprivileged user. */
-export async function curlSha(host: Host, curlArgs: string[]): Promise<string> {
-  const cmd = ["curl", "-sS", "--fail", "--max-time", "60", ...curlArgs].map((a) => `'${a}'`).join(" ");
-  const r = await host.exec(asUser(["sh", "-c", `${cmd} | sha256sum`]));
+export async function curlSha(host: Host, curlArgs: string[], timeoutS = 60): Promise<string> {
+  const cmd = ["curl", "-sS", "--fail", "--max-time", String(timeoutS), ...curlArgs].map((a) => `'${a}'`).join(" ");
+  const r = await host.exec(asUser(["sh", "-c", `${cmd} | sha256sum`]), { timeoutMs: (timeoutS + 10) * 1000 });
   return r.stdout.split(" ")[0]!;
 }
 

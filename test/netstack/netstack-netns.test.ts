@@ -40,6 +40,7 @@ describe.skipIf(why !== null)("tswg --netstack as an unprivileged user against w
   let keysS: KeyPair;
   let webDir: string;
   let bigSha: string;
+  let midSha: string;
   let tswgProc: Awaited<ReturnType<typeof startUserTswg>>;
   const stops: Array<{ stop(): Promise<unknown> }> = [];
 
@@ -62,6 +63,7 @@ describe.skipIf(why !== null)("tswg --netstack as an unprivileged user against w
     stops.push(wgS);
     webDir = userDir();
     bigSha = randomFile(webDir, "big.bin", 24 * MB);
+    midSha = randomFile(webDir, "mid.bin", 4 * MB);
     stops.push(await startNginx(hs, `${WG_S}:80`, webDir));
     const echoS = udpEcho(hs, WG_S, 5300);
     await echoS.waitForOutput("ready");
@@ -215,9 +217,9 @@ PersistentKeepalive = 25
       await setEndpoint(`${S_IP}:51900`);
     }
     try {
-      expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/big.bin`])).toBe(bigSha);
-      const r = await hs.exec(["sh", "-c", `curl -sS --fail --max-time 120 http://${WG_C}:8080/big.bin | sha256sum`]);
-      expect(r.stdout.split(" ")[0]).toBe(bigSha);
+      expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/mid.bin`], 120)).toBe(midSha);
+      const r = await hs.exec(["sh", "-c", `curl -sS --fail --max-time 120 http://${WG_C}:8080/mid.bin | sha256sum`], { timeoutMs: 130_000 });
+      expect(r.stdout.split(" ")[0]).toBe(midSha);
       if (relay !== null) {
         const stats = await relayStats(relay);
         console.log(`loss relay: ${stats.forwarded} datagrams forwarded, ${stats.dropped} dropped`);
