@@ -2,7 +2,8 @@
 // through (1) a TUN interface (tswg native, kernel TCP), (2) the SOCKS5 proxy of `tswg up
 // --netstack`, (3) the library API (device.netstack.connect) in the downloading process, and
 // (4) router mode (a TUN client whose flows a `Netstack = router` peer re-creates with its own
-// sockets). Same peer, same source, same run; CPU and peak RSS of the client-side tswg process.
+// sockets). Same peer, same source, same run; CPU and peak RSS of the client-side tswg process
+// (of the downloading process for the library row, of the router for the router row).
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,11 +57,11 @@ export async function setUpNetstack(a, b, linkIpA, linkIpB) {
   const nsProc = await upTswg(a, dir, "nsbn", [...peer(nsC.priv, "10.240.0.3/24").slice(0, 3), "SOCKS5 = 127.0.0.1:1080", ...peer(nsC.priv, "").slice(3)], ["--netstack"]);
   const libConf = conf(dir, "benchlib", peer(libC.priv, "10.240.0.4/24"));
   // Router mode: b runs the router on its network stack; a's TUN client routes 10.250.0.1 to it.
-  await upTswg(b, dir, "nsbr", [
+  const routerProc = await upTswg(b, dir, "nsbr", [
     "[Interface]", `PrivateKey = ${router.priv}`, "ListenPort = 51501", "Address = 10.241.0.1/24", "Netstack = router",
     "", "[Peer]", `PublicKey = ${routerC.pub}`, "AllowedIPs = 10.241.0.2/32",
   ]);
-  const routerClient = await upTswg(a, dir, "nsbc", [
+  await upTswg(a, dir, "nsbc", [
     "[Interface]", `PrivateKey = ${routerC.priv}`, "Address = 10.241.0.2/24",
     "", "[Peer]", `PublicKey = ${router.pub}`, "AllowedIPs = 10.241.0.1/32, 10.250.0.1/32", `Endpoint = ${linkIpB}:51501`, "PersistentKeepalive = 25",
   ], [], { TSWG_DATAPATH: "native" });
@@ -82,12 +83,12 @@ export async function setUpNetstack(a, b, linkIpA, linkIpB) {
     let peak = 0;
     const sampler = setInterval(() => {
       lastCpu = cpuSeconds(target) ?? lastCpu;
-      peak = Math.max(peak, memory(target)?.peakKiB ?? 0);
+      peak = Math.max(peak, memory(target)?.peakKiB || 0);
     }, 200);
     const { code } = await c.exited;
     clearInterval(sampler);
     const cpu = (pid === null ? lastCpu : (cpuSeconds(pid) ?? lastCpu)) - cpu0;
-    if (pid !== null) peak = Math.max(peak, memory(pid)?.peakKiB ?? 0);
+    if (pid !== null) peak = Math.max(peak, memory(pid)?.peakKiB || 0);
     const line = c.output.trim().split("\n").find((l) => l.startsWith("{"));
     if (code !== 0 || line === undefined) throw new Error(`netstack bench client ${argv[0]} failed:\n${c.output}`);
     const r = JSON.parse(line);
@@ -98,7 +99,7 @@ export async function setUpNetstack(a, b, linkIpA, linkIpB) {
       { id: "tun", label: "TUN (tswg native), kernel TCP", run: (s) => download(["tcp", "10.240.0.1", String(SOURCE_PORT), String(s)], tunProc.pid) },
       { id: "socks5", label: "netstack via SOCKS5", run: (s) => download(["socks5", "1080", "10.240.0.1", String(SOURCE_PORT), String(s)], nsProc.pid) },
       { id: "library", label: "netstack library API", run: (s) => download(["library", libConf, "10.240.0.1", String(SOURCE_PORT), String(s)], null) },
-      { id: "router", label: "router mode (TUN client -> netstack router)", run: (s) => download(["tcp", "10.250.0.1", String(SOURCE_PORT), String(s)], routerClient.pid) },
+      { id: "router", label: "router mode (TUN client -> netstack router)", run: (s) => download(["tcp", "10.250.0.1", String(SOURCE_PORT), String(s)], routerProc.pid) },
     ],
   };
 }

@@ -7,6 +7,7 @@
  * 2. UDP: one host socket per flow (peer address/port → destination), replies go back as
  *    datagrams from the destination; idle flows end after 60 s (30 s for DNS, port 53).
  * 3. At most `maxFlows` flows at once; more are refused (TCP RST, UDP dropped) and counted.
+ * 4. Destinations on this host's loopback are refused.
  */
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect } from "node:net";
@@ -22,6 +23,11 @@ export interface RouterOptions {
   /** UDP idle timeouts; defaults 60 s and 30 s for port 53. */
   udpIdleMs?: number;
   dnsIdleMs?: number;
+}
+
+/** This host's own loopback is not an exit: a peer must not reach services bound to it. */
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127.");
 }
 
 export interface RouterStats {
@@ -73,6 +79,10 @@ export class Router implements FlowHandler {
   }
 
   tcp(flow: TcpFlow): void {
+    if (isLoopback(flow.dstAddress)) {
+      flow.reject();
+      return;
+    }
     if (this.#full()) {
       flow.reject();
       return;
@@ -117,7 +127,7 @@ export class Router implements FlowHandler {
     const key = `${d.srcAddress}|${d.srcPort}|${d.dstAddress}|${d.dstPort}`;
     let f = this.#udp.get(key);
     if (f === undefined) {
-      if (this.#full()) return;
+      if (isLoopback(d.dstAddress) || this.#full()) return;
       const socket = createSocket(d.dstAddress.includes(":") ? "udp6" : "udp4");
       f = { socket, last: Date.now(), idleMs: d.dstPort === 53 ? this.#dnsIdle : this.#udpIdle };
       const flow = f;
