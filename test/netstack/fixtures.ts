@@ -81,9 +81,8 @@ http {
 `,
   );
   const proc = host.spawn(["nginx", "-c", join(dir, "nginx.conf"), "-p", dir]);
-  const port = listen.split(":").pop()!;
   const { waitFor } = await import("../helpers/netns.js");
-  await waitFor(async () => (await host.exec(["sh", "-c", `ss -ltn | grep -q ':${port} '`], { check: false })).code === 0, {
+  await waitFor(async () => (await host.exec(["sh", "-c", `ss -ltn | grep -qF '${listen} '`], { check: false })).code === 0, {
     timeoutMs: 10_000,
     what: "nginx to listen",
   });

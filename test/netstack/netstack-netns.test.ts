@@ -57,14 +57,15 @@ describe.skipIf(why !== null)("tswg --netstack as an unprivileged user against w
       ifname: bed.ifname("nss"),
       keys: keysS,
       listenPort: 51820,
-      addresses: [`${WG_S}/24`],
-      peers: [{ publicKey: keysC.publicKey, allowedIps: [`${WG_C}/32`] }],
+      addresses: [`${WG_S}/24`, "fd79::1/64"],
+      peers: [{ publicKey: keysC.publicKey, allowedIps: [`${WG_C}/32`, "fd79::2/128"] }],
     });
     stops.push(wgS);
     webDir = userDir();
     bigSha = randomFile(webDir, "big.bin", 24 * MB);
     midSha = randomFile(webDir, "mid.bin", 4 * MB);
     stops.push(await startNginx(hs, `${WG_S}:80`, webDir));
+    stops.push(await startNginx(hs, "[fd79::1]:80", webDir));
     const echoS = udpEcho(hs, WG_S, 5300);
     await echoS.waitForOutput("ready");
     stops.push(echoS);
@@ -80,7 +81,7 @@ describe.skipIf(why !== null)("tswg --netstack as an unprivileged user against w
       "nsc",
       `[Interface]
 PrivateKey = ${keysC.privateKey}
-Address = ${WG_C}/24
+Address = ${WG_C}/24, fd79::2/64
 Netstack = true
 SOCKS5 = 127.0.0.1:1080
 SOCKS5 = alice:s3cret@127.0.0.1:1081
@@ -92,7 +93,7 @@ Expose = udp://${WG_C}:7000 -> 127.0.0.1:7001
 
 [Peer]
 PublicKey = ${keysS.publicKey}
-AllowedIPs = ${WG_S}/32
+AllowedIPs = ${WG_S}/32, fd79::1/128
 Endpoint = ${S_IP}:51820
 PersistentKeepalive = 25
 `,
@@ -119,6 +120,10 @@ PersistentKeepalive = 25
 
   it("curl through SOCKS5 (CONNECT) fetches nginx's file behind the peer intact", async () => {
     expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/big.bin`])).toBe(bigSha);
+  }, 90_000);
+
+  it("IPv6 through the tunnel: SOCKS5 to nginx on the peer's IPv6 address", async () => {
+    expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", "http://[fd79::1]/big.bin"])).toBe(bigSha);
   }, 90_000);
 
   it("SOCKS5 with user/password: the right ones pass, wrong ones are refused", async () => {
