@@ -145,6 +145,8 @@ uint32_t NowMs() { return sys_now(); }
 constexpr size_t kMaxQueuedPackets = 16384;
 constexpr size_t kMaxQueuedBytes = 24u << 20;
 constexpr size_t kMaxPendingFlows = 1024;
+// Debian's build has no listen backlog (TCP_LISTEN_BACKLOG 0): half-open connections are capped here.
+constexpr size_t kMaxHalfOpen = 1024;
 constexpr uint32_t kPendingFlowTtlMs = 30000;
 constexpr size_t kDataCoalesce = 256u << 10;
 
@@ -343,7 +345,30 @@ class Stack : public Napi::ObjectWrap<Stack> {
       RouterInput(data, len);
       return;
     }
+    if (IsTcpSyn(data, len) && HalfOpen() >= kMaxHalfOpen) {
+      syn_dropped_++;
+      return;
+    }
     Deliver(data, len);
+  }
+
+  static bool IsTcpSyn(const uint8_t* d, size_t len) {
+    size_t off;
+    if ((d[0] >> 4) == 4 && len >= 20 && d[9] == 6) {
+      off = size_t(d[0] & 0x0f) * 4;
+    } else if ((d[0] >> 4) == 6 && len >= 40 && d[6] == 6) {
+      off = 40;
+    } else {
+      return false;
+    }
+    return len >= off + 14 && (d[off + 13] & 0x12) == 0x02;
+  }
+
+  // Connections in SYN_RCVD (a SYN answered, the handshake not completed).
+  static size_t HalfOpen() {
+    size_t n = 0;
+    for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) n += p->state == SYN_RCVD;
+    return n;
   }
 
   void Deliver(const uint8_t* data, size_t len) {

@@ -88,5 +88,21 @@ export async function startNetstackServices(stack: Netstack, iface: QuickInterfa
     await services.close();
     throw err;
   }
+  watchDrops(stack, log, started);
   return services;
+}
+
+/** Logs the stack's drop counters when they grow (checked every 5 s). */
+function watchDrops(stack: Netstack, log: Logger, started: { close(): Promise<void> | void }[]): void {
+  let last = { synDropped: 0, outputDropped: 0, routerDropped: 0 };
+  const timer = setInterval(() => {
+    const s = stack.stats();
+    const now = { synDropped: s.synDropped, outputDropped: s.outputDropped, routerDropped: s.routerDropped };
+    if (now.synDropped > last.synDropped) log.warn(`netstack: ${now.synDropped} SYNs dropped so far (too many half-open connections or waiting flows)`);
+    if (now.routerDropped > last.routerDropped) log.info(`netstack: ${now.routerDropped} router packets dropped so far (fragments, not TCP/UDP)`);
+    if (now.outputDropped > last.outputDropped) log.debug(`netstack: ${now.outputDropped} outbound packets dropped so far (queue full)`);
+    last = now;
+  }, 5000);
+  timer.unref();
+  started.unshift({ close: () => clearInterval(timer) });
 }

@@ -191,6 +191,35 @@ PersistentKeepalive = 25
     expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/big.bin`])).toBe(bigSha);
   }, 60_000);
 
+  it("a SYN flood of half-open connections is capped and counted; memory stays bounded; the port recovers", async () => {
+    const wgIf = bed.ifname("nss");
+    const rss = () => Number(/^VmRSS:\s+(\d+)/mu.exec(readFileSync(`/proc/${tswgProc.proc.child.pid}/status`, "utf8"))![1]) / 1024;
+    const before = rss();
+    // The flooding side never completes a handshake: its kernel does not see the SYN-ACKs.
+    await hs.exec(["nft", "-f", "-"], {
+      input: `table inet tswgt_synflood {\n  chain in { type filter hook input priority 0; iifname "${wgIf}" tcp flags & (syn | ack) == syn | ack drop; }\n}\n`,
+    });
+    try {
+      const flood = await hs.exec(["node", "-e", `const net = require("net");
+        for (let i = 0; i < 1500; i++) { const c = net.connect(8080, "${WG_C}"); c.on("error", () => {}); }
+        setTimeout(() => process.exit(0), 8000);`], { timeoutMs: 30_000 });
+      expect(flood.code).toBe(0);
+      await tswgProc.proc.waitForOutput(/netstack: \d+ SYNs dropped so far/u, { timeoutMs: 15_000 });
+      const after = rss();
+      console.log(`tswg RSS: ${before.toFixed(0)} MiB before the SYN flood, ${after.toFixed(0)} MiB after`);
+      expect(after - before).toBeLessThan(100);
+    } finally {
+      await hs.exec(["nft", "delete", "table", "inet", "tswgt_synflood"], { check: false });
+    }
+    // Half-open connections expire (lwIP: 20 s in SYN_RCVD); then the port serves again.
+    const { waitFor } = await import("../helpers/netns.js");
+    await waitFor(async () => (await hs.exec(["sh", "-c", `curl -sS --fail --max-time 5 http://${WG_C}:8080/mid.bin | sha256sum`], { check: false })).stdout.startsWith(midSha), {
+      timeoutMs: 60_000,
+      intervalMs: 2000,
+      what: "the exposed port to serve again after the flood",
+    });
+  }, 120_000);
+
   it("the library example fetches through the tunnel as nobody", async () => {
     // A second client identity for the example, added to wireguard-go at run time.
     const keysE = newKeyPair();
