@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { netnsUnavailableReason, TestBed, type Host, type TrackedProcess } from "../helpers/netns.js";
 import { newKeyPair, REPO, startNode, type KeyPair } from "../interop/nodes.js";
 import { loadNetstackAddon } from "../../src/netstack/addon.js";
-import { asUser, curlSha, lossyRelay, relayStats, MB, randomFile, startNginx, startUserTswg, udpEcho, udpRoundTrips, userDir, writeUserFile } from "./fixtures.js";
+import { asUser, curlSha, dnsServer, lossyRelay, relayStats, MB, randomFile, startNginx, startUserTswg, udpEcho, udpRoundTrips, userDir, writeUserFile } from "./fixtures.js";
 
 const skip = await netnsUnavailableReason();
 const addon = loadNetstackAddon();
@@ -66,6 +66,9 @@ describe.skipIf(why !== null)("tswg --netstack as an unprivileged user against w
     midSha = randomFile(webDir, "mid.bin", 4 * MB);
     stops.push(await startNginx(hs, `${WG_S}:80`, webDir));
     stops.push(await startNginx(hs, "[fd79::1]:80", webDir));
+    const dnsS = dnsServer(hs, WG_S, WG_S);
+    await dnsS.waitForOutput("ready");
+    stops.push(dnsS);
     const echoS = udpEcho(hs, WG_S, 5300);
     await echoS.waitForOutput("ready");
     stops.push(echoS);
@@ -82,6 +85,7 @@ describe.skipIf(why !== null)("tswg --netstack as an unprivileged user against w
       `[Interface]
 PrivateKey = ${keysC.privateKey}
 Address = ${WG_C}/24, fd79::2/64
+DNS = ${WG_S}
 Netstack = true
 SOCKS5 = 127.0.0.1:1080
 SOCKS5 = alice:s3cret@127.0.0.1:1081
@@ -120,6 +124,10 @@ PersistentKeepalive = 25
 
   it("curl through SOCKS5 (CONNECT) fetches nginx's file behind the peer intact", async () => {
     expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/big.bin`])).toBe(bigSha);
+  }, 90_000);
+
+  it("names given to SOCKS5 are resolved by the DNS server in the tunnel", async () => {
+    expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", "http://web.tunnel.test/big.bin"])).toBe(bigSha);
   }, 90_000);
 
   it("IPv6 through the tunnel: SOCKS5 to nginx on the peer's IPv6 address", async () => {
