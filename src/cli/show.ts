@@ -4,7 +4,11 @@
  */
 import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { listInterfaces, uapiGet } from "../uapi/client.js";
+import { DEFAULT_UAPI_DIR } from "../uapi/server.js";
+import { userRuntimeDir } from "../quick/netstack.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { UsageError } from "./main.js";
 
@@ -111,18 +115,23 @@ export async function runShow(args: string[]): Promise<number> {
   const rest = dump ? args.slice(0, -1) : args;
   if (rest.length > 1) throw new UsageError("show takes at most an interface name and `dump`");
   const target = rest[0] ?? "all";
+  // Interfaces on the network stack of an unprivileged user keep their socket in the user's
+  // runtime directory; the system directory wins for a name found in both.
+  const dirs = [DEFAULT_UAPI_DIR, userRuntimeDir()];
+  const dirOf = new Map<string, string>();
+  for (const d of [...dirs].reverse()) for (const n of listInterfaces(d)) dirOf.set(n, d);
+  const all = [...dirOf.keys()].sort();
   if (target === "interfaces") {
-    const names = await listInterfaces();
-    if (names.length > 0) process.stdout.write(names.join(" ") + "\n");
+    if (all.length > 0) process.stdout.write(all.join(" ") + "\n");
     return 0;
   }
-  const names = target === "all" ? await listInterfaces() : [target];
+  const names = target === "all" ? all : [target];
   let status = 0;
   const out: string[] = [];
   for (const name of names) {
     let state: UapiDeviceState;
     try {
-      state = await uapiGet(name);
+      state = await uapiGet(name, dirOf.get(name) ?? dirs.find((d) => existsSync(join(d, `${name}.sock`))));
     } catch (err) {
       process.stderr.write(`tswg: unable to access interface ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
       status = 1;

@@ -120,6 +120,9 @@ PersistentKeepalive = 25
     expect(statSync(join(tswgProc.dir, "tswg", "nsc.sock")).isSocket()).toBe(true);
     const state = await uapiGet("nsc", join(tswgProc.dir, "tswg"));
     expect(state.peers[0]!.lastHandshakeMs).toBeGreaterThan(0);
+    // tswg show finds it there too, for the same user.
+    const show = await hc.exec(asUser(["node", join(REPO, "bin/tswg.js"), "show", "nsc"]), { env: { XDG_RUNTIME_DIR: tswgProc.dir } });
+    expect(show.stdout).toMatch(/interface: nsc[\s\S]*latest handshake/u);
   }, 20_000);
 
   it("curl through SOCKS5 (CONNECT) fetches nginx's file behind the peer intact", async () => {
