@@ -4,16 +4,12 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { userRuntimeDir } from "../quick/netstack.js";
 
-/** Per-user state for unprivileged runs (network stack mode): $XDG_RUNTIME_DIR/tswg or /tmp/tswg-UID. */
-function userDir(): string {
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  return xdg !== undefined && xdg !== "" ? join(xdg, "tswg") : join("/tmp", `tswg-${process.getuid?.() ?? 0}`);
-}
-
+// Unprivileged runs (network stack mode) keep their state in the user's runtime directory.
 const isRoot = (process.getuid?.() ?? 0) === 0;
-export const RUN_DIR = process.env.TSWG_RUN_DIR ?? (isRoot ? "/run/tswg" : userDir());
-export const LOG_DIR = process.env.TSWG_LOG_DIR ?? (isRoot ? "/var/log/tswg" : userDir());
+export const RUN_DIR = process.env.TSWG_RUN_DIR ?? (isRoot ? "/run/tswg" : userRuntimeDir());
+export const LOG_DIR = process.env.TSWG_LOG_DIR ?? (isRoot ? "/var/log/tswg" : userRuntimeDir());
 
 export function pidFile(iface: string): string {
   return join(RUN_DIR, `${iface}.pid`);
