@@ -29,5 +29,22 @@
         }]
       ]
     }
+  ],
+  # The tswg_netstack addon: the userspace network stack (docs/netstack.md) on Debian's lwIP
+  # (liblwip-dev). Built only where its headers are installed; src/netstack says why it is
+  # missing otherwise.
+  "conditions": [
+    ["OS=='linux' and '<!(test -f /usr/include/lwip/lwip/tcp.h && echo yes || echo no)'=='yes'", {
+      "targets": [
+        {
+          "target_name": "tswg_netstack",
+          "sources": ["native/netstack/stack.cc", "native/netstack/packets.cc"],
+          "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "/usr/include/lwip"],
+          "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+          "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"],
+          "libraries": ["-llwip", "-pthread"]
+        }
+      ]
+    }]
   ]
 }

@@ -1,7 +1,7 @@
 // `npm run bench`: throughput, loss, latency, CPU and memory of tswg against wireguard-go,
 // side by side in one run, in network namespaces this script builds and removes itself.
 //
-//   node bench/run.mjs [--reps N] [--time S] [--only a,b] [--tests t,u] [--udp-rate R] [--no-crypto] [--out FILE]
+//   node bench/run.mjs [--reps N] [--time S] [--only a,b] [--tests t,u] [--udp-rate R] [--no-crypto] [--no-netstack] [--out FILE]
 //   node bench/run.mjs --soak S [--only tswg-native]     RSS before, during and after an S-second transfer
 //
 // Configurations: veth (no tunnel), wireguard-go <-> wireguard-go, tswg (native) <-> tswg (native),
@@ -9,6 +9,8 @@
 // stream), tcp4 (four streams), udp (1300-byte datagrams at --udp-rate, iperf3 syntax, default 0 =
 // as fast as iperf3 can send), ping (idle latency).
 // Every repetition runs every configuration in turn, so slow drifts of the machine hit all alike.
+// Then the network stack rows (bench/lib/netstack.mjs): one download through a TUN, through the
+// SOCKS5 proxy and the library API of the network stack, and through a router-mode peer.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
@@ -17,6 +19,7 @@ import { cryptoBench } from "./crypto.mjs";
 import { cpuSeconds, iperf, memory, ping } from "./lib/measure.mjs";
 import { Bed, run } from "./lib/netns.mjs";
 import { REPO, keyPair, startEnd } from "./lib/tunnels.mjs";
+import { setUpNetstack } from "./lib/netstack.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -27,6 +30,7 @@ const { values: opt } = parseArgs({
     soak: { type: "string" },
     "udp-rate": { type: "string", default: "0" },
     "no-crypto": { type: "boolean", default: false },
+    "no-netstack": { type: "boolean", default: false },
     out: { type: "string" },
   },
 });
@@ -194,6 +198,47 @@ async function benchmark(a, b, tunnels) {
   });
 }
 
+async function netstackBench(a, b) {
+  const ns = await setUpNetstack(a, b, "192.168.90.1", "192.168.90.2");
+  const raw = new Map(ns.rows.map((r) => [r.id, []]));
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const row of ns.rows) {
+      const r = await row.run(SECONDS);
+      raw.get(row.id).push(r);
+      console.error(`rep ${rep} netstack ${row.id.padEnd(8)} ${fmt(r.gbps)} Gbit/s  cpu ${fmt(r.cpuSecondsPerGB)} s/GB  peak RSS ${fmt(r.peakRssMiB, 0)} MiB`);
+    }
+  }
+  return ns.rows.map((row) => {
+    const runs = raw.get(row.id);
+    return {
+      id: row.id,
+      label: row.label,
+      gbps: summary(runs.map((r) => r.gbps)),
+      cpuSecondsPerGB: summary(runs.map((r) => r.cpuSecondsPerGB)),
+      peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)),
+      runs,
+    };
+  });
+}
+
+function printNetstack(rows) {
+  const tun = rows.find((r) => r.id === "tun")?.gbps.median;
+  console.log("\nnetwork stack: one TCP download from a source behind a tswg native peer");
+  const head = ["path", "Gbit/s median (min-max)", "vs TUN", "CPU s/GB", "peak RSS MiB"];
+  const body = rows.map((r) => [
+    r.label,
+    `${fmt(r.gbps.median)} (${fmt(r.gbps.min)}-${fmt(r.gbps.max)})`,
+    tun ? fmt(r.gbps.median / tun) + "x" : "-",
+    fmt(r.cpuSecondsPerGB.median),
+    fmt(r.peakRssMiB, 0),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((x, i) => String(x).padEnd(widths[i])).join("  ");
+  console.log(line(head));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of body) console.log(line(r));
+}
+
 async function soak(a, b, tunnels, seconds) {
   const out = [];
   for (const c of configs) {
@@ -248,8 +293,10 @@ async function main() {
       results.soak = await soak(a, b, tunnels, soakSeconds);
     } else {
       results.configs = await benchmark(a, b, tunnels);
+      if (!opt["no-netstack"]) results.netstack = await netstackBench(a, b);
       console.log("");
       printTable(results);
+      if (results.netstack) printNetstack(results.netstack);
     }
   } finally {
     await bed.cleanup();

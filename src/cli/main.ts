@@ -13,6 +13,8 @@ Commands:
   up <name|file.conf> [--detach] [--log-level L] [--log-file F]
                            bring up an interface from a wg-quick style configuration
                            (a bare name is looked up in /etc/tswg/ and /etc/wireguard/)
+                           --netstack: no root, no TUN: an in-process network stack with the
+                           file's SOCKS5/HTTPProxy/Forward/Expose; --uapi PATH.sock for its socket
   down <name|file.conf>    tear an interface down
   show [<iface>|all|interfaces] [dump] [--json]
                            show interfaces, like \`wg show\`; --json for scripts

@@ -9,16 +9,19 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { isRunning, selfId } from "../quick/journal.js";
+import { userRuntimeDir } from "../quick/netstack.js";
 
-export const RUN_DIR = process.env.TSWG_RUN_DIR ?? "/run/tswg";
-export const LOG_DIR = process.env.TSWG_LOG_DIR ?? "/var/log/tswg";
+// Unprivileged runs (network stack mode) keep their state in the user's runtime directory.
+const isRoot = (process.getuid?.() ?? 0) === 0;
+export const RUN_DIR = process.env.TSWG_RUN_DIR ?? (isRoot ? "/run/tswg" : userRuntimeDir());
+export const LOG_DIR = process.env.TSWG_LOG_DIR ?? (isRoot ? "/var/log/tswg" : userRuntimeDir());
 
 export function pidFile(iface: string): string {
   return join(RUN_DIR, `${iface}.pid`);
 }
 
 export function writePidFile(iface: string): void {
-  mkdirSync(RUN_DIR, { recursive: true, mode: 0o755 });
+  mkdirSync(RUN_DIR, { recursive: true, mode: isRoot ? 0o755 : 0o700 });
   const me = selfId();
   writeFileSync(pidFile(iface), `${me.pid} ${me.start}\n`, { mode: 0o644 });
 }

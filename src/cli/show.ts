@@ -4,8 +4,12 @@
  */
 import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { listLiveInterfaces, uapiGet } from "../uapi/client.js";
+import { DEFAULT_UAPI_DIR } from "../uapi/server.js";
 import { peerExtraView } from "../uapi/tswg-status.js";
+import { userRuntimeDir } from "../quick/netstack.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { recordState } from "../quick/journal.js";
 import { parseArgs, UsageError, wantsHelp } from "./args.js";
@@ -132,8 +136,9 @@ export function formatDump(name: string, s: UapiDeviceState, withName: boolean):
 export const SHOW_USAGE = `Usage: tswg show [<iface>|all|interfaces] [dump] [--json]
 
 Shows interfaces like \`wg show\`: every userspace WireGuard whose socket answers in
-/var/run/wireguard (tswg or wireguard-go), with tswg's own status (ICE state, selected pair,
-data path) under each peer.
+/var/run/wireguard (tswg or wireguard-go) or, for network-stack interfaces of an unprivileged
+user, in $XDG_RUNTIME_DIR/tswg, with tswg's own status (ICE state, selected pair, data path)
+under each peer.
 
   interfaces   list the interfaces, one line
   dump         tab-separated, exactly as \`wg show ... dump\`
@@ -153,13 +158,18 @@ export async function runShow(args: string[]): Promise<number> {
   if (rest.length > 1 || (second !== undefined && second !== "dump")) throw new UsageError("show: takes at most an interface name and `dump`", SHOW_USAGE);
   if (json && dump) throw new UsageError("show: choose --json or dump", SHOW_USAGE);
   const target = rest[0] ?? "all";
+  // Interfaces on the network stack of an unprivileged user keep their socket in the user's
+  // runtime directory; the system directory wins for a name found in both.
+  const dirs = [DEFAULT_UAPI_DIR, userRuntimeDir()];
+  const dirOf = new Map<string, string>();
+  for (const d of [...dirs].reverse()) for (const n of await listLiveInterfaces(d)) dirOf.set(n, d);
+  const all = [...dirOf.keys()].sort();
   if (target === "interfaces") {
-    const names = await listLiveInterfaces();
-    if (json) process.stdout.write(JSON.stringify(names) + "\n");
-    else if (names.length > 0) process.stdout.write(names.join(" ") + "\n");
+    if (json) process.stdout.write(JSON.stringify(all) + "\n");
+    else if (all.length > 0) process.stdout.write(all.join(" ") + "\n");
     return 0;
   }
-  const names = target === "all" ? await listLiveInterfaces() : [target];
+  const names = target === "all" ? all : [target];
   let status = 0;
   const out: string[] = [];
   const docs: ShowJsonInterface[] = [];
@@ -167,7 +177,7 @@ export async function runShow(args: string[]): Promise<number> {
   for (const name of names) {
     let state: UapiDeviceState;
     try {
-      state = await uapiGet(name);
+      state = await uapiGet(name, dirOf.get(name) ?? dirs.find((d) => existsSync(join(d, `${name}.sock`))));
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       if (json) errors.push({ name, error: why });

@@ -8,6 +8,17 @@
 import { keyToBase64 } from "../crypto/keys.js";
 import { ConfigError } from "./error.js";
 import { excerpt, quoted } from "./excerpt.js";
+import {
+  formatNetstackMode,
+  formatPortMapping,
+  formatProxyListen,
+  parseNetstackMode,
+  parsePortMapping,
+  parseProxyListen,
+  type NetstackMode,
+  type PortMapping,
+  type ProxyListen,
+} from "./netstack-values.js";
 import { parseCandidateTypeList, parseIceServerList, parsePortRangeValue, parseSignaling, type IceCandidateType } from "./ice-values.js";
 import {
   formatEndpoint,
@@ -63,6 +74,17 @@ export interface QuickInterface {
   icePortRange?: [number, number];
   /** "ADDR:PORT" to serve Prometheus metrics on (tswg's own key); absent = no metrics. */
   metricsListen?: string;
+  // The userspace network stack (docs/netstack.md).
+  /** Run on the in-process network stack instead of a TUN (no root needed). */
+  netstack?: NetstackMode;
+  /** Local SOCKS5 proxies into the tunnel. */
+  socks5?: ProxyListen[];
+  /** Local HTTP proxies (CONNECT and plain requests) into the tunnel. */
+  httpProxy?: ProxyListen[];
+  /** Local listeners whose connections/datagrams are carried to a tunnel address. */
+  forward?: PortMapping[];
+  /** Tunnel-side listeners whose connections/datagrams are carried to a local address. */
+  expose?: PortMapping[];
 }
 
 export interface QuickPeer {
@@ -134,6 +156,12 @@ const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
   spec("ICECandidateTypes", (s, v) => void (s.iceCandidateTypes = parseCandidateTypeList(v)), (s) => (s.iceCandidateTypes ? [s.iceCandidateTypes.join(", ")] : [])),
   spec("ICEPortRange", (s, v) => void (s.icePortRange = parsePortRangeValue(v)), (s) => (s.icePortRange ? [s.icePortRange.join("-")] : [])),
   spec("MetricsListen", (s, v) => void (s.metricsListen = parseMetricsListen(v)), (s) => some(s.metricsListen)),
+  // Network stack keys.
+  spec("Netstack", (s, v) => void (s.netstack = parseNetstackMode(v)), (s) => some(s.netstack, formatNetstackMode)),
+  spec("SOCKS5", (s, v) => void (s.socks5 ??= []).push(...splitList(v).map(parseProxyListen)), (s) => (s.socks5 ?? []).map(formatProxyListen), { repeatable: true }),
+  spec("HTTPProxy", (s, v) => void (s.httpProxy ??= []).push(...splitList(v).map(parseProxyListen)), (s) => (s.httpProxy ?? []).map(formatProxyListen), { repeatable: true }),
+  spec("Forward", (s, v) => void (s.forward ??= []).push(parsePortMapping(v)), (s) => (s.forward ?? []).map(formatPortMapping), { repeatable: true }),
+  spec("Expose", (s, v) => void (s.expose ??= []).push(parsePortMapping(v)), (s) => (s.expose ?? []).map(formatPortMapping), { repeatable: true }),
 ];
 
 const PEER_KEYS: KeySpec<PeerDraft>[] = [

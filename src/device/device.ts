@@ -20,6 +20,7 @@ import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
 import { Engine, type Clock, type EngineEvent, type Output, type PeerHandle } from "../noise/engine.js";
 import type { Tun } from "../tun/tun.js";
+import type { Netstack } from "../netstack/netstack.js";
 import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
 import { NativePath } from "./native-path.js";
@@ -204,6 +205,15 @@ export class Device {
 
   get isUp(): boolean {
     return this.state === "up";
+  }
+
+  /**
+   * The in-process network stack when the packet side is one (its `tun`, docs/netstack.md):
+   * `device.netstack.connect()`, `createServer()`, `createUdpSocket()`, `ping()`. Else null.
+   */
+  get netstack(): Netstack | null {
+    const owner = (this.tun as { stack?: unknown }).stack;
+    return typeof owner === "object" && owner !== null && "connect" in owner ? (owner as Netstack) : null;
   }
 
   /** Which data path moves the packets: "native" (the addon's threads) or "portable" (TypeScript). */

@@ -8,6 +8,7 @@
  * Anything that fails while coming up undoes what was done so far.
  */
 import { writeFileSync, renameSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import type { Bind } from "../bind/bind.js";
 import { TcpBind } from "../bind/tcp.js";
 import { UdpBind } from "../bind/udp.js";
@@ -35,6 +36,7 @@ import { startMetrics } from "./metrics.js";
 import { checkNetworkPrerequisites, setUpNetwork, type Teardown } from "./network.js";
 import { reloadDevice } from "./reload.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
+import { createInterfaceStack, startNetstackServices, userRuntimeDir, type NetstackServices } from "./netstack.js";
 
 export interface UpOptions {
   /** Interface name (wg-quick: the configuration file's base name). */
@@ -60,11 +62,17 @@ export interface UpOptions {
   stateDir?: string;
   /** How often packets dropped since the last time are summarised at info level; 0 = never. Default 10000 ms. */
   dropSummaryMs?: number;
+  /** Run on the network stack even without `Netstack =` in the file (`tswg up --netstack`). */
+  netstack?: boolean;
+  /** UAPI socket path (ending in .sock) instead of `uapiDir`/NAME.sock. */
+  uapiPath?: string;
 }
 
 export interface RunningInterface {
   readonly name: string;
   readonly device: Device;
+  /** The network stack's proxies, forwards and router, when the interface runs on one. */
+  readonly netstackServices: NetstackServices | null;
   /** Brings the interface down (PreDown, SaveConfig, teardown, PostDown). Idempotent. */
   down(): Promise<void>;
   /** Resolves when the interface has gone down, for whatever reason. */
@@ -150,6 +158,9 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   const log = opts.logger ?? silentLogger;
   const { name, config } = opts;
   const iface = config.interface;
+  // On the network stack: no TUN, no host network changes, a per-user UAPI directory.
+  const stackMode = iface.netstack ?? (opts.netstack ? "endpoint" : undefined);
+  const onStack = stackMode !== undefined && opts.tun === undefined;
   const undo: (() => Promise<void>)[] = [];
   const undoAll = async () => {
     for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn(e instanceof Error ? e.message : String(e)));
@@ -189,7 +200,8 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   }
   let device: Device | undefined;
   try {
-    const tun = opts.tun ?? (await createLinuxTun(name, { mtu: iface.mtu }));
+    const stack = onStack ? createInterfaceStack(name, { ...iface, netstack: stackMode }) : null;
+    const tun = opts.tun ?? stack?.tun ?? (await createLinuxTun(name, { mtu: iface.mtu }));
     undo.push(() => tun.close());
     // With a signaling service, peers without an Endpoint are reached through ICE.
     let ice: IceStack | null = null;
@@ -224,7 +236,9 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
 
     const uapi = new UapiServer();
     const handler = withIceStatus(withDeviceCounters(deviceUapiHandler(device), device), ice);
-    await uapi.listen(name, handler, { dir: opts.uapiDir, logger: log });
+    const uapiDir = opts.uapiPath !== undefined ? dirname(opts.uapiPath) : (opts.uapiDir ?? (onStack ? userRuntimeDir() : undefined));
+    const uapiName = opts.uapiPath !== undefined ? basename(opts.uapiPath, ".sock") : name;
+    await uapi.listen(uapiName, handler, { dir: uapiDir, logger: log });
     undo.push(() => uapi.close());
     if (uapi.path !== undefined) journal?.setUapiSocket(uapi.path);
     const metrics = iface.metricsListen === undefined ? null : await startMetrics(name, iface.metricsListen, handler, log);
@@ -238,8 +252,15 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
       throw err;
     }
 
+    let services: NetstackServices | null = null;
+    if (stack !== null) {
+      services = await startNetstackServices(stack, iface, log);
+      const started = services;
+      undo.push(() => started.close());
+    }
+
     let network: Teardown = async () => {};
-    if (!opts.noNetwork) {
+    if (!opts.noNetwork && !onStack) {
       network = await setUpNetwork({
         name,
         iface,
@@ -265,6 +286,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
         if (iface.saveConfig) saveConfig(dev, config, opts.configPath, log);
         await network();
         await metrics?.close();
+        await services?.close();
         await uapi.close();
         await dev.close();
         await ice?.close();
@@ -277,7 +299,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     // The interface deleted from outside (`ip link del`) ends the device, as with wireguard-go.
     void dev.stopped.then(() => down());
     const iceStack = ice;
-    return { name, device: dev, down, closed, reload: (next) => reloadDevice(dev, next, iceStack, log) };
+    return { name, device: dev, netstackServices: services, down, closed, reload: (next) => reloadDevice(dev, next, iceStack, log) };
   } catch (err) {
     await rollback();
     throw err;

@@ -216,7 +216,7 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     const kc = newKeyPair();
     const before = (await a.exec(["wg", "show", ifname, "latest-handshakes"])).stdout;
     writeFileSync(conf, baseConf(["", "[Peer]", `PublicKey = ${kc.publicKey}`, "AllowedIPs = 10.78.0.3/32"]), { mode: 0o600 });
-    const pid = Number(readFileSync(join(dir, `${ifname}.pid`), "utf8"));
+    const pid = Number(readFileSync(join(dir, `${ifname}.pid`), "utf8").trim().split(/\s+/u)[0]);
     process.kill(pid, "SIGHUP");
     await waitFor(async () => (await a.exec(["wg", "show", ifname, "peers"])).stdout.includes(kc.publicKey), { timeoutMs: 10_000, what: "the reload to add the peer" });
     await pingUntilReply(a, "10.78.0.2");

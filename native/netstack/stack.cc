@@ -1,0 +1,1237 @@
+// The userspace network stack: Debian's lwIP (liblwip, NO_SYS=0 with core locking) behind
+// one network interface whose "wire" is JavaScript's Tun interface.
+//
+// 1. Inbound: JavaScript hands a batch of IP packets to input(); under the core lock each
+//    becomes a pbuf and goes to ip_input. In router mode a SYN to a foreign destination is
+//    held until JavaScript has dialed the destination (flowAccept / flowReject), and UDP to a
+//    foreign destination is handed up as a router datagram without entering lwIP.
+// 2. Outbound: lwIP's netif output copies each packet into one bounded queue; the first packet
+//    after a drain wakes JavaScript (one thread-safe call), which takes the whole queue as one
+//    Buffer plus sizes: packets never cross into JavaScript one by one.
+// 3. Socket events (accept, connected, data, sent, end, error, UDP datagrams, echo replies)
+//    queue the same way and are taken in one call.
+// 4. Socket calls from JavaScript take the core lock and use lwIP's raw API directly; lwIP's
+//    own tcpip thread runs the timers under the same lock.
+#include "stack.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+// lwipopts.h declares the core-locking functions without C linkage of its own.
+extern "C" {
+#include "lwip/icmp.h"
+#include "lwip/inet_chksum.h"
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/raw.h"
+#include "lwip/tcp.h"
+#include "lwip/tcpip.h"
+#include "lwip/udp.h"
+}
+#include "packets.h"
+
+namespace tswg_netstack {
+namespace {
+
+// lwIP is one per process; its tcpip thread is started once and never stopped.
+std::once_flag g_lwip_once;
+std::atomic<bool> g_stack_open{false};
+
+void StartLwip() {
+  std::call_once(g_lwip_once, [] {
+    std::promise<void> ready;
+    tcpip_init([](void* arg) { static_cast<std::promise<void>*>(arg)->set_value(); }, &ready);
+    ready.get_future().wait();
+  });
+}
+
+struct CoreLock {
+  CoreLock() { LOCK_TCPIP_CORE(); }
+  ~CoreLock() { UNLOCK_TCPIP_CORE(); }
+};
+
+enum EventType : uint8_t { kAccept, kConnected, kData, kEnd, kSent, kError, kUdp, kEcho, kFlow, kRouterUdp };
+const char* const kEventNames[] = {"accept", "connected", "data", "end", "sent", "error", "udp", "echo", "flow", "routerUdp"};
+
+struct Event {
+  EventType type;
+  uint32_t id = 0;
+  uint32_t id2 = 0;
+  int64_t num = 0;
+  std::vector<uint8_t> data;
+  ip_addr_t addr{};
+  uint16_t port = 0;
+  ip_addr_t addr2{};
+  uint16_t port2 = 0;
+};
+
+class Stack;
+
+struct Conn {
+  uint32_t id;
+  Stack* stack;
+  tcp_pcb* pcb;
+  bool listener;
+};
+
+struct UdpSock {
+  uint32_t id;
+  Stack* stack;
+  udp_pcb* pcb;
+};
+
+// A TCP flow of the router mode waiting for JavaScript's dial.
+struct PendingFlow {
+  uint32_t id;
+  std::string key;
+  ParsedPacket parsed;
+  std::vector<uint8_t> syn;
+  bool accepted = false;
+  uint32_t created_ms;
+};
+
+std::string KeyString(const FlowKey& k) {
+  size_t alen = k.family == 4 ? 4 : 16;
+  std::string s;
+  s.reserve(2 * alen + 6);
+  s.push_back(char(k.family));
+  s.append(reinterpret_cast<const char*>(k.src), alen);
+  s.append(reinterpret_cast<const char*>(k.dst), alen);
+  s.push_back(char(k.sport >> 8));
+  s.push_back(char(k.sport));
+  s.push_back(char(k.dport >> 8));
+  s.push_back(char(k.dport));
+  return s;
+}
+
+void ToIpAddr(uint8_t family, const uint8_t* bytes, ip_addr_t* out) {
+  if (family == 4) {
+    uint32_t a;
+    std::memcpy(&a, bytes, 4);
+    ip_addr_set_ip4_u32_val(*out, a);
+  } else {
+    uint32_t w[4];
+    std::memcpy(w, bytes, 16);
+    IP_ADDR6(out, w[0], w[1], w[2], w[3]);
+    ip6_addr_clear_zone(ip_2_ip6(out));
+  }
+}
+
+std::string AddrString(const ip_addr_t& a) {
+  char buf[IP6ADDR_STRLEN_MAX + 1];
+  const char* s = ipaddr_ntoa_r(&a, buf, sizeof buf);
+  return s == nullptr ? std::string() : std::string(s);
+}
+
+bool ParseAddr(const Napi::Value& v, ip_addr_t* out) {
+  if (!v.IsString()) return false;
+  std::string s = v.As<Napi::String>().Utf8Value();
+  return ipaddr_aton(s.c_str(), out) == 1;
+}
+
+uint32_t NowMs() { return sys_now(); }
+
+constexpr size_t kMaxQueuedPackets = 16384;
+constexpr size_t kMaxQueuedBytes = 24u << 20;
+constexpr size_t kMaxPendingFlows = 1024;
+// Debian's build has no listen backlog (TCP_LISTEN_BACKLOG 0): half-open connections are capped here.
+constexpr size_t kMaxHalfOpen = 1024;
+constexpr uint32_t kPendingFlowTtlMs = 30000;
+constexpr size_t kDataCoalesce = 256u << 10;
+
+class Stack : public Napi::ObjectWrap<Stack> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Stack",
+                       {
+                           InstanceMethod<&Stack::Input>("input"),
+                           InstanceMethod<&Stack::TakePackets>("takePackets"),
+                           InstanceMethod<&Stack::TakeEvents>("takeEvents"),
+                           InstanceMethod<&Stack::TcpConnect>("tcpConnect"),
+                           InstanceMethod<&Stack::TcpListen>("tcpListen"),
+                           InstanceMethod<&Stack::TcpWrite>("tcpWrite"),
+                           InstanceMethod<&Stack::TcpRecved>("tcpRecved"),
+                           InstanceMethod<&Stack::TcpShutdown>("tcpShutdown"),
+                           InstanceMethod<&Stack::TcpClose>("tcpClose"),
+                           InstanceMethod<&Stack::TcpKeepAlive>("tcpKeepAlive"),
+                           InstanceMethod<&Stack::UdpBind>("udpBind"),
+                           InstanceMethod<&Stack::UdpSend>("udpSend"),
+                           InstanceMethod<&Stack::UdpClose>("udpClose"),
+                           InstanceMethod<&Stack::Ping>("ping"),
+                           InstanceMethod<&Stack::FlowAccept>("flowAccept"),
+                           InstanceMethod<&Stack::FlowReject>("flowReject"),
+                           InstanceMethod<&Stack::RouterUdpSend>("routerUdpSend"),
+                           InstanceMethod<&Stack::Stats>("stats"),
+                           InstanceMethod<&Stack::Ref>("ref"),
+                           InstanceMethod<&Stack::Unref>("unref"),
+                           InstanceMethod<&Stack::Close>("close"),
+                       });
+  }
+
+  // new Stack({ mtu, ipv4: [addr, prefix] | null, ipv6: [addr...], router }, onWake)
+  explicit Stack(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Stack>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "Stack(options, onWake)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    int mtu = o.Get("mtu").IsNumber() ? o.Get("mtu").As<Napi::Number>().Int32Value() : 1420;
+    router_ = o.Get("router").ToBoolean().Value();
+    ip4_addr_t addr4, mask4, gw4;
+    ip4_addr_set_zero(&addr4);
+    ip4_addr_set_zero(&mask4);
+    ip4_addr_set_zero(&gw4);
+    Napi::Value v4 = o.Get("ipv4");
+    if (v4.IsArray()) {
+      Napi::Array a = v4.As<Napi::Array>();
+      std::string s = a.Get(0u).As<Napi::String>().Utf8Value();
+      int prefix = a.Get(1u).As<Napi::Number>().Int32Value();
+      if (ip4addr_aton(s.c_str(), &addr4) != 1 || prefix < 0 || prefix > 32) {
+        Napi::TypeError::New(env, "bad IPv4 address").ThrowAsJavaScriptException();
+        return;
+      }
+      ip4_addr_set_u32(&mask4, prefix == 0 ? 0 : lwip_htonl(0xffffffffu << (32 - prefix)));
+    }
+    std::vector<ip6_addr_t> addrs6;
+    Napi::Value v6 = o.Get("ipv6");
+    if (v6.IsArray()) {
+      Napi::Array a = v6.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length() && i + 1 < LWIP_IPV6_NUM_ADDRESSES; i++) {
+        ip6_addr_t x;
+        std::string s = a.Get(i).As<Napi::String>().Utf8Value();
+        if (ip6addr_aton(s.c_str(), &x) != 1) {
+          Napi::TypeError::New(env, "bad IPv6 address").ThrowAsJavaScriptException();
+          return;
+        }
+        ip6_addr_clear_zone(&x);
+        addrs6.push_back(x);
+      }
+    }
+    if (g_stack_open.exchange(true)) {
+      Napi::Error::New(env, "only one network stack can run in a process").ThrowAsJavaScriptException();
+      return;
+    }
+    owns_global_ = true;
+    StartLwip();
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "tswg-netstack", 0, 1);
+    tsfn_.Unref(env);
+    {
+      CoreLock lock;
+      netif_add(&netif_, &addr4, &mask4, &gw4, this, &Stack::NetifInit, ip_input);
+      netif_.mtu = uint16_t(mtu);
+#if LWIP_IPV6
+      netif_.mtu6 = uint16_t(mtu);
+#endif
+      for (size_t i = 0; i < addrs6.size(); i++) {
+        ip_addr_copy_from_ip6(netif_.ip6_addr[i], addrs6[i]);
+        netif_ip6_addr_set_state(&netif_, s8_t(i), IP6_ADDR_PREFERRED);
+      }
+      netif_set_default(&netif_);
+      netif_set_link_up(&netif_);
+      netif_set_up(&netif_);
+    }
+    open_ = true;
+  }
+
+  ~Stack() override { Shutdown(); }
+
+ private:
+  static err_t NetifInit(struct netif* n) {
+    n->name[0] = 'w';
+    n->name[1] = 'g';
+    n->output = &Stack::Output4;
+    n->output_ip6 = &Stack::Output6;
+    n->flags = NETIF_FLAG_LINK_UP;
+    return ERR_OK;
+  }
+
+  static err_t Output4(struct netif* n, struct pbuf* p, const ip4_addr_t*) {
+    static_cast<Stack*>(n->state)->QueuePacket(p);
+    return ERR_OK;
+  }
+
+  static err_t Output6(struct netif* n, struct pbuf* p, const ip6_addr_t*) {
+    static_cast<Stack*>(n->state)->QueuePacket(p);
+    return ERR_OK;
+  }
+
+  void QueuePacket(struct pbuf* p) {
+    {
+      std::lock_guard<std::mutex> g(out_mu_);
+      if (out_sizes_.size() >= kMaxQueuedPackets || out_data_.size() + p->tot_len > kMaxQueuedBytes) {
+        out_dropped_++;
+        return;
+      }
+      size_t off = out_data_.size();
+      out_data_.resize(off + p->tot_len);
+      pbuf_copy_partial(p, out_data_.data() + off, p->tot_len, 0);
+      out_sizes_.push_back(p->tot_len);
+      packets_out_++;
+    }
+    Wake();
+  }
+
+  void QueueEvent(Event&& e) {
+    {
+      std::lock_guard<std::mutex> g(ev_mu_);
+      // Runs of data (or sent) for one connection become one event.
+      if (!events_.empty() && (e.type == kData || e.type == kSent)) {
+        Event& last = events_.back();
+        if (last.type == e.type && last.id == e.id) {
+          if (e.type == kSent) {
+            last.num += e.num;
+            return;
+          }
+          if (last.data.size() + e.data.size() <= kDataCoalesce) {
+            last.data.insert(last.data.end(), e.data.begin(), e.data.end());
+            return;
+          }
+        }
+      }
+      events_.push_back(std::move(e));
+    }
+    Wake();
+  }
+
+  void Wake() {
+    if (!wake_pending_.exchange(true)) {
+      tsfn_.NonBlockingCall([this](Napi::Env, Napi::Function cb) {
+        wake_pending_.store(false);
+        if (open_) cb.Call({});
+      });
+    }
+  }
+
+  // ---- packets ----
+
+  Napi::Value Input(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!open_) return Napi::Number::New(env, 0);
+    if (!info[0].IsArray()) {
+      Napi::TypeError::New(env, "input(packets)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Array arr = info[0].As<Napi::Array>();
+    uint32_t n = arr.Length();
+    CoreLock lock;
+    for (uint32_t i = 0; i < n; i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsTypedArray()) continue;
+      Napi::Uint8Array b = v.As<Napi::Uint8Array>();
+      InputOne(b.Data(), b.ByteLength());
+    }
+    return Napi::Number::New(env, n);
+  }
+
+  void InputOne(const uint8_t* data, size_t len) {
+    if (len == 0 || len > 0xffff) {
+      input_dropped_++;
+      return;
+    }
+    packets_in_++;
+    if (router_ && !IsLocal(data, len)) {
+      RouterInput(data, len);
+      return;
+    }
+    if (IsTcpSyn(data, len) && HalfOpen() >= kMaxHalfOpen) {
+      syn_dropped_++;
+      return;
+    }
+    Deliver(data, len);
+  }
+
+  static bool IsTcpSyn(const uint8_t* d, size_t len) {
+    size_t off;
+    if ((d[0] >> 4) == 4 && len >= 20 && d[9] == 6) {
+      off = size_t(d[0] & 0x0f) * 4;
+    } else if ((d[0] >> 4) == 6 && len >= 40 && d[6] == 6) {
+      off = 40;
+    } else {
+      return false;
+    }
+    return len >= off + 14 && (d[off + 13] & 0x12) == 0x02;
+  }
+
+  // Connections in SYN_RCVD (a SYN answered, the handshake not completed).
+  static size_t HalfOpen() {
+    size_t n = 0;
+    for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) n += p->state == SYN_RCVD;
+    return n;
+  }
+
+  void Deliver(const uint8_t* data, size_t len) {
+    struct pbuf* p = pbuf_alloc(PBUF_RAW, uint16_t(len), PBUF_RAM);
+    if (p == nullptr) {
+      input_dropped_++;
+      return;
+    }
+    std::memcpy(p->payload, data, len);
+    if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
+  }
+
+  // Whether the packet's destination is one of the interface's own addresses.
+  bool IsLocal(const uint8_t* d, size_t len) {
+    uint8_t v = d[0] >> 4;
+    if (v == 4 && len >= 20) {
+      uint32_t dst;
+      std::memcpy(&dst, d + 16, 4);
+      return !ip4_addr_isany_val(*netif_ip4_addr(&netif_)) && dst == ip4_addr_get_u32(netif_ip4_addr(&netif_));
+    }
+    if (v == 6 && len >= 40) {
+      for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES - 1; i++) {
+        if (!ip6_addr_isvalid(netif_ip6_addr_state(&netif_, i))) continue;
+        if (std::memcmp(netif_ip6_addr(&netif_, i)->addr, d + 24, 16) == 0) return true;
+      }
+      return false;
+    }
+    return true;  // not IP: lwIP drops it
+  }
+
+  // Lets lwIP take a packet for a foreign address: the interface answers to that address
+  // for the duration of this one input. The connection lwIP creates keeps the address as its
+  // local address, so replies leave with the original destination as their source.
+  void DeliverAs(const ParsedPacket& pp, const uint8_t* data, size_t len) {
+    if (pp.key.family == 4) {
+      ip_addr_t saved = netif_.ip_addr;
+      ip_addr_t saved_mask = netif_.netmask;
+      ToIpAddr(4, pp.key.dst, &netif_.ip_addr);
+      ip_addr_set_ip4_u32_val(netif_.netmask, 0xffffffffu);
+      Deliver(data, len);
+      netif_.ip_addr = saved;
+      netif_.netmask = saved_mask;
+    } else {
+      const int slot = LWIP_IPV6_NUM_ADDRESSES - 1;
+      ToIpAddr(6, pp.key.dst, &netif_.ip6_addr[slot]);
+      netif_.ip6_addr_state[slot] = IP6_ADDR_PREFERRED;
+      Deliver(data, len);
+      netif_.ip6_addr_state[slot] = IP6_ADDR_INVALID;
+    }
+  }
+
+  void RouterInput(const uint8_t* data, size_t len) {
+    ParsedPacket pp;
+    if (!ParseTransport(data, len, &pp) || pp.fragment) {
+      router_dropped_++;
+      return;
+    }
+    if (pp.key.proto == 17) {
+      Event e{kRouterUdp};
+      ToIpAddr(pp.key.family, pp.key.src, &e.addr);
+      e.port = pp.key.sport;
+      ToIpAddr(pp.key.family, pp.key.dst, &e.addr2);
+      e.port2 = pp.key.dport;
+      const uint8_t* payload = data + pp.l4_offset + 8;
+      e.data.assign(payload, payload + (pp.l4_length - 8));
+      router_udp_in_++;
+      QueueEvent(std::move(e));
+      return;
+    }
+    std::string key = KeyString(pp.key);
+    auto it = flows_by_key_.find(key);
+    bool syn = (pp.tcp_flags & 0x12) == 0x02;  // SYN without ACK
+    if (it != flows_by_key_.end()) {
+      PendingFlow& f = flows_[it->second];
+      if (f.accepted) DeliverAs(pp, data, len);  // handshake in progress inside lwIP
+      return;                                     // else: a retransmitted SYN while dialing
+    }
+    if (!syn) {
+      // A segment of an established (or unknown) connection: lwIP finds it, or resets it.
+      DeliverAs(pp, data, len);
+      return;
+    }
+    if (HasConnection(pp)) {
+      DeliverAs(pp, data, len);
+      return;
+    }
+    SweepFlows();
+    if (flows_.size() >= kMaxPendingFlows) {
+      syn_dropped_++;
+      return;
+    }
+    PendingFlow f;
+    f.id = next_flow_id_++;
+    f.key = key;
+    f.parsed = pp;
+    f.syn.assign(data, data + len);
+    f.created_ms = NowMs();
+    Event e{kFlow};
+    e.id = f.id;
+    ToIpAddr(pp.key.family, pp.key.src, &e.addr);
+    e.port = pp.key.sport;
+    ToIpAddr(pp.key.family, pp.key.dst, &e.addr2);
+    e.port2 = pp.key.dport;
+    flows_by_key_[key] = f.id;
+    flows_.emplace(f.id, std::move(f));
+    QueueEvent(std::move(e));
+  }
+
+  bool HasConnection(const ParsedPacket& pp) {
+    ip_addr_t src, dst;
+    ToIpAddr(pp.key.family, pp.key.src, &src);
+    ToIpAddr(pp.key.family, pp.key.dst, &dst);
+    for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) {
+      if (p->remote_port == pp.key.sport && p->local_port == pp.key.dport && ip_addr_cmp(&p->remote_ip, &src) &&
+          ip_addr_cmp(&p->local_ip, &dst))
+        return true;
+    }
+    return false;
+  }
+
+  void SweepFlows() {
+    uint32_t now = NowMs();
+    for (auto it = flows_.begin(); it != flows_.end();) {
+      if (now - it->second.created_ms > kPendingFlowTtlMs) {
+        flows_by_key_.erase(it->second.key);
+        it = flows_.erase(it);
+        flows_expired_++;
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  Napi::Value TakePackets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint8_t> data;
+    std::vector<uint32_t> sizes;
+    {
+      std::lock_guard<std::mutex> g(out_mu_);
+      if (out_sizes_.empty()) return env.Null();
+      data.swap(out_data_);
+      sizes.swap(out_sizes_);
+    }
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("data", Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size()));
+    Napi::Uint32Array s = Napi::Uint32Array::New(env, sizes.size());
+    std::memcpy(s.Data(), sizes.data(), sizes.size() * 4);
+    r.Set("sizes", s);
+    return r;
+  }
+
+  Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<Event> evs;
+    {
+      std::lock_guard<std::mutex> g(ev_mu_);
+      evs.swap(events_);
+    }
+    Napi::Array arr = Napi::Array::New(env, evs.size());
+    for (size_t i = 0; i < evs.size(); i++) {
+      Event& e = evs[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("type", kEventNames[e.type]);
+      o.Set("id", e.id);
+      switch (e.type) {
+        case kAccept:
+          o.Set("conn", e.id2);
+          o.Set("flow", Napi::Number::New(env, double(e.num)));
+          [[fallthrough]];
+        case kConnected:
+          o.Set("remoteAddress", AddrString(e.addr));
+          o.Set("remotePort", e.port);
+          o.Set("localAddress", AddrString(e.addr2));
+          o.Set("localPort", e.port2);
+          break;
+        case kData:
+          o.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
+          break;
+        case kSent:
+        case kError:
+          o.Set("num", Napi::Number::New(env, double(e.num)));
+          break;
+        case kUdp:
+          o.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
+          o.Set("address", AddrString(e.addr));
+          o.Set("port", e.port);
+          break;
+        case kEcho:
+          o.Set("address", AddrString(e.addr));
+          o.Set("num", Napi::Number::New(env, double(e.num)));
+          o.Set("size", Napi::Number::New(env, double(e.data.size())));
+          break;
+        case kFlow:
+        case kRouterUdp:
+          o.Set("srcAddress", AddrString(e.addr));
+          o.Set("srcPort", e.port);
+          o.Set("dstAddress", AddrString(e.addr2));
+          o.Set("dstPort", e.port2);
+          if (e.type == kRouterUdp) o.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
+          break;
+        case kEnd:
+          break;
+      }
+      arr.Set(uint32_t(i), o);
+    }
+    return arr;
+  }
+
+  // ---- TCP ----
+
+  Conn* NewConn(tcp_pcb* pcb, bool listener) {
+    auto c = std::make_unique<Conn>(Conn{next_id_++, this, pcb, listener});
+    Conn* raw = c.get();
+    conns_.emplace(raw->id, std::move(c));
+    tcp_arg(pcb, raw);
+    if (!listener) {
+      tcp_recv(pcb, &Stack::OnRecv);
+      tcp_sent(pcb, &Stack::OnSent);
+      tcp_err(pcb, &Stack::OnErr);
+      tcp_nagle_disable(pcb);
+    }
+    return raw;
+  }
+
+  Conn* FindConn(const Napi::Value& v) {
+    if (!v.IsNumber()) return nullptr;
+    auto it = conns_.find(v.As<Napi::Number>().Uint32Value());
+    return it == conns_.end() ? nullptr : it->second.get();
+  }
+
+  static void FillEnds(Event* e, const tcp_pcb* pcb) {
+    e->addr = pcb->remote_ip;
+    e->port = pcb->remote_port;
+    e->addr2 = pcb->local_ip;
+    e->port2 = pcb->local_port;
+  }
+
+  static err_t OnAccept(void* arg, tcp_pcb* newpcb, err_t err) {
+    Conn* l = static_cast<Conn*>(arg);
+    if (err != ERR_OK || newpcb == nullptr || l == nullptr) return ERR_VAL;
+    Stack* s = l->stack;
+    int64_t flow = 0;
+    if (s->router_ && l->id == 0) {
+      // A router listener: the connection belongs to the flow JavaScript dialed for it.
+      flow = s->TakeAcceptedFlow(newpcb);
+      if (flow == 0) {
+        tcp_abort(newpcb);
+        return ERR_ABRT;
+      }
+    }
+    Conn* c = s->NewConn(newpcb, false);
+    Event e{kAccept};
+    e.id = l->id;
+    e.id2 = c->id;
+    e.num = flow;
+    FillEnds(&e, newpcb);
+    s->QueueEvent(std::move(e));
+    return ERR_OK;
+  }
+
+  static err_t OnConnected(void* arg, tcp_pcb* pcb, err_t) {
+    Conn* c = static_cast<Conn*>(arg);
+    Event e{kConnected};
+    e.id = c->id;
+    FillEnds(&e, pcb);
+    c->stack->QueueEvent(std::move(e));
+    return ERR_OK;
+  }
+
+  static err_t OnRecv(void* arg, tcp_pcb*, pbuf* p, err_t) {
+    Conn* c = static_cast<Conn*>(arg);
+    if (p == nullptr) {
+      Event e{kEnd};
+      e.id = c->id;
+      c->stack->QueueEvent(std::move(e));
+      return ERR_OK;
+    }
+    Event e{kData};
+    e.id = c->id;
+    e.data.resize(p->tot_len);
+    pbuf_copy_partial(p, e.data.data(), p->tot_len, 0);
+    pbuf_free(p);
+    c->stack->QueueEvent(std::move(e));
+    return ERR_OK;
+  }
+
+  static err_t OnSent(void* arg, tcp_pcb*, u16_t len) {
+    Conn* c = static_cast<Conn*>(arg);
+    Event e{kSent};
+    e.id = c->id;
+    e.num = len;
+    c->stack->QueueEvent(std::move(e));
+    return ERR_OK;
+  }
+
+  static void OnErr(void* arg, err_t err) {
+    Conn* c = static_cast<Conn*>(arg);
+    if (c == nullptr) return;
+    c->pcb = nullptr;  // lwIP has freed it
+    Event e{kError};
+    e.id = c->id;
+    e.num = err;
+    c->stack->QueueEvent(std::move(e));
+  }
+
+  // tcpConnect(address, port) → id; "connected" or "error" follows.
+  Napi::Value TcpConnect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ip_addr_t addr;
+    if (!open_ || !ParseAddr(info[0], &addr) || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, "tcpConnect(address, port)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint16_t port = uint16_t(info[1].As<Napi::Number>().Uint32Value());
+    CoreLock lock;
+    tcp_pcb* pcb = tcp_new_ip_type(IP_GET_TYPE(&addr));
+    if (pcb == nullptr) return ThrowErr(env, ERR_MEM, "tcpConnect");
+    Conn* c = NewConn(pcb, false);
+    err_t err = tcp_connect(pcb, &addr, port, &Stack::OnConnected);
+    if (err != ERR_OK) {
+      tcp_arg(pcb, nullptr);
+      tcp_abort(pcb);
+      conns_.erase(c->id);
+      return ThrowErr(env, err, "tcpConnect");
+    }
+    return Napi::Number::New(env, c->id);
+  }
+
+  // tcpListen(address | null, port, backlog) → { id, port }
+  Napi::Value TcpListen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ip_addr_t addr = *IP_ANY_TYPE;
+    if (!open_ || (!info[0].IsNull() && !info[0].IsUndefined() && !ParseAddr(info[0], &addr)) || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, "tcpListen(address, port, backlog)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint16_t port = uint16_t(info[1].As<Napi::Number>().Uint32Value());
+    uint8_t backlog = info[2].IsNumber() ? uint8_t(std::min(255u, info[2].As<Napi::Number>().Uint32Value())) : 128;
+    CoreLock lock;
+    u8_t type = ip_addr_isany(&addr) ? u8_t(IPADDR_TYPE_ANY) : u8_t(IP_GET_TYPE(&addr));
+    tcp_pcb* pcb = tcp_new_ip_type(type);
+    if (pcb == nullptr) return ThrowErr(env, ERR_MEM, "tcpListen");
+    if (router_) ip_set_option(pcb, SOF_REUSEADDR);
+    err_t err = tcp_bind(pcb, &addr, port);
+    if (err != ERR_OK) {
+      tcp_close(pcb);
+      return ThrowErr(env, err, "tcpListen");
+    }
+    tcp_pcb* lpcb = tcp_listen_with_backlog_and_err(pcb, backlog, &err);
+    if (lpcb == nullptr) {
+      tcp_close(pcb);
+      return ThrowErr(env, err, "tcpListen");
+    }
+    Conn* c = NewConn(lpcb, true);
+    tcp_accept(lpcb, &Stack::OnAccept);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("id", c->id);
+    r.Set("port", lpcb->local_port);
+    return r;
+  }
+
+  // tcpWrite(id, bytes) → how many bytes lwIP took (0 when its send buffer is full).
+  Napi::Value TcpWrite(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CoreLock lock;
+    Conn* c = FindConn(info[0]);
+    if (c == nullptr || c->pcb == nullptr || !info[1].IsTypedArray()) return Napi::Number::New(env, -1);
+    Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
+    size_t total = b.ByteLength();
+    size_t done = 0;
+    while (done < total) {
+      size_t room = tcp_sndbuf(c->pcb);
+      if (room == 0 || tcp_sndqueuelen(c->pcb) >= TCP_SND_QUEUELEN - 1) break;
+      size_t n = std::min(total - done, std::min(room, size_t(0xffff)));
+      if (tcp_write(c->pcb, b.Data() + done, uint16_t(n), TCP_WRITE_FLAG_COPY) != ERR_OK) break;
+      done += n;
+    }
+    if (done > 0) tcp_output(c->pcb);
+    return Napi::Number::New(env, double(done));
+  }
+
+  // tcpRecved(id, n): the application consumed n bytes; opens the receive window.
+  Napi::Value TcpRecved(const Napi::CallbackInfo& info) {
+    CoreLock lock;
+    Conn* c = FindConn(info[0]);
+    if (c != nullptr && c->pcb != nullptr && info[1].IsNumber()) {
+      uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+      while (n > 0) {
+        uint16_t k = uint16_t(std::min<uint32_t>(n, 0xffff));
+        tcp_recved(c->pcb, k);
+        n -= k;
+      }
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value TcpShutdown(const Napi::CallbackInfo& info) {
+    CoreLock lock;
+    Conn* c = FindConn(info[0]);
+    if (c != nullptr && c->pcb != nullptr) tcp_shutdown(c->pcb, 0, 1);
+    return info.Env().Undefined();
+  }
+
+  // tcpClose(id, abort): closes (FIN, or RST with abort) and forgets the connection.
+  Napi::Value TcpClose(const Napi::CallbackInfo& info) {
+    CoreLock lock;
+    Conn* c = FindConn(info[0]);
+    if (c == nullptr) return info.Env().Undefined();
+    bool abort = info[1].ToBoolean().Value();
+    CloseConn(c, abort);
+    conns_.erase(c->id);
+    return info.Env().Undefined();
+  }
+
+  void CloseConn(Conn* c, bool abort) {
+    tcp_pcb* pcb = c->pcb;
+    c->pcb = nullptr;
+    if (pcb == nullptr) return;
+    tcp_arg(pcb, nullptr);
+    if (c->listener) {
+      tcp_accept(pcb, nullptr);
+      tcp_close(pcb);
+      return;
+    }
+    tcp_recv(pcb, nullptr);  // lwIP then discards late data and finishes the close itself
+    tcp_sent(pcb, nullptr);
+    tcp_err(pcb, nullptr);
+    if (abort || tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+  }
+
+  // tcpKeepAlive(id, idleMs): TCP keepalives after idleMs without traffic (0 = off).
+  Napi::Value TcpKeepAlive(const Napi::CallbackInfo& info) {
+    CoreLock lock;
+    Conn* c = FindConn(info[0]);
+    if (c != nullptr && c->pcb != nullptr && info[1].IsNumber()) {
+      uint32_t ms = info[1].As<Napi::Number>().Uint32Value();
+      if (ms == 0) {
+        ip_reset_option(c->pcb, SOF_KEEPALIVE);
+      } else {
+        ip_set_option(c->pcb, SOF_KEEPALIVE);
+        c->pcb->keep_idle = ms;
+        c->pcb->keep_intvl = 10000;
+        c->pcb->keep_cnt = 9;
+      }
+    }
+    return info.Env().Undefined();
+  }
+
+  // ---- router flows ----
+
+  // The flow whose SYN produced this connection; 0 if JavaScript did not accept one.
+  int64_t TakeAcceptedFlow(const tcp_pcb* pcb) {
+    FlowKey k;
+    const bool v4 = IP_IS_V4(&pcb->remote_ip);
+    k.family = v4 ? 4 : 6;
+    if (v4) {
+      uint32_t a = ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip));
+      std::memcpy(k.src, &a, 4);
+      a = ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip));
+      std::memcpy(k.dst, &a, 4);
+    } else {
+      std::memcpy(k.src, ip_2_ip6(&pcb->remote_ip)->addr, 16);
+      std::memcpy(k.dst, ip_2_ip6(&pcb->local_ip)->addr, 16);
+    }
+    k.sport = pcb->remote_port;
+    k.dport = pcb->local_port;
+    auto it = flows_by_key_.find(KeyString(k));
+    if (it == flows_by_key_.end()) return 0;
+    uint32_t id = it->second;
+    bool ok = flows_[id].accepted;
+    flows_.erase(id);
+    flows_by_key_.erase(it);
+    return ok ? id : 0;
+  }
+
+  PendingFlow* FindFlow(const Napi::Value& v) {
+    if (!v.IsNumber()) return nullptr;
+    auto it = flows_.find(v.As<Napi::Number>().Uint32Value());
+    return it == flows_.end() ? nullptr : &it->second;
+  }
+
+  // flowAccept(id): the upstream dial succeeded; lwIP now answers the held SYN.
+  Napi::Value FlowAccept(const Napi::CallbackInfo& info) {
+    CoreLock lock;
+    PendingFlow* f = FindFlow(info[0]);
+    if (f == nullptr || f->accepted || !open_) return Napi::Boolean::New(info.Env(), false);
+    uint16_t port = f->parsed.key.dport;
+    if (router_listeners_.find(port) == router_listeners_.end()) {
+      tcp_pcb* pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+      err_t err = ERR_MEM;
+      tcp_pcb* lpcb = nullptr;
+      if (pcb != nullptr) {
+        ip_set_option(pcb, SOF_REUSEADDR);
+        if (tcp_bind(pcb, IP_ANY_TYPE, port) == ERR_OK) lpcb = tcp_listen_with_backlog_and_err(pcb, 255, &err);
+        if (lpcb == nullptr) tcp_close(pcb);
+      }
+      if (lpcb == nullptr) return Napi::Boolean::New(info.Env(), false);
+      tcp_arg(lpcb, &router_listener_);
+      tcp_accept(lpcb, &Stack::OnAccept);
+      router_listeners_[port] = lpcb;
+    }
+    f->accepted = true;
+    std::vector<uint8_t> syn;
+    syn.swap(f->syn);
+    ParsedPacket pp = f->parsed;
+    DeliverAs(pp, syn.data(), syn.size());
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // flowReject(id): the dial failed (or the flow limit is reached); the peer gets a RST.
+  Napi::Value FlowReject(const Napi::CallbackInfo& info) {
+    std::vector<uint8_t> rst;
+    {
+      CoreLock lock;
+      PendingFlow* f = FindFlow(info[0]);
+      if (f == nullptr || f->accepted) return info.Env().Undefined();
+      BuildTcpReset(f->parsed, &rst);
+      flows_by_key_.erase(f->key);
+      flows_.erase(f->id);
+    }
+    QueueRaw(rst);
+    return info.Env().Undefined();
+  }
+
+  void QueueRaw(const std::vector<uint8_t>& pkt) {
+    {
+      std::lock_guard<std::mutex> g(out_mu_);
+      if (out_sizes_.size() >= kMaxQueuedPackets || out_data_.size() + pkt.size() > kMaxQueuedBytes) {
+        out_dropped_++;
+        return;
+      }
+      out_data_.insert(out_data_.end(), pkt.begin(), pkt.end());
+      out_sizes_.push_back(uint32_t(pkt.size()));
+      packets_out_++;
+    }
+    Wake();
+  }
+
+  // routerUdpSend(srcAddress, srcPort, dstAddress, dstPort, payload): a reply datagram of a
+  // router UDP flow, sent from dst to src (the flow as the peer opened it).
+  Napi::Value RouterUdpSend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ip_addr_t src, dst;
+    if (!ParseAddr(info[0], &src) || !ParseAddr(info[2], &dst) || !info[4].IsTypedArray() ||
+        IP_GET_TYPE(&src) != IP_GET_TYPE(&dst)) {
+      return Napi::Boolean::New(env, false);
+    }
+    Napi::Uint8Array b = info[4].As<Napi::Uint8Array>();
+    size_t hdr = IP_IS_V4(&src) ? 28 : 48;
+    if (b.ByteLength() + hdr > netif_.mtu) {
+      router_dropped_++;
+      return Napi::Boolean::New(env, false);
+    }
+    FlowKey k;
+    k.family = IP_IS_V4(&src) ? 4 : 6;
+    if (k.family == 4) {
+      uint32_t a = ip4_addr_get_u32(ip_2_ip4(&src));
+      std::memcpy(k.src, &a, 4);
+      a = ip4_addr_get_u32(ip_2_ip4(&dst));
+      std::memcpy(k.dst, &a, 4);
+    } else {
+      std::memcpy(k.src, ip_2_ip6(&src)->addr, 16);
+      std::memcpy(k.dst, ip_2_ip6(&dst)->addr, 16);
+    }
+    k.sport = uint16_t(info[1].As<Napi::Number>().Uint32Value());
+    k.dport = uint16_t(info[3].As<Napi::Number>().Uint32Value());
+    std::vector<uint8_t> pkt;
+    BuildUdp(k, b.Data(), b.ByteLength(), &pkt);
+    QueueRaw(pkt);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // ---- UDP ----
+
+  static void OnUdp(void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u16_t port) {
+    UdpSock* u = static_cast<UdpSock*>(arg);
+    Event e{kUdp};
+    e.id = u->id;
+    e.data.resize(p->tot_len);
+    pbuf_copy_partial(p, e.data.data(), p->tot_len, 0);
+    pbuf_free(p);
+    e.addr = *addr;
+    e.port = port;
+    u->stack->QueueEvent(std::move(e));
+  }
+
+  // udpBind(address | null, port) → { id, port }
+  Napi::Value UdpBind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ip_addr_t addr = *IP_ANY_TYPE;
+    if (!open_ || (!info[0].IsNull() && !info[0].IsUndefined() && !ParseAddr(info[0], &addr))) {
+      Napi::TypeError::New(env, "udpBind(address, port)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint16_t port = info[1].IsNumber() ? uint16_t(info[1].As<Napi::Number>().Uint32Value()) : 0;
+    CoreLock lock;
+    udp_pcb* pcb = udp_new_ip_type(ip_addr_isany(&addr) ? u8_t(IPADDR_TYPE_ANY) : u8_t(IP_GET_TYPE(&addr)));
+    if (pcb == nullptr) return ThrowErr(env, ERR_MEM, "udpBind");
+    err_t err = udp_bind(pcb, &addr, port);
+    if (err != ERR_OK) {
+      udp_remove(pcb);
+      return ThrowErr(env, err, "udpBind");
+    }
+    auto u = std::make_unique<UdpSock>(UdpSock{next_id_++, this, pcb});
+    udp_recv(pcb, &Stack::OnUdp, u.get());
+    uint32_t id = u->id;
+    udps_.emplace(id, std::move(u));
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("id", id);
+    r.Set("port", pcb->local_port);
+    return r;
+  }
+
+  // udpSend(id, bytes, address, port) → lwIP's err_t (0 = sent)
+  Napi::Value UdpSend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ip_addr_t addr;
+    if (!info[0].IsNumber() || !info[1].IsTypedArray() || !ParseAddr(info[2], &addr) || !info[3].IsNumber())
+      return Napi::Number::New(env, ERR_ARG);
+    Napi::Uint8Array b = info[1].As<Napi::Uint8Array>();
+    if (b.ByteLength() > 0xffff - 48) return Napi::Number::New(env, ERR_VAL);
+    CoreLock lock;
+    auto it = udps_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == udps_.end()) return Napi::Number::New(env, ERR_CLSD);
+    pbuf* p = pbuf_alloc(PBUF_TRANSPORT, uint16_t(b.ByteLength()), PBUF_RAM);
+    if (p == nullptr) return Napi::Number::New(env, ERR_MEM);
+    std::memcpy(p->payload, b.Data(), b.ByteLength());
+    err_t err = udp_sendto(it->second->pcb, p, &addr, uint16_t(info[3].As<Napi::Number>().Uint32Value()));
+    pbuf_free(p);
+    return Napi::Number::New(env, err);
+  }
+
+  Napi::Value UdpClose(const Napi::CallbackInfo& info) {
+    CoreLock lock;
+    if (info[0].IsNumber()) {
+      auto it = udps_.find(info[0].As<Napi::Number>().Uint32Value());
+      if (it != udps_.end()) {
+        udp_remove(it->second->pcb);
+        udps_.erase(it);
+      }
+    }
+    return info.Env().Undefined();
+  }
+
+  // ---- ICMP echo ----
+
+  static u8_t OnRaw(void* arg, raw_pcb*, pbuf* p, const ip_addr_t* addr) {
+    Stack* s = static_cast<Stack*>(arg);
+    uint8_t head[48];
+    uint16_t n = pbuf_copy_partial(p, head, sizeof head, 0);
+    if (n < 1) return 0;
+    size_t off;
+    uint8_t want;
+    if ((head[0] >> 4) == 4) {
+      off = size_t(head[0] & 0x0f) * 4;
+      want = 0;  // ICMP echo reply
+    } else if ((head[0] >> 4) == 6) {
+      off = 40;
+      want = 129;  // ICMPv6 echo reply
+    } else {
+      return 0;
+    }
+    if (n < off + 8 || head[off] != want) return 0;
+    uint16_t ident = uint16_t((head[off + 4] << 8) | head[off + 5]);
+    if (ident != s->ping_ident_) return 0;
+    Event e{kEcho};
+    e.num = (head[off + 6] << 8) | head[off + 7];
+    e.addr = *addr;
+    e.data.resize(p->tot_len - off - 8);
+    s->QueueEvent(std::move(e));
+    pbuf_free(p);
+    return 1;
+  }
+
+  // ping(address, ident, seq, payloadBytes) → lwIP's err_t; an "echo" event carries the reply.
+  Napi::Value Ping(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ip_addr_t addr;
+    if (!open_ || !ParseAddr(info[0], &addr) || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber())
+      return Napi::Number::New(env, ERR_ARG);
+    uint16_t ident = uint16_t(info[1].As<Napi::Number>().Uint32Value());
+    uint16_t seq = uint16_t(info[2].As<Napi::Number>().Uint32Value());
+    size_t size = std::min<uint32_t>(info[3].As<Napi::Number>().Uint32Value(), 1400);
+    CoreLock lock;
+    ping_ident_ = ident;
+    bool v4 = IP_IS_V4(&addr);
+    raw_pcb*& pcb = v4 ? raw4_ : raw6_;
+    if (pcb == nullptr) {
+      pcb = v4 ? raw_new(IP_PROTO_ICMP) : raw_new_ip_type(IPADDR_TYPE_V6, IP6_NEXTH_ICMP6);
+      if (pcb == nullptr) return Napi::Number::New(env, ERR_MEM);
+      if (!v4) {
+        pcb->chksum_reqd = 1;
+        pcb->chksum_offset = 2;
+      }
+      raw_recv(pcb, &Stack::OnRaw, this);
+    }
+    pbuf* p = pbuf_alloc(PBUF_IP, uint16_t(8 + size), PBUF_RAM);
+    if (p == nullptr) return Napi::Number::New(env, ERR_MEM);
+    uint8_t* d = static_cast<uint8_t*>(p->payload);
+    d[0] = v4 ? 8 : 128;
+    d[1] = 0;
+    d[2] = d[3] = 0;
+    d[4] = uint8_t(ident >> 8);
+    d[5] = uint8_t(ident);
+    d[6] = uint8_t(seq >> 8);
+    d[7] = uint8_t(seq);
+    for (size_t i = 0; i < size; i++) d[8 + i] = uint8_t(i);
+    if (v4) {
+      uint16_t c = inet_chksum(d, uint16_t(8 + size));
+      std::memcpy(d + 2, &c, 2);
+    }
+    err_t err = raw_sendto(pcb, p, &addr);
+    pbuf_free(p);
+    return Napi::Number::New(env, err);
+  }
+
+  // ---- life cycle ----
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    size_t conns, flows, udps, queued;
+    {
+      CoreLock lock;
+      conns = conns_.size();
+      flows = flows_.size();
+      udps = udps_.size();
+    }
+    uint64_t out_dropped, packets_out;
+    {
+      std::lock_guard<std::mutex> g(out_mu_);
+      out_dropped = out_dropped_;
+      packets_out = packets_out_;
+      queued = out_sizes_.size();
+    }
+    o.Set("packetsIn", double(packets_in_));
+    o.Set("inputDropped", double(input_dropped_));
+    o.Set("packetsOut", double(packets_out));
+    o.Set("outputDropped", double(out_dropped));
+    o.Set("outputQueued", double(queued));
+    o.Set("connections", double(conns));
+    o.Set("udpSockets", double(udps));
+    o.Set("pendingFlows", double(flows));
+    o.Set("synDropped", double(syn_dropped_));
+    o.Set("flowsExpired", double(flows_expired_));
+    o.Set("routerDropped", double(router_dropped_));
+    o.Set("routerUdpIn", double(router_udp_in_));
+    return o;
+  }
+
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (open_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (open_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  void Shutdown() {
+    if (!open_) {
+      if (owns_global_) {
+        owns_global_ = false;
+        g_stack_open.store(false);
+      }
+      return;
+    }
+    open_ = false;
+    {
+      CoreLock lock;
+      for (auto& kv : conns_) CloseConn(kv.second.get(), true);
+      conns_.clear();
+      for (auto& kv : udps_) udp_remove(kv.second->pcb);
+      udps_.clear();
+      for (auto& kv : router_listeners_) {
+        tcp_arg(kv.second, nullptr);
+        tcp_accept(kv.second, nullptr);
+        tcp_close(kv.second);
+      }
+      router_listeners_.clear();
+      // Connections still closing inside lwIP (FIN_WAIT, TIME_WAIT) must not reach this object.
+      for (tcp_pcb* p = tcp_active_pcbs; p != nullptr;) {
+        tcp_pcb* next = p->next;
+        tcp_arg(p, nullptr);
+        tcp_abort(p);
+        p = next;
+      }
+      if (raw4_ != nullptr) raw_remove(raw4_);
+      if (raw6_ != nullptr) raw_remove(raw6_);
+      raw4_ = raw6_ = nullptr;
+      flows_.clear();
+      flows_by_key_.clear();
+      netif_set_down(&netif_);
+      netif_remove(&netif_);
+    }
+    tsfn_.Release();
+    owns_global_ = false;
+    g_stack_open.store(false);
+  }
+
+  Napi::Value ThrowErr(Napi::Env env, err_t err, const char* what) {
+    Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + lwip_strerr(err));
+    e.Set("lwipError", Napi::Number::New(env, err));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  struct netif netif_ {};
+  bool router_ = false;
+  bool open_ = false;
+  bool owns_global_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+  std::atomic<bool> wake_pending_{false};
+
+  std::mutex out_mu_;
+  std::vector<uint8_t> out_data_;
+  std::vector<uint32_t> out_sizes_;
+  uint64_t out_dropped_ = 0;
+  uint64_t packets_out_ = 0;
+
+  std::mutex ev_mu_;
+  std::vector<Event> events_;
+
+  // Under the core lock:
+  uint32_t next_id_ = 1;
+  std::unordered_map<uint32_t, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<uint32_t, std::unique_ptr<UdpSock>> udps_;
+  raw_pcb* raw4_ = nullptr;
+  raw_pcb* raw6_ = nullptr;
+  uint16_t ping_ident_ = 0;
+  Conn router_listener_{0, this, nullptr, true};
+  std::map<uint16_t, tcp_pcb*> router_listeners_;
+  std::unordered_map<uint32_t, PendingFlow> flows_;
+  std::unordered_map<std::string, uint32_t> flows_by_key_;
+  uint32_t next_flow_id_ = 1;
+  uint64_t packets_in_ = 0;
+  uint64_t input_dropped_ = 0;
+  uint64_t syn_dropped_ = 0;
+  uint64_t flows_expired_ = 0;
+  uint64_t router_dropped_ = 0;
+  uint64_t router_udp_in_ = 0;
+};
+
+}  // namespace
+
+Napi::Function DefineStack(Napi::Env env) { return Stack::Define(env); }
+
+}  // namespace tswg_netstack
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("Stack", tswg_netstack::DefineStack(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tswg_netstack, Init)
