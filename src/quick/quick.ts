@@ -167,7 +167,8 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   };
 
   for (const w of allowedIpConflicts(config)) log.warn(w);
-  if (!opts.noNetwork) checkNetworkPrerequisites(iface);
+  // On the network stack, DNS serves the stack's proxies: nothing on the host changes.
+  if (!opts.noNetwork && !onStack) checkNetworkPrerequisites(iface);
 
   // Resolve names first: a typo in a hostname must fail before anything changes.
   const endpoints: (string | undefined)[] = [];
