@@ -1,9 +1,11 @@
 /**
  * `tswg show`: the same report as `wg show`, read over each interface's UAPI socket, so it
- * works for any userspace WireGuard listening there (tswg or wireguard-go).
+ * works for any userspace WireGuard listening there (tswg or wireguard-go), and through the status
+ * socket a kernel-mode run keeps in /run/tswg for the kernel interfaces it manages.
  */
 import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
+import { KERNEL_STATUS_DIR } from "../quick/kernel.js";
 import { listInterfaces, uapiGet } from "../uapi/client.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { UsageError } from "./main.js";
@@ -106,23 +108,33 @@ export function formatDump(name: string, s: UapiDeviceState, withName: boolean):
   return lines.join("\n") + "\n";
 }
 
+/** Interfaces to show: userspace ones by their UAPI socket, and kernel-mode runs by their status socket. */
+function allInterfaces(): string[] {
+  return [...new Set([...listInterfaces(), ...listInterfaces(KERNEL_STATUS_DIR)])].sort();
+}
+
+/** A kernel-mode run's status socket first (it adds ICE and port-sharing lines), else the UAPI socket. */
+function readInterface(name: string): Promise<UapiDeviceState> {
+  return listInterfaces(KERNEL_STATUS_DIR).includes(name) ? uapiGet(name, KERNEL_STATUS_DIR) : uapiGet(name);
+}
+
 export async function runShow(args: string[]): Promise<number> {
   const dump = args[args.length - 1] === "dump";
   const rest = dump ? args.slice(0, -1) : args;
   if (rest.length > 1) throw new UsageError("show takes at most an interface name and `dump`");
   const target = rest[0] ?? "all";
   if (target === "interfaces") {
-    const names = await listInterfaces();
+    const names = allInterfaces();
     if (names.length > 0) process.stdout.write(names.join(" ") + "\n");
     return 0;
   }
-  const names = target === "all" ? await listInterfaces() : [target];
+  const names = target === "all" ? allInterfaces() : [target];
   let status = 0;
   const out: string[] = [];
   for (const name of names) {
     let state: UapiDeviceState;
     try {
-      state = await uapiGet(name);
+      state = await readInterface(name);
     } catch (err) {
       process.stderr.write(`tswg: unable to access interface ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
       status = 1;

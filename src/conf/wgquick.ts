@@ -7,6 +7,7 @@
  */
 import { keyToBase64 } from "../crypto/keys.js";
 import { ConfigError } from "./error.js";
+import { parseAttachTo, parseKernelSetting, parsePortShare, type KernelSetting, type PortShareSetting } from "./kernel-values.js";
 import { parseCandidateTypeList, parseIceServerList, parsePortRangeValue, parseSignaling, type IceCandidateType } from "./ice-values.js";
 import {
   formatEndpoint,
@@ -59,6 +60,13 @@ export interface QuickInterface {
   iceCandidateTypes?: IceCandidateType[];
   /** UDP ports ICE may bind; default any. */
   icePortRange?: [number, number];
+  // Kernel mode (see docs/kernel-mode.md).
+  /** Use the kernel's WireGuard with ICE beside it: auto (when possible, the default), on, off. */
+  kernel?: KernelSetting;
+  /** How ICE shares the WireGuard port in kernel mode; default auto. */
+  portShare?: PortShareSetting;
+  /** Run ICE beside this existing WireGuard interface (kernel or UAPI) instead of creating one. */
+  attachTo?: string;
 }
 
 export interface QuickPeer {
@@ -129,6 +137,10 @@ const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
   spec("ICEServers", (s, v) => void (s.iceServers = parseIceServerList(v)), (s) => some(s.iceServers)),
   spec("ICECandidateTypes", (s, v) => void (s.iceCandidateTypes = parseCandidateTypeList(v)), (s) => (s.iceCandidateTypes ? [s.iceCandidateTypes.join(", ")] : [])),
   spec("ICEPortRange", (s, v) => void (s.icePortRange = parsePortRangeValue(v)), (s) => (s.icePortRange ? [s.icePortRange.join("-")] : [])),
+  // Kernel mode.
+  spec("Kernel", (s, v) => void (s.kernel = parseKernelSetting(v)), (s) => some(s.kernel)),
+  spec("PortShare", (s, v) => void (s.portShare = parsePortShare(v)), (s) => some(s.portShare)),
+  spec("AttachTo", (s, v) => void (s.attachTo = parseAttachTo(v)), (s) => some(s.attachTo)),
 ];
 
 const PEER_KEYS: KeySpec<PeerDraft>[] = [

@@ -26,6 +26,7 @@ import { keyToBase64 } from "../crypto/keys.js";
 import type { UapiHandler } from "../uapi/types.js";
 import { runHooks, runHooksBestEffort } from "./hooks.js";
 import { startIce, type IceStack } from "./ice.js";
+import { decideKernelMode, upKernel } from "./kernel.js";
 import { setUpNetwork, type Teardown } from "./network.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
 
@@ -49,7 +50,10 @@ export interface UpOptions {
 
 export interface RunningInterface {
   readonly name: string;
-  readonly device: Device;
+  /** Who carries the packets: the in-process device, the kernel's WireGuard, or an existing interface (AttachTo). */
+  readonly mode: "userspace" | "kernel" | "attach";
+  /** The in-process device; null in kernel and attach mode. */
+  readonly device: Device | null;
   /** Brings the interface down (PreDown, SaveConfig, teardown, PostDown). Idempotent. */
   down(): Promise<void>;
   /** Resolves when the interface has gone down, for whatever reason. */
@@ -130,6 +134,14 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   const rollback = async () => {
     for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn(e instanceof Error ? e.message : String(e)));
   };
+
+  // Kernel mode (./kernel.ts): the kernel's WireGuard with ICE beside it, or ICE beside an existing interface.
+  const decision = decideKernelMode(config, opts.tun !== undefined || opts.binds !== undefined);
+  if (decision.mode !== "userspace") {
+    const k = await upKernel({ name, config, decision, log, noNetwork: opts.noNetwork, uapiDir: opts.uapiDir });
+    return { name, mode: k.mode, device: null, down: () => k.down(), closed: k.closed };
+  }
+  if (iface.kernel !== undefined || iface.signaling !== undefined) log.info(`[#] in-process WireGuard (${decision.reason})`);
 
   // Resolve names first: a typo in a hostname must fail before anything changes.
   const endpoints: (string | undefined)[] = [];
@@ -225,7 +237,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     };
     // The interface deleted from outside (`ip link del`) ends the device, as with wireguard-go.
     void dev.stopped.then(() => down());
-    return { name, device: dev, down, closed };
+    return { name, mode: "userspace", device: dev, down, closed };
   } catch (err) {
     await rollback();
     throw err;

@@ -140,8 +140,8 @@ mount -t devtmpfs dev /dev
 for m in $(cat /etc/early-modules); do insmod "/mods/$m" || echo "insmod $m failed"; done
 arg() { tr ' ' '\\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
 SHARE=$(arg tswgshare); SCRIPT=$(arg tswgscript); MODROOT=$(arg tswgmodroot)
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro hostroot /host || echo "mounting the host tree failed"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share "/host$SHARE" || echo "mounting the share failed"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro hostroot /host || echo "mounting the host tree failed"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose share "/host$SHARE" || echo "mounting the share failed"
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
