@@ -71,8 +71,8 @@ export class IceBeside {
     this.capabilities = capabilities;
     const { manager, control } = opts;
     this.proxy = new ProxyShare({ listenPort, send: (peer, data) => manager.send(peer, data) });
-    this.nft = capabilities.nftables === null ? null : new NftShare({ ifname: control.ifname, listenPort, nft: opts.nft });
-    this.iptables = capabilities.iptables === null ? null : new IptablesShare({ ifname: control.ifname, listenPort, iptables: opts.iptables });
+    this.nft = capabilities.nftables !== null ? null : new NftShare({ ifname: control.ifname, listenPort, nft: opts.nft });
+    this.iptables = capabilities.iptables !== null ? null : new IptablesShare({ ifname: control.ifname, listenPort, iptables: opts.iptables });
     this.unsubscribe.push(manager.onData((peer, data) => void this.proxy.deliver(peer, data)));
     this.unsubscribe.push(manager.onStateChange(() => this.schedule()));
     this.timer = setInterval(() => this.schedule(), opts.checkIntervalMs ?? 1000);
