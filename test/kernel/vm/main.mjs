@@ -13,7 +13,7 @@ const XFER = `${ROOT}/test/kernel/vm/xfer.mjs`;
 const NS_A = "tka";
 const NS_B = "tkb";
 const WORK = "/tmp/tk";
-const XFER_BYTES = Number(process.env.TSWG_VM_XFER_BYTES ?? 8 << 20);
+const XFER_BYTES = Number(process.env.TSWG_VM_XFER_BYTES ?? 1 << 20);
 const children = new Set();
 
 function result(name, ok, detail = {}) {
@@ -143,7 +143,7 @@ function up(side, text) {
 
 async function transfer() {
   sender.p.stdin.write(`${B.tunnel} 7000 ${XFER_BYTES}\n`);
-  const sent = await sender.json(120_000);
+  const sent = await sender.json(300_000);
   if (sent.error) return { ok: false, error: sent.error };
   const got = await sink.json(30_000);
   return { ok: got.sha256 === sent.sha256 && got.bytes === sent.bytes, mbps: +((sent.bytes * 8) / sent.ms / 1000).toFixed(1), ms: sent.ms };
