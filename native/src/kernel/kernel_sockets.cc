@@ -10,6 +10,7 @@
 #include <linux/filter.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
+#include <netinet/ip6.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -109,6 +110,16 @@ Napi::Value RawOpen(const Napi::CallbackInfo& info) {
   if (fd < 0) {
     ErrnoError(env, errno, "socket(SOCK_RAW)").ThrowAsJavaScriptException();
     return env.Undefined();
+  }
+  if (family == AF_INET6) {
+    // IPv6 UDP needs a checksum; have the kernel fill it in (offset of the field in the UDP header).
+    int offset = 6;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof(offset)) < 0) {
+      int err = errno;
+      close(fd);
+      ErrnoError(env, err, "setsockopt(IPV6_CHECKSUM)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
   }
   sock_fprog fprog{};
   fprog.len = static_cast<unsigned short>(prog.ByteLength() / sizeof(sock_filter));
