@@ -30,7 +30,7 @@ console.log(`test:kernel: kernel ${image.release}, image ready in ${(buildMs / 1
 const run = await runKernelVm(image, {
   shareDir: root,
   script: "test/kernel/vm/run.sh",
-  timeoutMs: 15 * 60_000,
+  timeoutMs: 30 * 60_000,
   onOutput: verbose ? (s) => process.stdout.write(s) : undefined,
 });
 const results = [];
