@@ -9,7 +9,7 @@ apt-get update -qq
 # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
 apt-get install -y -qq --no-install-recommends \
   wireguard-go wireguard-tools iproute2 iputils-ping iperf3 nftables procps nginx openssl nats-server coturn \
-  qemu-system-x86 busybox-static kmod xz-utils iptables >/dev/null
+  qemu-system-x86 busybox-static kmod xz-utils iptables conntrack >/dev/null
 
 npm ci --no-audit --no-fund
 npm run build

@@ -22,6 +22,7 @@ export interface IptablesShareOptions {
   ifname: string;
   listenPort: number;
   iptables?: string;
+  conntrack?: string;
 }
 
 const STUN_U32 = "0>>22&0x3C@12=0x2112A442";
@@ -65,11 +66,15 @@ export class IptablesShare implements PortShare {
   readonly mode = "iptables";
   private readonly peers = new Map<string, SelectedPair>();
   private readonly iptables: string;
+  private readonly conntrack: string;
   private chain: Promise<void> = Promise.resolve();
   private installed = false;
+  /** ICE ports whose earlier conntrack entries were cleared. */
+  private readonly cleared = new Set<number>();
 
   constructor(private readonly opts: IptablesShareOptions) {
     this.iptables = opts.iptables ?? "iptables";
+    this.conntrack = opts.conntrack ?? "conntrack";
   }
 
   /** Removes chains and jumps a previous run left behind. */
@@ -102,12 +107,23 @@ export class IptablesShare implements PortShare {
 
   private async write(): Promise<void> {
     await mustRunTool([`${this.iptables}-restore`, "--noflush"], iptablesRestoreInput(this.opts.ifname, this.opts.listenPort, this.peers));
-    if (this.installed) return;
-    for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
-      const present = await runTool([this.iptables, "-t", table, "-C", builtin, "-j", chain]);
-      if (present.code !== 0) await mustRunTool([this.iptables, "-t", table, "-I", builtin, "-j", chain]);
+    if (!this.installed) {
+      for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
+        const present = await runTool([this.iptables, "-t", table, "-C", builtin, "-j", chain]);
+        if (present.code !== 0) await mustRunTool([this.iptables, "-t", table, "-I", builtin, "-j", chain]);
+      }
+      this.installed = true;
     }
-    this.installed = true;
+    // ICE's checks ran before these rules existed, so conntrack already holds entries for the ICE
+    // port's tuples; WireGuard's packets would match them (and bypass the REDIRECT, or be SNATed
+    // to another port). Clear them once per new ICE port. Without the conntrack tool this is skipped.
+    for (const pair of this.peers.values()) {
+      const port = pair.local.port;
+      if (this.cleared.has(port)) continue;
+      this.cleared.add(port);
+      await runTool([this.conntrack, "-D", "-p", "udp", "--orig-port-src", String(port)]);
+      await runTool([this.conntrack, "-D", "-p", "udp", "--orig-port-dst", String(port)]);
+    }
   }
 
   private async remove(): Promise<void> {
@@ -118,5 +134,6 @@ export class IptablesShare implements PortShare {
       await runTool([this.iptables, "-t", table, "-X", chain]);
     }
     this.installed = false;
+    this.cleared.clear();
   }
 }

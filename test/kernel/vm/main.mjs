@@ -163,7 +163,12 @@ async function icePair(name, mode, expectMode, extra = []) {
     }
     detail.pingOk = await waitPing(NS_A, B.tunnel, 180_000);
     detail.firstPingS = +((Date.now() - t0) / 1000).toFixed(1);
-    if (!detail.pingOk) throw new Error("no ping through the tunnel");
+    if (!detail.pingOk) {
+      if (process.env.TSWG_VM_DEBUG) {
+        for (const ns of [NS_A, NS_B]) process.stdout.write(sh(`ip netns exec ${ns} sh -c 'wg show; iptables -t nat -L -v -n; iptables -t raw -L -v -n; conntrack -L -p udp; nft list ruleset' 2>&1`, { check: false }));
+      }
+      throw new Error("no ping through the tunnel");
+    }
     const x = await transfer();
     Object.assign(detail, { transferOk: x.ok, mbps: x.mbps, transferMs: x.ms, transferError: x.error });
     const show = sh(`ip netns exec ${NS_A} env TSWG_RUN_DIR=${WORK}/${A.name}/run node ${TSWG} show ${A.name}`);
