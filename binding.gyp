@@ -28,6 +28,19 @@
           "libraries": ["-pthread"]
         }]
       ]
+    },
+    {
+      # The tswg_kernel addon (kernel mode only): netlink sockets and raw UDP sockets with a
+      # BPF filter, which Node cannot open. Loaded by src/kernel/addon.ts; Linux only.
+      "target_name": "tswg_kernel",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["native/src/kernel/kernel_sockets.cc", "native/src/errno_error.cc"],
+          "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+          "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+          "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
+        }]
+      ]
     }
   ],
   # The tswg_netstack addon: the userspace network stack (docs/netstack.md) on Debian's lwIP

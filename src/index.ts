@@ -25,6 +25,13 @@ export { defaultBackend, getBackend, registerBackend, type CryptoBackend } from 
 export { generatePresharedKey, keyToBase64, parseKey } from "./crypto/keys.js";
 export { Engine, type Clock, type Output, type PeerHandle } from "./noise/engine.js";
 export { createLogger, type Logger, type LogLevel } from "./log/logger.js";
+// Kernel mode: ICE beside the kernel's WireGuard or a userspace one (docs/kernel-mode.md).
+export { detectKernelWireGuard, type KernelModuleStatus } from "./kernel/detect.js";
+export { KernelWireGuard } from "./kernel/wireguard-genl.js";
+export { UapiWireGuard, type WireGuardControl } from "./kernel/control.js";
+export { Rtnl, type LinkInfo } from "./kernel/rtnl.js";
+export { IceBeside, type IceBesideOptions, type PeerShareStatus } from "./kernel/ice-beside.js";
+export { chooseShareMode, parseShareMode, SHARE_MODES, type ShareMode, type ShareModeSetting } from "./kernel/port-share.js";
 
 import { defaultBackend } from "./crypto/index.js";
 

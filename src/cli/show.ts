@@ -1,6 +1,7 @@
 /**
  * `tswg show`: the same report as `wg show`, read over each interface's UAPI socket, so it
- * works for any userspace WireGuard listening there (tswg or wireguard-go).
+ * works for any userspace WireGuard listening there (tswg or wireguard-go), and through the status
+ * socket a kernel-mode run keeps in /run/tswg for the kernel interfaces it manages.
  */
 import { defaultBackend } from "../crypto/index.js";
 import { keyToBase64 } from "../crypto/keys.js";
@@ -10,6 +11,7 @@ import { listLiveInterfaces, uapiGet } from "../uapi/client.js";
 import { DEFAULT_UAPI_DIR } from "../uapi/server.js";
 import { peerExtraView } from "../uapi/tswg-status.js";
 import { userRuntimeDir } from "../quick/netstack.js";
+import { KERNEL_STATUS_DIR } from "../quick/kernel.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { recordState } from "../quick/journal.js";
 import { parseArgs, UsageError, wantsHelp } from "./args.js";
@@ -158,9 +160,10 @@ export async function runShow(args: string[]): Promise<number> {
   if (rest.length > 1 || (second !== undefined && second !== "dump")) throw new UsageError("show: takes at most an interface name and `dump`", SHOW_USAGE);
   if (json && dump) throw new UsageError("show: choose --json or dump", SHOW_USAGE);
   const target = rest[0] ?? "all";
-  // Interfaces on the network stack of an unprivileged user keep their socket in the user's
-  // runtime directory; the system directory wins for a name found in both.
-  const dirs = [DEFAULT_UAPI_DIR, userRuntimeDir()];
+  // Kernel-mode runs answer on a status socket (it adds ICE and port-sharing lines to the
+  // device's); interfaces on the network stack of an unprivileged user keep their socket in the
+  // user's runtime directory. An earlier directory wins for a name found in several.
+  const dirs = [KERNEL_STATUS_DIR, DEFAULT_UAPI_DIR, userRuntimeDir()];
   const dirOf = new Map<string, string>();
   for (const d of [...dirs].reverse()) for (const n of await listLiveInterfaces(d)) dirOf.set(n, d);
   const all = [...dirOf.keys()].sort();

@@ -19,6 +19,7 @@ import {
   type PortMapping,
   type ProxyListen,
 } from "./netstack-values.js";
+import { parseAttachTo, parseKernelSetting, parsePortShare, type KernelSetting, type PortShareSetting } from "./kernel-values.js";
 import { parseCandidateTypeList, parseIceServerList, parsePortRangeValue, parseSignaling, type IceCandidateType } from "./ice-values.js";
 import {
   formatEndpoint,
@@ -85,6 +86,13 @@ export interface QuickInterface {
   forward?: PortMapping[];
   /** Tunnel-side listeners whose connections/datagrams are carried to a local address. */
   expose?: PortMapping[];
+  // Kernel mode (see docs/kernel-mode.md).
+  /** Use the kernel's WireGuard with ICE beside it: auto (when possible, the default), on, off. */
+  kernel?: KernelSetting;
+  /** How ICE shares the WireGuard port in kernel mode; default auto. */
+  portShare?: PortShareSetting;
+  /** Run ICE beside this existing WireGuard interface (kernel or UAPI) instead of creating one. */
+  attachTo?: string;
 }
 
 export interface QuickPeer {
@@ -162,6 +170,10 @@ const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
   spec("HTTPProxy", (s, v) => void (s.httpProxy ??= []).push(...splitList(v).map(parseProxyListen)), (s) => (s.httpProxy ?? []).map(formatProxyListen), { repeatable: true }),
   spec("Forward", (s, v) => void (s.forward ??= []).push(parsePortMapping(v)), (s) => (s.forward ?? []).map(formatPortMapping), { repeatable: true }),
   spec("Expose", (s, v) => void (s.expose ??= []).push(parsePortMapping(v)), (s) => (s.expose ?? []).map(formatPortMapping), { repeatable: true }),
+  // Kernel mode.
+  spec("Kernel", (s, v) => void (s.kernel = parseKernelSetting(v)), (s) => some(s.kernel)),
+  spec("PortShare", (s, v) => void (s.portShare = parsePortShare(v)), (s) => some(s.portShare)),
+  spec("AttachTo", (s, v) => void (s.attachTo = parseAttachTo(v)), (s) => some(s.attachTo)),
 ];
 
 const PEER_KEYS: KeySpec<PeerDraft>[] = [

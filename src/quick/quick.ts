@@ -33,6 +33,7 @@ import { Journal, recoverCrashed } from "./journal.js";
 import { startIce, type IceStack } from "./ice.js";
 import { withDeviceCounters } from "./device-counters.js";
 import { startMetrics } from "./metrics.js";
+import { decideKernelMode, upKernel } from "./kernel.js";
 import { checkNetworkPrerequisites, setUpNetwork, type Teardown } from "./network.js";
 import { reloadDevice } from "./reload.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
@@ -70,7 +71,10 @@ export interface UpOptions {
 
 export interface RunningInterface {
   readonly name: string;
-  readonly device: Device;
+  /** Who carries the packets: the in-process device, the kernel's WireGuard, or an existing interface (AttachTo). */
+  readonly mode: "userspace" | "kernel" | "attach";
+  /** The in-process device; null in kernel and attach mode. */
+  readonly device: Device | null;
   /** The network stack's proxies, forwards and router, when the interface runs on one. */
   readonly netstackServices: NetstackServices | null;
   /** Brings the interface down (PreDown, SaveConfig, teardown, PostDown). Idempotent. */
@@ -166,6 +170,21 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     for (const u of undo.reverse()) await u().catch((e: unknown) => log.warn(e instanceof Error ? e.message : String(e)));
   };
 
+  // Kernel mode (./kernel.ts): the kernel's WireGuard with ICE beside it, or ICE beside an existing interface.
+  const decision = decideKernelMode(config, opts.tun !== undefined || opts.binds !== undefined || stackMode !== undefined);
+  if (decision.mode !== "userspace") {
+    const k = await upKernel({ name, config, decision, log, noNetwork: opts.noNetwork, uapiDir: opts.uapiDir });
+    return {
+      name,
+      mode: k.mode,
+      device: null,
+      netstackServices: null,
+      down: () => k.down(),
+      closed: k.closed,
+      reload: () => Promise.reject(new Error(`reload is not supported in ${k.mode} mode: take the interface down and up again`)),
+    };
+  }
+  if (iface.kernel !== undefined || iface.signaling !== undefined) log.info(`[#] in-process WireGuard (${decision.reason})`);
   for (const w of allowedIpConflicts(config)) log.warn(w);
   // On the network stack, DNS serves the stack's proxies: nothing on the host changes.
   if (!opts.noNetwork && !onStack) checkNetworkPrerequisites(iface);
@@ -300,7 +319,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     // The interface deleted from outside (`ip link del`) ends the device, as with wireguard-go.
     void dev.stopped.then(() => down());
     const iceStack = ice;
-    return { name, device: dev, netstackServices: services, down, closed, reload: (next) => reloadDevice(dev, next, iceStack, log) };
+    return { name, mode: "userspace", device: dev, netstackServices: services, down, closed, reload: (next) => reloadDevice(dev, next, iceStack, log) };
   } catch (err) {
     await rollback();
     throw err;

@@ -23,6 +23,8 @@ export {
   type RouterOptions,
 } from "./topology.js";
 export { Coturn, coturnConfig, coturnUnavailableReason, startCoturn, type CoturnOptions } from "./coturn.js";
+export { buildKernelVm, kernelVmUnavailableReason, moduleLoadOrder, runKernelVm, type KernelVmBuildOptions, type KernelVmImage, type KernelVmResult, type KernelVmRunOptions } from "./kernel-vm.js";
+export { cpioArchive, type CpioEntry } from "./cpio.js";
 export { bindingRequest, parseBindingResponse, type MappedAddress } from "../stun/message.js";
 export {
   reflectedAddresses,

@@ -257,3 +257,30 @@ function splitMillis(ms: number): [number, number] {
   const nsec = Math.min(999_999_999, Math.round((ms - sec * 1000) * 1e6));
   return [sec, nsec];
 }
+
+/**
+ * The lines of a `set=1` request for `request` (the inverse of {@link parseSet}), without the
+ * `set=1` line and the blank line that ends the request.
+ */
+export function formatSet(request: UapiSetRequest): string[] {
+  const out: string[] = [];
+  if (request.privateKey !== undefined) out.push(`private_key=${keyToHex(request.privateKey ?? new Uint8Array(32))}`);
+  if (request.listenPort !== undefined) out.push(`listen_port=${integer("listenPort", request.listenPort, 0xffff)}`);
+  if (request.fwmark !== undefined) out.push(`fwmark=${integer("fwmark", request.fwmark, 0xffffffff)}`);
+  if (request.replacePeers) out.push("replace_peers=true");
+  for (const p of request.peers) {
+    out.push(`public_key=${keyToHex(p.publicKey)}`);
+    if (p.remove) {
+      out.push("remove=true");
+      continue;
+    }
+    if (p.updateOnly) out.push("update_only=true");
+    if (p.presharedKey !== undefined) out.push(`preshared_key=${keyToHex(p.presharedKey ?? new Uint8Array(32))}`);
+    if (p.endpoint !== undefined) out.push(`endpoint=${parseEndpoint(p.endpoint)}`);
+    if (p.persistentKeepalive !== undefined) out.push(`persistent_keepalive_interval=${integer("persistentKeepalive", p.persistentKeepalive, 0xffff)}`);
+    if (p.replaceAllowedIps) out.push("replace_allowed_ips=true");
+    for (const a of p.allowedIps) out.push(`allowed_ip=${parseAllowedIp(a)}`);
+    for (const a of p.removeAllowedIps) out.push(`allowed_ip=-${parseAllowedIp(a)}`);
+  }
+  return out;
+}

@@ -1,0 +1,48 @@
+/**
+ * Loads the tswg_kernel addon (native/src/kernel): netlink and raw UDP sockets for kernel mode.
+ * Never throws: callers get the addon or the reason it is unavailable.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+export interface KernelAddon {
+  abiVersion: number;
+  /** A bound netlink socket of `protocol` (NETLINK_ROUTE = 0, NETLINK_GENERIC = 16); returns the fd. */
+  netlinkOpen(protocol: number): number;
+  netlinkSend(fd: number, message: Uint8Array): void;
+  /** One datagram, or null after `timeoutMs`. */
+  netlinkRecv(fd: number, timeoutMs: number): Buffer | null;
+  /** A non-blocking SOCK_RAW/IPPROTO_UDP socket with a classic-BPF filter (8-byte instructions). */
+  rawOpen(family: 4 | 6, filter: Uint8Array): number;
+  /** The next queued packet (IPv4: with its IP header; IPv6: from the UDP header), or null. */
+  rawRecv(fd: number): { data: Buffer; address: string } | null;
+  /** Sends a UDP header + payload to `address`; the kernel adds the IP header. */
+  rawSend(fd: number, packet: Uint8Array, address: string): number;
+  close(fd: number): void;
+}
+
+export const KERNEL_ADDON_ABI = 1;
+export const KERNEL_ADDON_PATH = fileURLToPath(new URL("../../build/Release/tswg_kernel.node", import.meta.url));
+
+let cached: { addon: KernelAddon; reason: null } | { addon: null; reason: string } | undefined;
+
+export function loadKernelAddon(): { addon: KernelAddon; reason: null } | { addon: null; reason: string } {
+  if (cached !== undefined) return cached;
+  if (process.platform !== "linux") return (cached = { addon: null, reason: "kernel mode needs Linux" });
+  try {
+    const exports = createRequire(import.meta.url)(KERNEL_ADDON_PATH) as Partial<KernelAddon> | null;
+    if (exports?.abiVersion !== KERNEL_ADDON_ABI) {
+      cached = { addon: null, reason: `${KERNEL_ADDON_PATH} has ABI ${String(exports?.abiVersion)}, expected ${KERNEL_ADDON_ABI} (run "npm rebuild")` };
+    } else cached = { addon: exports as KernelAddon, reason: null };
+  } catch (e) {
+    cached = { addon: null, reason: `kernel addon not loadable (${KERNEL_ADDON_PATH}): ${(e as Error).message}` };
+  }
+  return cached;
+}
+
+/** The addon, or an Error saying why it is missing. */
+export function requireKernelAddon(): KernelAddon {
+  const r = loadKernelAddon();
+  if (r.addon === null) throw new Error(r.reason);
+  return r.addon;
+}

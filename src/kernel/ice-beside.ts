@@ -1,0 +1,171 @@
+/**
+ * ICE beside a WireGuard device that does its own crypto (the kernel module, or a userspace
+ * implementation reached over UAPI): the ICE manager finds a path per peer, a port share makes
+ * that path carry the device's packets, and the device's endpoint for the peer is kept pointing
+ * at it.
+ *
+ * Flow per peer: 1. the manager reports a selected pair (state change, or the periodic check that
+ * also catches a pair change without one); 2. the mode is chosen for that pair (relay pairs
+ * always by proxy); 3. the new share is attached first, then the device's endpoint is set, then
+ * the old share is detached, so a pair or mode change never leaves the peer without a path.
+ * A peer whose ICE fails keeps its last path until a new one is selected.
+ */
+import type { SelectedPair } from "../ice/agent.js";
+import type { IceManager } from "../ice/manager.js";
+import type { Logger } from "../log/logger.js";
+import type { WireGuardControl } from "./control.js";
+import { IptablesShare, iptablesUnavailableReason } from "./iptables-share.js";
+import { NftShare, nftUnavailableReason } from "./nft-share.js";
+import { chooseShareMode, type PortShare, type ShareCapabilities, type ShareMode, type ShareModeSetting } from "./port-share.js";
+import { ProxyShare } from "./proxy-share.js";
+
+export interface IceBesideOptions {
+  control: WireGuardControl;
+  /** The manager with the ICE peers added; started by IceBeside if it is not yet. */
+  manager: IceManager;
+  mode: ShareModeSetting;
+  log: Logger;
+  /** How often pairs are re-checked, ms. Default 1000. */
+  checkIntervalMs?: number;
+  nft?: string;
+  iptables?: string;
+}
+
+export interface PeerShareStatus {
+  peer: string;
+  mode: ShareMode | null;
+  why: string;
+  /** The endpoint the device uses for the peer, or null before the first pair. */
+  endpoint: string | null;
+  pair: SelectedPair | null;
+}
+
+interface Attachment {
+  share: PortShare;
+  pair: SelectedPair;
+  endpoint: string;
+  why: string;
+}
+
+const pairKey = (p: SelectedPair): string => `${p.local.type} ${p.local.address} ${p.local.port} ${p.remote.type} ${p.remote.address} ${p.remote.port}`;
+
+export class IceBeside {
+  readonly listenPort: number;
+  readonly capabilities: ShareCapabilities;
+  readonly proxy: ProxyShare;
+  readonly nft: NftShare | null;
+  readonly iptables: IptablesShare | null;
+  private readonly attached = new Map<string, Attachment>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly unsubscribe: (() => void)[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+  syncErrors = 0;
+
+  private constructor(
+    private readonly opts: IceBesideOptions,
+    listenPort: number,
+    capabilities: ShareCapabilities,
+  ) {
+    this.listenPort = listenPort;
+    this.capabilities = capabilities;
+    const { manager, control } = opts;
+    this.proxy = new ProxyShare({ listenPort, send: (peer, data) => manager.send(peer, data) });
+    this.nft = capabilities.nftables !== null ? null : new NftShare({ ifname: control.ifname, listenPort, nft: opts.nft });
+    this.iptables = capabilities.iptables !== null ? null : new IptablesShare({ ifname: control.ifname, listenPort, iptables: opts.iptables });
+    this.unsubscribe.push(manager.onData((peer, data) => void this.proxy.deliver(peer, data)));
+    this.unsubscribe.push(manager.onStateChange(() => this.schedule()));
+    this.timer = setInterval(() => this.schedule(), opts.checkIntervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Reads the device's port, probes the host's firewall tools, removes leftovers of a crashed run, starts ICE. */
+  static async start(opts: IceBesideOptions): Promise<IceBeside> {
+    const state = await opts.control.get();
+    if (state.listenPort === 0) throw new Error(`${opts.control.ifname} has no listen port; ICE needs one to share`);
+    const wantsFirewall = opts.mode !== "proxy";
+    const capabilities: ShareCapabilities = {
+      nftables: wantsFirewall ? await nftUnavailableReason(opts.nft) : "not requested",
+      iptables: wantsFirewall && opts.mode !== "nftables" ? await iptablesUnavailableReason(opts.iptables) : "not requested",
+      raw: "not implemented yet",
+    };
+    const beside = new IceBeside(opts, state.listenPort, capabilities);
+    await beside.nft?.cleanStale();
+    await beside.iptables?.cleanStale();
+    opts.manager.start();
+    beside.schedule();
+    return beside;
+  }
+
+  status(): PeerShareStatus[] {
+    return this.opts.manager.peers().map((peer) => {
+      const a = this.attached.get(peer);
+      return a === undefined
+        ? { peer, mode: null, why: "no ICE pair yet", endpoint: null, pair: null }
+        : { peer, mode: a.share.mode, why: a.why, endpoint: a.endpoint, pair: a.pair };
+    });
+  }
+
+  /** Runs a pass over all peers after the queued ones; resolves when it is done. */
+  sync(): Promise<void> {
+    const next = this.queue.then(() => this.pass());
+    this.queue = next.catch((e: unknown) => {
+      this.syncErrors++;
+      this.opts.log.warn(`kernel ICE: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    return next;
+  }
+
+  private schedule(): void {
+    if (!this.closed) void this.sync().catch(() => undefined);
+  }
+
+  private shareFor(mode: ShareMode): PortShare {
+    if (mode === "nftables" && this.nft !== null) return this.nft;
+    if (mode === "iptables" && this.iptables !== null) return this.iptables;
+    return this.proxy;
+  }
+
+  private async pass(): Promise<void> {
+    if (this.closed) return;
+    const { manager, control, log, mode: setting } = this.opts;
+    const present = new Set(manager.peers());
+    for (const [peer, a] of this.attached) {
+      if (present.has(peer)) continue;
+      this.attached.delete(peer);
+      await a.share.detach(peer);
+    }
+    for (const s of manager.status()) {
+      if (s.state !== "connected" || s.selectedPair === null) continue;
+      const pair = s.selectedPair;
+      const was = this.attached.get(s.peer);
+      const choice = chooseShareMode(setting, pair, this.capabilities);
+      const share = this.shareFor(choice.mode);
+      if (was !== undefined && was.share === share && pairKey(was.pair) === pairKey(pair)) continue;
+      const endpoint = await share.attach(s.peer, pair);
+      if (was?.endpoint !== endpoint) {
+        await control.set({
+          replacePeers: false,
+          peers: [{ publicKey: Buffer.from(s.peer, "base64"), remove: false, updateOnly: true, endpoint, replaceAllowedIps: false, allowedIps: [], removeAllowedIps: [] }],
+        });
+      }
+      if (was !== undefined && was.share !== share) await was.share.detach(s.peer);
+      this.attached.set(s.peer, { share, pair, endpoint, why: choice.why });
+      const side = (c: SelectedPair["local"]): string => `${c.type} ${c.address}:${c.port}`;
+      log.info(`peer ${s.peer.slice(0, 8)}…: ${share.mode} (${choice.why}); pair ${side(pair.local)} -> ${side(pair.remote)}; device endpoint ${endpoint}`);
+    }
+  }
+
+  /** Detaches every peer and removes every rule and socket. The manager is left to its owner. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const u of this.unsubscribe) u();
+    await this.queue;
+    this.attached.clear();
+    await this.proxy.close();
+    await this.nft?.close();
+    await this.iptables?.close();
+  }
+}

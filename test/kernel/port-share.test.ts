@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { parseAttachTo, parseKernelSetting, parsePortShare } from "../../src/conf/kernel-values.js";
+import { iptablesRestoreInput } from "../../src/kernel/iptables-share.js";
+import { nftRuleset } from "../../src/kernel/nft-share.js";
+import { chooseShareMode, type ShareCapabilities } from "../../src/kernel/port-share.js";
+import type { SelectedPair } from "../../src/ice/agent.js";
+
+const direct: SelectedPair = { local: { type: "host", address: "10.0.0.1", port: 40001 }, remote: { type: "srflx", address: "198.51.100.7", port: 50002 } };
+const relayed: SelectedPair = { local: { type: "relay", address: "198.51.100.1", port: 49160 }, remote: { type: "host", address: "10.0.0.2", port: 40002 } };
+const all: ShareCapabilities = { nftables: null, iptables: null, raw: "not implemented yet" };
+
+describe("choosing the port-sharing mode", () => {
+  it("auto keeps packets in the kernel with nftables first, then iptables, else the proxy", () => {
+    expect(chooseShareMode("auto", direct, all).mode).toBe("nftables");
+    expect(chooseShareMode("auto", direct, { ...all, nftables: "nft missing" }).mode).toBe("iptables");
+    const none = chooseShareMode("auto", direct, { ...all, nftables: "nft missing", iptables: "iptables missing" });
+    expect(none.mode).toBe("proxy");
+    expect(none.why).toMatch(/nft missing.*iptables missing/);
+  });
+
+  it("a relay pair always goes through the proxy, whatever was asked", () => {
+    for (const s of ["auto", "nftables", "iptables", "raw"] as const) {
+      const c = chooseShareMode(s, relayed, all);
+      expect(c.mode).toBe("proxy");
+      expect(c.why).toMatch(/relay/);
+    }
+  });
+
+  it("an unusable requested mode falls back to the proxy and says why", () => {
+    const c = chooseShareMode("raw", direct, all);
+    expect(c).toEqual({ mode: "proxy", why: "raw is not usable here (not implemented yet)" });
+  });
+});
+
+describe("firewall rules", () => {
+  it("nftables: one transaction that replaces the table; STUN passes, the rest is moved statelessly", () => {
+    const text = nftRuleset("wg0", 51820, new Map([["AAAA", direct]]));
+    const lines = text.split("\n");
+    expect(lines.slice(0, 2)).toEqual(["add table inet tswg-wg0", "delete table inet tswg-wg0"]);
+    expect(text).toContain("udp dport 40001 @th,96,32 != 0x2112a442 counter notrack udp dport set 51820");
+    expect(text).toContain("ip daddr 198.51.100.7 udp sport 51820 udp dport 50002 counter notrack udp sport set 40001");
+    // No peers: the transaction only removes the table.
+    expect(nftRuleset("wg0", 51820, new Map())).toBe("add table inet tswg-wg0\ndelete table inet tswg-wg0\n");
+  });
+
+  it("iptables: STUN untracked, the rest redirected; the device's packets SNATed to the ICE port", () => {
+    const text = iptablesRestoreInput("wg0", 51820, new Map([["AAAA", direct]]));
+    expect(text).toContain('-A TSWG-wg0-pre -p udp --dport 40001 -m u32 --u32 "0>>22&0x3C@12=0x2112A442" -j CT --notrack');
+    expect(text).toContain("-A TSWG-wg0-out -p udp --sport 40001 -j CT --notrack");
+    expect(text).toContain("-A TSWG-wg0-pre -p udp --dport 40001 -m addrtype --dst-type LOCAL -j REDIRECT --to-ports 51820");
+    expect(text).toContain("-A TSWG-wg0-post -p udp --sport 51820 -d 198.51.100.7 --dport 50002 -j SNAT --to-source :40001");
+    expect(text.match(/^COMMIT$/gm)).toHaveLength(2);
+  });
+});
+
+describe("kernel-mode configuration values", () => {
+  it("parses Kernel, PortShare and AttachTo and rejects nonsense", () => {
+    expect(parseKernelSetting("Auto")).toBe("auto");
+    expect(parseKernelSetting("yes")).toBe("on");
+    expect(() => parseKernelSetting("maybe")).toThrow(/auto, on or off/);
+    expect(parsePortShare("NFTables")).toBe("nftables");
+    expect(() => parsePortShare("ebpf")).toThrow(/expected one of/);
+    expect(parseAttachTo("wg0")).toBe("wg0");
+    expect(() => parseAttachTo("a/b")).toThrow(/not an interface name/);
+    expect(() => parseAttachTo("waytoolonginterfacename")).toThrow();
+  });
+});
