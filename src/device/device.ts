@@ -15,6 +15,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
+import { carrierOf, ridesSocket, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -47,6 +48,13 @@ export interface PeerStatus {
   endpoint: string | null;
   /** Which Bind carries the peer ("udp", ...), or null without an endpoint. */
   transport: string | null;
+  /**
+   * Where the peer's datagrams really go when its endpoint rides another transport's socket
+   * (an ICE pair on the interface's UDP socket: "udp 192.0.2.1:51820"), else null.
+   */
+  carriedBy: string | null;
+  /** Which data plane seals and opens the peer's data packets now. */
+  dataPlane: "native" | "portable";
   persistentKeepalive: number;
   allowedIps: string[];
   /** Wall-clock ms of the last completed handshake, 0 = never. */
@@ -99,6 +107,22 @@ const systemClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
 };
+
+/** A Bind that can be told which data plane runs (the UDP Bind then picks its sockets). */
+interface PlaneAwareBind extends Bind {
+  useDataPlane(plane: DataPathPreference): void;
+}
+
+function usePlaneOf(b: Bind, plane: DataPathPreference): void {
+  const x = b as Partial<PlaneAwareBind>;
+  if (typeof x.useDataPlane === "function") x.useDataPlane.call(b, plane);
+}
+
+function carriedBy(ep: Endpoint | null): string | null {
+  if (ep === null) return null;
+  const c = carrierOf(ep);
+  return c === null || c === ep ? null : `${c.bind.kind} ${c.dstToString()}`;
+}
 
 function shortKey(id: string): string {
   return id.slice(0, 8) + "…";
@@ -153,6 +177,15 @@ export class Device {
       this.engine.mtu = mtu;
       this.nativePath?.setMtu(mtu);
     });
+    // One socket per interface: a transport that can ride another's socket (ICE on the UDP
+    // Bind's port) does, and whatever carries its endpoints is followed by the data plane.
+    const owner = this.binds.find(sharesSocket) ?? null;
+    for (const b of this.binds) {
+      if (!ridesSocket(b)) continue;
+      if (owner !== null) b.rideSocket(owner);
+      b.onCarrierChange((ep) => this.carrierChanged(ep));
+    }
+    for (const b of this.binds) usePlaneOf(b, this.dataPathWanted);
   }
 
   // ---- life cycle ----------------------------------------------------------------------------
@@ -355,6 +388,8 @@ export class Device {
         presharedKey: p.handle.presharedKey,
         endpoint: p.endpoint?.dstToString() ?? null,
         transport: p.endpoint?.bind.kind ?? null,
+        carriedBy: carriedBy(p.endpoint),
+        dataPlane: this.nativePath?.carries(p) ? ("native" as const) : ("portable" as const),
         persistentKeepalive: p.handle.persistentKeepalive,
         allowedIps: this.routes.entriesFor(p),
         lastHandshakeMs: p.handle.stats.lastHandshakeMs,
@@ -577,6 +612,18 @@ export class Device {
     // Timers decide on what happened: fold in what the native side did since its last report.
     this.nativePath?.pollActivity();
     void this.process(this.engine.tick());
+  }
+
+  /** What carries `ep` changed (an ICE pair selected, switched or lost): the data plane follows. */
+  private carrierChanged(ep: Endpoint): void {
+    if (this.nativePath === null) return;
+    for (const p of this.peersById.values()) {
+      if (p.endpoint === ep) {
+        this.nativePath.setEndpoint(p);
+        const via = carrierOf(ep);
+        this.log.debug(`peer ${shortKey(p.handle.id)}: ${via === null ? "no direct path" : `carried by ${via.bind.kind} ${via.dstToString()}`}`);
+      }
+    }
   }
 
   private forgetPeer(p: DevicePeer): void {

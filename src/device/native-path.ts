@@ -12,8 +12,7 @@
  */
 import { parseCidr } from "../allowedips/prefix.js";
 import type { Bind, Endpoint } from "../bind/bind.js";
-import { UdpBind } from "../bind/udp.js";
-import { UdpEndpoint } from "../bind/udp-endpoint.js";
+import { carrierOf, isAddressEndpoint } from "../bind/capabilities.js";
 import type { Logger } from "../log/logger.js";
 import {
   ACTIVITY_RECORD_SIZE,
@@ -23,11 +22,12 @@ import {
   type NativeKeypairSpec,
 } from "../native/datapath.js";
 import { loadNative } from "../native/load.js";
-import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
+import type { DataPathPreference } from "../native/mode.js";
+import type { NativeTun, NativeTunOffloads } from "../native/tun.js";
+import type { NativeUdp } from "../native/udp.js";
 import { REJECT_AFTER_TIME } from "../noise/constants.js";
 import type { Clock, DataPathActivity, Engine, Output, PeerHandle, SessionKeypairs } from "../noise/engine.js";
 import type { Keypair, SendCounter } from "../noise/keypair.js";
-import { LinuxTun } from "../tun/linux.js";
 import type { Tun } from "../tun/tun.js";
 
 /** How often the native side's activity is folded into the engine's timers. */
@@ -52,6 +52,30 @@ export interface NativePathHost<P extends NativePeerView> {
   process(out: Output<Endpoint>): void;
   /** The native side saw the peer's packets come from a new endpoint. */
   roamed(peer: P, endpoint: Endpoint): void;
+}
+
+/** A TUN whose descriptor the addon holds (the Linux TUN): what the native plane reads and writes. */
+interface NativeTunDevice extends Tun {
+  readonly native: NativeTun;
+  offloads(): NativeTunOffloads;
+}
+
+/** A Bind on the addon's UDP sockets while open (the UDP Bind in its native form). */
+interface NativeSocketBind extends Bind {
+  readonly nativeSockets: NativeUdp | null;
+  endpointFromPacked(packed: Uint8Array): Endpoint | null;
+}
+
+function isNativeTun(t: Tun): t is NativeTunDevice {
+  const x = t as Partial<NativeTunDevice>;
+  return typeof x.native === "object" && x.native !== null && typeof x.offloads === "function";
+}
+
+function nativeSocketBind(binds: readonly Bind[]): NativeSocketBind | undefined {
+  return binds.find((b): b is NativeSocketBind => {
+    const x = b as Partial<NativeSocketBind>;
+    return typeof x.endpointFromPacked === "function" && typeof x.nativeSockets === "object" && x.nativeSockets !== null;
+  });
 }
 
 /** Either a path ready to start, or why there is none. */
@@ -80,13 +104,15 @@ class NativeCounter implements SendCounter {
 export class NativePath<P extends NativePeerView> {
   private readonly byId = new Map<number, P>();
   private readonly byHandle = new Map<PeerHandle, P>();
+  /** Peers the native side can send to (an endpoint on its sockets, directly or carried). */
+  private readonly carried = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
   private constructor(
     private readonly dp: NativeDataPath,
     private readonly host: NativePathHost<P>,
-    private bind: UdpBind,
+    private bind: NativeSocketBind,
     readonly description: string,
   ) {}
 
@@ -99,7 +125,7 @@ export class NativePath<P extends NativePeerView> {
     tun: Tun,
     binds: readonly Bind[],
     host: NativePathHost<P>,
-    preference: DataPathPreference = dataPathPreference(),
+    preference: DataPathPreference,
   ): NativePathChoice<P> {
     const refuse = (reason: string): NativePathChoice<P> => {
       if (preference === "native") throw new Error(`the native data path was required but ${reason}`);
@@ -109,8 +135,8 @@ export class NativePath<P extends NativePeerView> {
     const { addon, reason } = loadNative();
     if (addon === null) return refuse(reason);
     if (addon.DataPath === undefined) return refuse("the native addon has no data path on this platform");
-    if (!(tun instanceof LinuxTun)) return refuse("the packet side is not a Linux TUN");
-    const bind = binds.find((b): b is UdpBind => b instanceof UdpBind && b.nativeSockets !== null);
+    if (!isNativeTun(tun)) return refuse("the packet side is not a Linux TUN");
+    const bind = nativeSocketBind(binds);
     if (bind === undefined) return refuse("no UDP Bind on native sockets");
     const udp = bind.nativeSockets!;
     let path: NativePath<P> | null = null;
@@ -152,6 +178,12 @@ export class NativePath<P extends NativePeerView> {
     this.dp.close();
     this.byId.clear();
     this.byHandle.clear();
+    this.carried.clear();
+  }
+
+  /** True when the native side sends the peer's data packets itself. */
+  carries(p: P): boolean {
+    return !this.closed && this.carried.has(p.nativeId);
   }
 
   stats(): NativeDataPathStats {
@@ -173,19 +205,25 @@ export class NativePath<P extends NativePeerView> {
     if (this.closed) return;
     this.byId.delete(p.nativeId);
     this.byHandle.delete(p.handle);
+    this.carried.delete(p.nativeId);
     this.dp.removePeer(p.nativeId);
   }
 
-  /** The peer's endpoint changed on the JavaScript side. */
+  /**
+   * The peer's endpoint, or what carries it (an ICE pair on the shared socket), changed on the
+   * JavaScript side.
+   */
   setEndpoint(p: P): void {
     if (this.closed || !this.byId.has(p.nativeId)) return;
-    const ep = p.endpoint;
-    // Only endpoints of the Bind whose sockets the native side uses can be sent to from there;
-    // for any other, the peer's packets take the JavaScript way.
-    if (ep instanceof UdpEndpoint && ep.bind === this.bind) {
+    const ep = carrierOf(p.endpoint);
+    // Only addresses on the sockets the native side uses can be sent to from there; for any
+    // other, the peer's packets take the JavaScript way.
+    if (ep !== null && ep.bind === this.bind && isAddressEndpoint(ep)) {
       this.dp.setEndpoint(p.nativeId, ep.family, ep.addressBytes(), ep.port, ep.zone);
+      this.carried.add(p.nativeId);
     } else {
       this.dp.setEndpoint(p.nativeId, 0);
+      this.carried.delete(p.nativeId);
     }
   }
 
@@ -214,7 +252,7 @@ export class NativePath<P extends NativePeerView> {
   /** The Binds were reopened (new listen port): follow the new sockets. */
   rebind(binds: readonly Bind[]): void {
     if (this.closed) return;
-    const bind = binds.find((b): b is UdpBind => b instanceof UdpBind && b.nativeSockets !== null);
+    const bind = nativeSocketBind(binds);
     this.dp.setUdp(bind?.nativeSockets ?? null);
     if (bind !== undefined) this.bind = bind;
     for (const p of this.byId.values()) this.setEndpoint(p);
