@@ -159,6 +159,8 @@ export class Device {
   private bindOps: Promise<unknown> = Promise.resolve();
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+  /** Datagrams the engine dropped, by its reason. */
+  private readonly engineDrops = new Map<string, number>();
   private nativePath: NativePath<DevicePeer> | null = null;
   private nextNativeId = 1;
   private readonly dataPathWanted: DataPathPreference;
@@ -222,6 +224,7 @@ export class Device {
     this.state = "closed";
     this.clearTimer();
     // The native side goes first: it holds the TUN and the sockets while it runs.
+    if (this.nativePath !== null) for (const [r, n] of Object.entries(this.nativePath.drops())) this.engineDrops.set(r, (this.engineDrops.get(r) ?? 0) + n);
     this.nativePath?.close();
     this.nativePath = null;
     await this.serialBinds(async () => {
@@ -242,6 +245,25 @@ export class Device {
   /** Which data path moves the packets: "native" (the addon's threads) or "portable" (TypeScript). */
   get dataPath(): "native" | "portable" {
     return this.nativePath !== null ? "native" : "portable";
+  }
+
+  /**
+   * Every packet dropped so far, by reason, in one vocabulary for both data planes ("no-route",
+   * "source-not-allowed", "decryption-failed", "replayed-counter", "unknown-index", ...): what
+   * the device, the engine and (while it runs) the native plane dropped, added up.
+   */
+  dropCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const add = (reason: string, n: number): void => {
+      if (n > 0) out[reason] = (out[reason] ?? 0) + n;
+    };
+    add("no-route", this.drops.noRoute);
+    add("no-endpoint", this.drops.noEndpoint);
+    add("source-not-allowed", this.drops.sourceNotAllowed);
+    add("send-failed", this.drops.sendFailed);
+    for (const [reason, n] of this.engineDrops) add(reason, n);
+    for (const [reason, n] of Object.entries(this.nativePath?.drops() ?? {})) add(reason, n);
+    return out;
   }
 
   /** The native data path's counters while it runs, else null. */
@@ -502,6 +524,7 @@ export class Device {
       }
     }
     for (const ev of out.events) this.logEvent(ev);
+    for (const d of out.dropped) this.engineDrops.set(d.reason, (this.engineDrops.get(d.reason) ?? 0) + 1);
     if (this.log.enabled("debug")) {
       for (const d of out.dropped) {
         this.log.debug(`dropped a datagram${d.peer ? ` from peer ${shortKey(d.peer.id)}` : ""}: ${d.reason}`);

@@ -190,6 +190,21 @@ export class NativePath<P extends NativePeerView> {
     return this.dp.stats();
   }
 
+  /** What the native side dropped, by the reasons the engine and device use for the same cases. */
+  drops(): Record<string, number> {
+    const s = this.dp.stats();
+    return {
+      "no-route": s.noRoute,
+      "unknown-index": s.unknownIndex,
+      "expired-keypair": s.expired,
+      "decryption-failed": s.decryptFailed,
+      "replayed-counter": s.replayed,
+      "bad-inner-packet": s.badInner,
+      "source-not-allowed": s.sourceRejected,
+      "send-failed": s.sendFailed,
+    };
+  }
+
   // ---- mirroring -----------------------------------------------------------------------------
 
   addPeer(p: P): void {
