@@ -278,7 +278,14 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
     if (failed > 0) counters.send_failed.fetch_add(failed, std::memory_order_relaxed);
     counters.tx_trains.fetch_add(1, std::memory_order_relaxed);
   }
+  if (!trains_.empty()) PushActivity();
   return handled;
+}
+
+void DataPathCore::PushActivity() {
+  // One event until JavaScript has read the activity (activity() re-arms), so a busy path
+  // wakes JavaScript no more often than it takes reports.
+  if (activity_armed_.exchange(false, std::memory_order_acq_rel)) Emit(kEventActivity, 0, 0);
 }
 
 size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::vector<DatagramRef>* rest) {
@@ -379,9 +386,10 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
         peer->next.reset();
       }
     }
-    for (const auto& c : confirm_) Emit(1, c.first, c.second);
+    for (const auto& c : confirm_) Emit(kEventConfirmed, c.first, c.second);
     confirm_.clear();
   }
+  if (handled > 0) PushActivity();
   writer_.Flush(tun_fd_->get(), &write_stats_);
   counters.tun_writes.store(write_stats_.writes, std::memory_order_relaxed);
   counters.tun_coalesced.store(write_stats_.coalesced, std::memory_order_relaxed);
@@ -795,7 +803,7 @@ Napi::Value DataPath::SetMtu(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// activity() -> Float64Array, 8 numbers per peer with something new since the last call:
+// activity() -> Float64Array (and re-arms the activity event), 8 numbers per peer with something new since the last call:
 // id, bytes sent, bytes received (both since the last call), then how many milliseconds ago
 // the last packet was sent, data packet sent, packet received, data packet received (-1:
 // none since the last call), and 1 when the endpoint changed (roaming), else 0.
@@ -803,6 +811,7 @@ Napi::Value DataPath::Activity(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<double> out;
   if (!closed_) {
+    core_->RearmActivity();
     int64_t now = MonotonicNs();
     std::shared_lock<std::shared_mutex> lock(core_->mu);
     auto ago = [now](int64_t t, int64_t* reported) -> double {

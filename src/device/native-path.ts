@@ -16,6 +16,7 @@ import { carrierOf, isAddressEndpoint } from "../bind/capabilities.js";
 import type { Logger } from "../log/logger.js";
 import {
   ACTIVITY_RECORD_SIZE,
+  DATAPATH_EVENT_ACTIVITY,
   DATAPATH_EVENT_CONFIRMED,
   type NativeDataPath,
   type NativeDataPathStats,
@@ -30,8 +31,12 @@ import type { Clock, DataPathActivity, Engine, Output, PeerHandle, SessionKeypai
 import type { Keypair, SendCounter } from "../noise/keypair.js";
 import type { Tun } from "../tun/tun.js";
 
-/** How often the native side's activity is folded into the engine's timers. */
-const ACTIVITY_INTERVAL_MS = 200;
+/**
+ * The native side pushes an event after a burst of packets once its activity was last read;
+ * while packets keep moving, reports are folded in at most this often (the first after a quiet
+ * spell at once), so a busy path does not keep the JavaScript thread awake per burst.
+ */
+const ACTIVITY_MIN_INTERVAL_MS = 50;
 
 /** The device's view of a peer that the native side needs. */
 export interface NativePeerView {
@@ -107,6 +112,7 @@ export class NativePath<P extends NativePeerView> {
   /** Peers the native side can send to (an endpoint on its sockets, directly or carried). */
   private readonly carried = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
+  private lastReportAt = -Infinity;
   private closed = false;
 
   private constructor(
@@ -162,17 +168,15 @@ export class NativePath<P extends NativePeerView> {
     for (const p of this.host.peers()) this.addPeer(p);
     this.syncRoutes();
     this.host.engine.observeKeypairs((peer, keypairs) => this.keypairsChanged(peer, keypairs));
-    this.timer = setInterval(() => this.pollActivity(), ACTIVITY_INTERVAL_MS);
-    this.timer.unref();
   }
 
   /** Stops following, detaches from the TUN and sockets and forgets every key. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    // What happened since the last poll still counts (byte counters, timers).
+    // What happened since the last report still counts (byte counters, timers).
     this.pollActivity();
     this.host.engine.observeKeypairs(null);
     this.dp.close();
@@ -303,6 +307,7 @@ export class NativePath<P extends NativePeerView> {
   /** Folds what the native side did since the last call into the engine's timers and counters. */
   pollActivity(): void {
     if (this.closed) return;
+    this.lastReportAt = this.host.clock.now();
     const records = this.dp.activity();
     for (let i = 0; i + ACTIVITY_RECORD_SIZE <= records.length; i += ACTIVITY_RECORD_SIZE) {
       const p = this.byId.get(records[i]!);
@@ -325,7 +330,26 @@ export class NativePath<P extends NativePeerView> {
     }
   }
 
+  /** Packets moved: fold them in now, or when the minimum interval since the last report is over. */
+  private activityPushed(): void {
+    if (this.closed || this.timer !== null) return;
+    const wait = this.lastReportAt + ACTIVITY_MIN_INTERVAL_MS - this.host.clock.now();
+    if (wait <= 0) {
+      this.pollActivity();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.pollActivity();
+    }, Math.ceil(wait));
+    this.timer.unref();
+  }
+
   private onEvent(type: number, peerId: number, localIndex: number): void {
+    if (type === DATAPATH_EVENT_ACTIVITY) {
+      this.activityPushed();
+      return;
+    }
     if (this.closed || type !== DATAPATH_EVENT_CONFIRMED) return;
     const p = this.byId.get(peerId);
     if (p === undefined) return;

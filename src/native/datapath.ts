@@ -28,8 +28,13 @@ export interface NativeKeypairSpec {
 
 /** Event types of the callback. */
 export const DATAPATH_EVENT_CONFIRMED = 1;
+/** Packets moved since `activity()` was last called (sent once until it is called again). */
+export const DATAPATH_EVENT_ACTIVITY = 2;
 
-/** (type, peer id, local index): DATAPATH_EVENT_CONFIRMED: the first packet under a `next` keypair arrived. */
+/**
+ * (type, peer id, local index): DATAPATH_EVENT_CONFIRMED: the first packet under a `next`
+ * keypair arrived; DATAPATH_EVENT_ACTIVITY (ids 0): packets moved, `activity()` says what.
+ */
 export type NativeDataPathEventCallback = (type: number, peerId: number, localIndex: number) => void;
 
 /** Numbers per peer in {@link NativeDataPath.activity}'s result. */
