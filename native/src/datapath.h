@@ -53,6 +53,7 @@ struct NativePeer {
   std::shared_ptr<NativeKeypair> next;
   std::mutex endpoint_mu;
   SockAddr endpoint;  // len 0: none, or not one this data path can reach
+  uint16_t channel = 0;  // non-zero: `endpoint` is a TURN server and datagrams go as this ChannelData channel
   std::atomic<bool> endpoint_changed{false};
   std::atomic<uint64_t> tx_bytes{0};
   std::atomic<uint64_t> rx_bytes{0};

@@ -15,6 +15,8 @@ export type SourceMapper = (address: string, port: number) => Endpoint | null;
  */
 export interface SocketSharingBind extends Bind, PacketSocket {
   setSourceMapper(mapper: SourceMapper | null): void;
+  /** A TURN server's address on this socket, reached through one of its channels. */
+  channelEndpoint(address: string, port: number, channel: number): Endpoint;
 }
 
 /**
@@ -40,12 +42,19 @@ export interface AddressEndpoint extends Endpoint {
   readonly port: number;
   /** IPv6 zone, or "". */
   readonly zone: string;
+  /** A TURN channel when the address is a TURN server's and datagrams go as ChannelData; else 0. */
+  readonly channel?: number;
   addressBytes(): Uint8Array;
 }
 
 export function sharesSocket(b: Bind): b is SocketSharingBind {
   const x = b as Partial<SocketSharingBind>;
-  return typeof x.setSourceMapper === "function" && typeof x.sendPacket === "function" && typeof x.onPacket === "function";
+  return (
+    typeof x.setSourceMapper === "function" &&
+    typeof x.sendPacket === "function" &&
+    typeof x.onPacket === "function" &&
+    typeof x.channelEndpoint === "function"
+  );
 }
 
 export function ridesSocket(b: Bind): b is SocketRidingBind {

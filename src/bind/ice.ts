@@ -98,13 +98,17 @@ export class IceBind implements SocketRidingBind {
   private pathChanged(peer: string, path: IcePath | null): void {
     const owner = this.owner;
     let carrier: Endpoint | null = null;
-    if (owner !== null && path !== null && path.shared) {
-      const r = path.remote;
-      try {
+    try {
+      if (owner !== null && path !== null && path.relay !== null) {
+        // Relayed by the shared socket's allocation: ChannelData to the TURN server.
+        const { server, channel } = path.relay;
+        carrier = owner.channelEndpoint(server.address, server.port, channel);
+      } else if (owner !== null && path !== null && path.shared) {
+        const r = path.remote;
         carrier = owner.parseEndpoint(formatAddrPort(r.address.includes(":") ? 6 : 4, r.address, "", r.port));
-      } catch {
-        carrier = null;
       }
+    } catch {
+      carrier = null;
     }
     const had = this.carriers.get(peer);
     if (carrier === null && had === undefined) return;

@@ -161,6 +161,11 @@ export class UdpBind implements SocketSharingBind {
     this.mapping++;
   }
 
+  /** A TURN server's address reached through one of its channels (see {@link UdpEndpoint.channel}). */
+  channelEndpoint(address: string, port: number, channel: number): UdpEndpoint {
+    return UdpEndpoint.parse(this, address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`).withChannel(channel);
+  }
+
   /** Sends one datagram for a sharer of the socket; failures are counted like any other send. */
   sendPacket(data: Uint8Array, address: string, port: number): void {
     let ep: UdpEndpoint;
@@ -269,6 +274,7 @@ export class UdpBind implements SocketSharingBind {
     const st = this.state;
     if (st === null) return Promise.reject(new BindClosedError(this.kind));
     if (bufs.length === 0) return Promise.resolve();
+    if (endpoint.channel !== 0) bufs = bufs.map((b) => channelData(endpoint.channel, b));
     const hasFamily = (endpoint.family === 4 ? st.queue4 : st.queue6) !== null;
     if (!hasFamily) {
       this.counters.sendErrors += bufs.length;
@@ -514,6 +520,17 @@ export class UdpBind implements SocketSharingBind {
       return null;
     }
   }
+}
+
+/** `data` framed as TURN ChannelData on `channel` (4-byte header, no padding over UDP). */
+function channelData(channel: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + data.length);
+  out[0] = channel >> 8;
+  out[1] = channel & 0xff;
+  out[2] = data.length >> 8;
+  out[3] = data.length & 0xff;
+  out.set(data, 4);
+  return out;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -15,7 +15,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
-import { carrierOf, ridesSocket, sharesSocket } from "../bind/capabilities.js";
+import { carrierOf, isAddressEndpoint, ridesSocket, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -121,7 +121,9 @@ function usePlaneOf(b: Bind, plane: DataPathPreference): void {
 function carriedBy(ep: Endpoint | null): string | null {
   if (ep === null) return null;
   const c = carrierOf(ep);
-  return c === null || c === ep ? null : `${c.bind.kind} ${c.dstToString()}`;
+  if (c === null || c === ep) return null;
+  const channel = isAddressEndpoint(c) ? (c.channel ?? 0) : 0;
+  return `${c.bind.kind} ${c.dstToString()}${channel !== 0 ? ` (TURN channel 0x${channel.toString(16)})` : ""}`;
 }
 
 function shortKey(id: string): string {

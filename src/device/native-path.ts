@@ -238,7 +238,7 @@ export class NativePath<P extends NativePeerView> {
     // Only addresses on the sockets the native side uses can be sent to from there; for any
     // other, the peer's packets take the JavaScript way.
     if (ep !== null && ep.bind === this.bind && isAddressEndpoint(ep)) {
-      this.dp.setEndpoint(p.nativeId, ep.family, ep.addressBytes(), ep.port, ep.zone);
+      this.dp.setEndpoint(p.nativeId, ep.family, ep.addressBytes(), ep.port, ep.zone, ep.channel ?? 0);
       this.carried.add(p.nativeId);
     } else {
       this.dp.setEndpoint(p.nativeId, 0);

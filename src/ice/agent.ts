@@ -44,6 +44,8 @@ export interface SelectedPair {
  */
 export interface IcePath extends SelectedPair {
   shared: boolean;
+  /** The pair is relayed by the shared socket's TURN allocation: the server and the channel to the remote. */
+  relay: { server: { address: string; port: number }; channel: number } | null;
 }
 
 export interface PeerAgentStatus {
@@ -234,7 +236,7 @@ export class PeerAgent {
   path(): IcePath | null {
     const s = this.session;
     const pair = s?.selectedPair() ?? null;
-    return s === null || pair === null ? null : { ...pair, shared: s.selectedOnSharedSocket() };
+    return s === null || pair === null ? null : { ...pair, shared: s.selectedOnSharedSocket(), relay: s.selectedRelay() };
   }
 
   /** The remote address of the selected pair, or null. */
@@ -544,7 +546,10 @@ export class PeerAgent {
   /** Tells the path listeners when the path differs from the one last announced. */
   private announcePath(): void {
     const path = this.closedFlag ? null : this.path();
-    const key = path === null ? "" : `${path.shared} ${path.local.address}:${path.local.port} ${path.remote.address}:${path.remote.port}`;
+    const key =
+      path === null
+        ? ""
+        : `${path.shared} ${path.relay?.channel ?? 0} ${path.local.address}:${path.local.port} ${path.remote.address}:${path.remote.port}`;
     if (key === this.pathKey) return;
     this.pathKey = key;
     for (const l of this.pathListeners) {

@@ -24,7 +24,9 @@ import {
 import type { Logger } from "../log/logger.js";
 import { candidateInfo, formatCandidate, type CandidateInfo, type CandidateType } from "./candidates.js";
 import { libraryOptions, type ResolvedIceConfig } from "./config.js";
+import { RelayFacade, type SharedRelay } from "./shared-relay.js";
 import { SharedTransport, type SharedSession, type SharedSocketRouter } from "./shared-socket.js";
+import type { IceServer } from "./servers.js";
 
 export interface SessionEvents {
   /** A local candidate to signal, in SDP attribute form. */
@@ -53,7 +55,7 @@ export interface SharedSocketUse {
 /** The parts of the library's Connection that candidate gathering on a shared socket replaces. */
 interface GatheringInternals {
   getCandidatePromises(addresses: string[], timeout?: number): Promise<Candidate | undefined>[];
-  ensureProtocol(protocol: StunProtocol): void;
+  ensureProtocol(protocol: unknown): void;
   pairLocalProtocol(protocol: StunProtocol): void;
   appendLocalCandidate(candidate: Candidate): void;
   protocols: unknown[];
@@ -91,6 +93,8 @@ export class IceSession {
   /** Send failures inside the library (socket closed under it, ...). */
   sendErrors = 0;
   private readonly sharedSession: SharedSession | null = null;
+  /** The shared socket's relay, once this session offers a candidate on it. */
+  private sharedRelay: SharedRelay | null = null;
 
   constructor(
     readonly generation: number,
@@ -229,6 +233,20 @@ export class IceSession {
     return transport instanceof SharedTransport && !transport.closed;
   }
 
+  /**
+   * When the selected pair is relayed through the shared socket's TURN allocation: the server
+   * and the channel bound to the pair's remote address, which a data plane can send
+   * ChannelData on itself.
+   */
+  selectedRelay(): { server: { address: string; port: number }; channel: number } | null {
+    const p = this.connectedFlag && !this.done ? this.conn.nominated : undefined;
+    const relay = this.sharedRelay;
+    if (p === undefined || relay === null) return null;
+    if (!((p.protocol as { turn?: unknown }).turn instanceof RelayFacade)) return null;
+    const channel = relay.channelFor(p.remoteCandidate.host, p.remoteCandidate.port);
+    return channel === null ? null : { server: { ...relay.server }, channel };
+  }
+
   /** Latest round-trip time of the selected pair's checks, in ms. */
   rttMs(): number | null {
     const rtt = this.connectedFlag && !this.done ? this.conn.nominated?.rtt : undefined;
@@ -300,8 +318,15 @@ export class IceSession {
     const libraryGathering = conn.getCandidatePromises.bind(conn);
     const stun = this.cfg.stun;
     conn.getCandidatePromises = (addresses: string[], timeout = 5): Promise<Candidate | undefined>[] => {
-      // With no addresses the library gathers only what needs no local socket of ours: the relay.
-      const promises = libraryGathering([], timeout);
+      // Relay-only sessions over UDP TURN use the shared socket's allocation. Others keep the
+      // library's own TURN client (given no addresses, the library gathers nothing else): the
+      // allocation is shared by every session, and the library serialises its permission and
+      // channel requests, so one request that goes unanswered (a check to a host candidate the
+      // server will not relay to) would hold up every peer's relay behind it.
+      const turn = this.cfg.turn;
+      const promises: Promise<Candidate | undefined>[] = [];
+      if (turn !== null && turn.transport === "udp" && this.cfg.relayOnly) promises.push(this.relayOnSharedSocket(conn, session, turn));
+      else if (turn !== null) promises.push(...libraryGathering([], timeout));
       if (this.cfg.relayOnly) return promises;
       const families = session.router.families();
       const port = session.router.socket.localPort;
@@ -344,6 +369,40 @@ export class IceSession {
       }
       return promises;
     };
+  }
+
+  private async relayOnSharedSocket(conn: GatheringInternals, session: SharedSession, turn: IceServer): Promise<Candidate | undefined> {
+    let relay: SharedRelay;
+    try {
+      relay = await session.router.relay(turn);
+    } catch (e) {
+      this.log.debug(`TURN allocation at ${turn.host}:${turn.port} on the shared socket failed: ${message(e)}`);
+      return undefined;
+    }
+    if (this.done) return undefined;
+    const protocol = relay.protocolFor(this.conn.localUsername);
+    conn.ensureProtocol(protocol);
+    conn.protocols.push(protocol);
+    const [host, port] = relay.turn.relayedAddress;
+    const [mappedHost, mappedPort] = relay.turn.mappedAddress;
+    const candidate = new Candidate(
+      candidateFoundation("relay", "udp", host),
+      1,
+      "udp",
+      candidatePriority("relay"),
+      host,
+      port,
+      "relay",
+      mappedHost,
+      mappedPort,
+      undefined,
+      conn.generation,
+      this.conn.localUsername,
+    );
+    protocol.localCandidate = candidate;
+    this.sharedRelay = relay;
+    conn.appendLocalCandidate(candidate);
+    return candidate;
   }
 
   private askReflexive(conn: GatheringInternals, protocol: StunProtocol, server: [string, number], timeoutMs: number): Promise<Candidate | undefined> {

@@ -13,9 +13,12 @@
  *
  * Relayed candidates keep the library's own TURN socket (see session.ts).
  */
+import { lookup } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
 import { isStunMessage, stunClass, stunTransactionId, stunUsername } from "../stun/classify.js";
 import type { PacketSocket } from "../stun/packet-socket.js";
+import { SharedRelay } from "./shared-relay.js";
+import type { IceServer } from "./servers.js";
 
 type Address = readonly [string, number];
 
@@ -28,7 +31,7 @@ export interface SharedSocketStats {
   routed: number;
   /** STUN datagrams no session claimed (unknown ufrag or transaction, or a closed session). */
   unclaimed: number;
-  /** ChannelData datagrams: relays do not use this socket yet. */
+  /** ChannelData datagrams from an address that is not a TURN server of ours. */
   channelData: number;
 }
 
@@ -104,6 +107,9 @@ export class SharedSocketRouter {
   private readonly sessions = new Map<string, SharedSession>();
   private readonly transactions = new Map<string, Pending>();
   private readonly sources = new Map<string, SharedSession>();
+  /** TURN servers' transports by their address: what they send that no transaction claims. */
+  private readonly servers = new Map<string, SharedTransport>();
+  private readonly relays = new Map<string, Promise<SharedRelay>>();
   private lastSweep = Date.now();
   private readonly unsubscribe: () => void;
   private readonly counters: SharedSocketStats = { routed: 0, unclaimed: 0, channelData: 0 };
@@ -141,10 +147,48 @@ export class SharedSocketRouter {
     return { ...this.counters };
   }
 
-  /** Stops listening on the socket; sessions still registered go quiet. */
+  /**
+   * The relay on this socket for a TURN server (UDP), allocated on first use and shared by every
+   * session; a failed allocation is tried again on the next call.
+   */
+  relay(turn: IceServer): Promise<SharedRelay> {
+    const k = `${turn.host}|${turn.port}|${turn.username ?? ""}`;
+    let r = this.relays.get(k);
+    if (r === undefined) {
+      r = this.allocate(turn);
+      this.relays.set(k, r);
+      r.catch(() => {
+        if (this.relays.get(k) === r) this.relays.delete(k);
+      });
+    }
+    return r;
+  }
+
+  /** Stops listening on the socket; sessions still registered go quiet, relays are released. */
   close(): void {
     this.unsubscribe();
     for (const s of [...this.sessions.values()]) s.close();
+    for (const r of this.relays.values()) void r.then((relay) => relay.close(), () => undefined);
+    this.relays.clear();
+    for (const t of this.servers.values()) t.closed = true;
+    this.servers.clear();
+  }
+
+  private async allocate(turn: IceServer): Promise<SharedRelay> {
+    const { address } = await lookup(turn.host, { family: 4 });
+    const key = sourceKey(address, turn.port);
+    const owner = new SharedSession(this, "", "");
+    const transport = owner.transport("0.0.0.0", 4);
+    this.servers.set(key, transport);
+    const relay = new SharedRelay({ address, port: turn.port }, turn.username ?? "", turn.credential ?? "", transport);
+    try {
+      await relay.ready;
+    } catch (e) {
+      if (this.servers.get(key) === transport) this.servers.delete(key);
+      transport.closed = true;
+      throw e;
+    }
+    return relay;
   }
 
   send(from: SharedTransport, data: Uint8Array, addr: Address): void {
@@ -157,13 +201,23 @@ export class SharedSocketRouter {
   }
 
   private receive(data: Uint8Array, address: string, port: number): void {
+    const server = this.servers.get(sourceKey(address, port));
     if (!isStunMessage(data)) {
-      this.counters.channelData++;
+      // ChannelData: from a TURN server of ours, its relay unwraps it.
+      if (server === undefined || server.closed) {
+        this.counters.channelData++;
+        return;
+      }
+      this.counters.routed++;
+      server.onData(Buffer.from(data.buffer, data.byteOffset, data.byteLength), [address, port]);
       return;
     }
     const cls = stunClass(data);
     let target: SharedTransport | undefined;
-    if (cls === "request" || cls === "indication") {
+    if (server !== undefined && cls !== "success" && cls !== "error") {
+      // Data indications and the like from a TURN server: its relay's.
+      target = server.closed ? undefined : server;
+    } else if (cls === "request" || cls === "indication") {
       const username = stunUsername(data);
       const s = username === null ? undefined : this.sessions.get(username.split(":")[0]!);
       if (s !== undefined) {

@@ -67,7 +67,8 @@ export interface NativeDataPath {
   setPeer(id: number): void;
   removePeer(id: number): void;
   /** family 0 forgets the endpoint (the peer's packets then go to JavaScript). */
-  setEndpoint(id: number, family: 0 | 4 | 6, address?: Uint8Array, port?: number, zone?: string): void;
+  /** With `channel` (0x4000-0x4FFF) the address is a TURN server's: datagrams go as ChannelData. */
+  setEndpoint(id: number, family: 0 | 4 | 6, address?: Uint8Array, port?: number, zone?: string, channel?: number): void;
   /** The peer's endpoint as 24 packed bytes (as in a Udp batch), or null. */
   endpoint(id: number): Uint8Array | null;
   setKeypairs(

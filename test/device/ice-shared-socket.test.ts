@@ -11,12 +11,15 @@ import { UdpBind } from "../../src/bind/udp.js";
 import { getBackend } from "../../src/crypto/index.js";
 import { keyToBase64 } from "../../src/crypto/keys.js";
 import { Device } from "../../src/device/device.js";
+import type { IceAgentConfig } from "../../src/ice/config.js";
 import { IceManager } from "../../src/ice/manager.js";
+import { parseIceServers } from "../../src/ice/servers.js";
 import { loadNative } from "../../src/native/load.js";
 import { createLinuxTun } from "../../src/tun/linux.js";
 import { netnsUnavailableReason, TestBed, waitFor, type Host } from "../helpers/netns.js";
 import { LOOPBACK } from "../ice/helpers.js";
 import { MemoryHub } from "../ice/memory-channel.js";
+import { startLoopbackTurn, TURN_PASSWORD, TURN_USER, turnserverAvailable, type LoopbackTurn } from "../ice/coturn.js";
 
 const TRANSFER = resolve(import.meta.dirname, "../interop/fixtures/transfer.mjs");
 const MB = 1024 * 1024;
@@ -53,7 +56,7 @@ describe.skipIf(skip !== null)("ICE on the interface's UDP socket", () => {
     await bed?.cleanup();
   });
 
-  async function pair(plane: "native" | "portable"): Promise<[End, End]> {
+  async function pair(plane: "native" | "portable", ice: Partial<IceAgentConfig> = {}): Promise<[End, End]> {
     tag++;
     const crypto = getBackend("node");
     const keys = [crypto.generatePrivateKey(), crypto.generatePrivateKey()];
@@ -64,7 +67,7 @@ describe.skipIf(skip !== null)("ICE on the interface's UDP socket", () => {
       const ifname = bed.ifname(`i${tag}${i}`);
       const tun = await createLinuxTun(ifname, { netns: host.ns, mtu: 1420 });
       const udp = new UdpBind({ address4: "127.0.0.1", ipv6: false });
-      const manager = new IceManager({ ...LOOPBACK, publicKey: pubs[i]!, channel: hub.channel(pubs[i]!) });
+      const manager = new IceManager({ ...LOOPBACK, ...ice, publicKey: pubs[i]!, channel: hub.channel(pubs[i]!) });
       manager.addPeer(pubs[1 - i]!);
       const device = new Device({ tun, binds: [udp, new IceBind(manager)], dataPath: plane });
       open.push(async () => {
@@ -137,6 +140,54 @@ describe.skipIf(skip !== null)("ICE on the interface's UDP socket", () => {
     // The JavaScript ICE path carried next to nothing: only what went before the pair was known.
     expect(a.manager.status()[0]!.txPackets).toBeLessThan(50);
   }, 90_000);
+
+  describe.skipIf(!turnserverAvailable())("relayed through coturn on loopback", () => {
+    let turn: LoopbackTurn;
+    beforeAll(async () => {
+      turn = await startLoopbackTurn();
+    });
+    afterAll(async () => {
+      await turn?.stop();
+    });
+    const relayOnly = (): Partial<IceAgentConfig> => ({
+      servers: parseIceServers([{ urls: `turn:127.0.0.1:${turn.port}`, username: TURN_USER, credential: TURN_PASSWORD }]),
+      candidateTypes: ["relay"],
+    });
+
+    it.skipIf(nativeSkip !== null)("native plane: the allocation is on the WireGuard port, data goes as ChannelData from native code", async () => {
+      const [a, b] = await pair("native", relayOnly());
+      await ping(a, b);
+      await waitFor(() => a.device.status().peers[0]!.dataPlane === "native" && b.device.status().peers[0]!.dataPlane === "native", {
+        timeoutMs: 5000,
+        what: "both peers on the native plane",
+      });
+      for (const [me, other] of [[a, b], [b, a]] as const) {
+        const s = me.manager.status()[0]!;
+        expect(s.selectedPair!.local.type).toBe("relay");
+        // Allocation, checks and consent ran over the WireGuard socket: one socket for all.
+        expect(me.manager.sharedSocketStats()!.routed).toBeGreaterThan(0);
+        const peer = me.device.status().peers[0]!;
+        expect(peer.carriedBy).toMatch(/^udp 127\.0\.0\.1:\d+ \(TURN channel 0x4[0-9a-f]{3}\)$/);
+        expect(peer.carriedBy).toContain(`:${turn.port} `);
+        expect(other.manager.status()[0]!.selectedPair!.remote.type).toBe("relay");
+      }
+      const before = a.device.nativeStats()!.txPackets;
+      await transfer(a, b, 16 * MB);
+      await transfer(b, a, 8 * MB);
+      expect(a.device.nativeStats()!.txPackets - before).toBeGreaterThan(10_000);
+      expect(b.device.nativeStats()!.rxPackets).toBeGreaterThan(10_000);
+      for (const end of [a, b]) expect(end.device.nativeStats()!.decryptFailed + end.device.nativeStats()!.replayed).toBe(0);
+      // The JavaScript ICE path carried next to nothing.
+      expect(a.manager.status()[0]!.txPackets).toBeLessThan(50);
+    }, 90_000);
+
+    it("portable plane: relayed through the same allocation, framed in TypeScript", async () => {
+      const [a, b] = await pair("portable", relayOnly());
+      await ping(a, b);
+      expect(a.device.status().peers[0]!.carriedBy).toMatch(/TURN channel/);
+      await transfer(a, b, 4 * MB);
+    }, 90_000);
+  });
 
   it("portable plane: the same socket, sealed in TypeScript", async () => {
     const [a, b] = await pair("portable");
