@@ -5,14 +5,16 @@
 //   node bench/run.mjs --soak S [--only tswg-native]     RSS before, during and after an S-second transfer
 //
 // Configurations: veth (no tunnel), wireguard-go <-> wireguard-go, tswg (native) <-> tswg (native),
-// tswg (portable) <-> tswg (portable), tswg (native) <-> wireguard-go. Tests: tcp1 (one TCP
+// tswg (portable) <-> tswg (portable), tswg (native) <-> wireguard-go, and two tswg (native) pairs
+// that know only each other's key and find each other through ICE (`tswg signal` in host a): on
+// a host pair, and through coturn (in host a) on a relay pair. Tests: tcp1 (one TCP
 // stream), tcp4 (four streams), udp (1300-byte datagrams at --udp-rate, iperf3 syntax, default 0 =
 // as fast as iperf3 can send), ping (idle latency).
 // Every repetition runs every configuration in turn, so slow drifts of the machine hit all alike.
 // Then the network stack rows (bench/lib/netstack.mjs): one download through a TUN, through the
 // SOCKS5 proxy and the library API of the network stack, and through a router-mode peer.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, totalmem } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { cryptoBench } from "./crypto.mjs";
@@ -35,7 +37,11 @@ const { values: opt } = parseArgs({
   },
 });
 
+// ICE first: their candidates are gathered before the other tunnels' interfaces exist, so no
+// pair can run inside another tunnel.
 const CONFIGS = [
+  { id: "tswg-ice", label: "tswg native <-> tswg native, ICE host pair", a: "tswg-native", b: "tswg-native", ice: "host" },
+  { id: "tswg-ice-relay", label: "tswg native <-> tswg native, ICE relay pair", a: "tswg-native", b: "tswg-native", ice: "relay" },
   { id: "veth", label: "plain veth", a: null, b: null },
   { id: "wggo", label: "wireguard-go <-> wireguard-go", a: "wireguard-go", b: "wireguard-go" },
   { id: "tswg-native", label: "tswg native <-> tswg native", a: "tswg-native", b: "tswg-native" },
@@ -77,10 +83,37 @@ async function machine() {
   };
 }
 
+const SIGNAL_PORT = 8099;
+const TURN = { ip: "192.168.90.1", port: 3478, username: "bench", password: "bench-secret", realm: "tswg.bench" };
+
+/** `tswg signal` and coturn in host a, for the ICE configurations. */
+async function startIceServices(a) {
+  const signal = a.spawn(["node", join(REPO, "bin/tswg.js"), "signal", "--listen", `192.168.90.1:${SIGNAL_PORT}`]);
+  await signal.waitFor(/listening/i, 10_000);
+  const services = { signaling: `ws://192.168.90.1:${SIGNAL_PORT}`, turn: null, dirs: [] };
+  if (configs.some((c) => c.ice === "relay")) {
+    const { coturnConfig } = await import("../dist/testbed/coturn.js");
+    const dir = mkdtempSync(join(tmpdir(), "tswgt-bench-turn-"));
+    services.dirs.push(dir);
+    const conf = join(dir, "turnserver.conf");
+    writeFileSync(conf, coturnConfig({ ...TURN, dir, relayPorts: { min: 49152, max: 65535 } }), { mode: 0o600 });
+    const turn = a.spawn(["turnserver", "-c", conf]);
+    const deadline = Date.now() + 15_000;
+    while (!(await a.exec(["ss", "-Hlnu", "sport", "=", `:${TURN.port}`], { check: false })).stdout.includes(TURN.ip)) {
+      if (Date.now() > deadline) throw new Error(`coturn did not listen:\n${turn.output.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    services.turn = `turn:${TURN.username}:${TURN.password}@${TURN.ip}:${TURN.port}?transport=udp`;
+  }
+  return services;
+}
+
 /** Brings up every tunnel of the chosen configurations between hosts a and b. */
 async function setUp(bed, a, b) {
   await bed.link(a, b, "192.168.90.1/24", "192.168.90.2/24");
   const tunnels = new Map();
+  const services = configs.some((c) => c.ice) ? await startIceServices(a) : null;
+  tunnels.services = services;
   let n = 0;
   for (const c of configs) {
     n++;
@@ -93,13 +126,18 @@ async function setUp(bed, a, b) {
     const net = 200 + n;
     const portA = 51000 + 2 * n;
     const portB = portA + 1;
+    const ice = c.ice === undefined ? undefined : {
+      signaling: services.signaling,
+      servers: c.ice === "relay" ? services.turn : undefined,
+      types: c.ice === "relay" ? "relay" : "host",
+    };
     const endA = await startEnd({
       impl: c.a, host: a, ifname: `b${n}${c.a === "wireguard-go" ? "g" : "t"}-a`, keys: ka, peerPub: kb.pub,
-      listenPort: portA, address: `10.${net}.0.1/24`, peerAllowed: `10.${net}.0.2/32`, peerEndpoint: `192.168.90.2:${portB}`,
+      listenPort: portA, address: `10.${net}.0.1/24`, peerAllowed: `10.${net}.0.2/32`, peerEndpoint: `192.168.90.2:${portB}`, ice,
     });
     const endB = await startEnd({
       impl: c.b, host: b, ifname: `b${n}${c.b === "wireguard-go" ? "g" : "t"}-b`, keys: kb, peerPub: ka.pub,
-      listenPort: portB, address: `10.${net}.0.2/24`, peerAllowed: `10.${net}.0.1/32`, peerEndpoint: `192.168.90.1:${portA}`,
+      listenPort: portB, address: `10.${net}.0.2/24`, peerAllowed: `10.${net}.0.1/32`, peerEndpoint: `192.168.90.1:${portA}`, ice,
     });
     for (const e of [endA, endB]) {
       if (e.impl.startsWith("tswg")) {
@@ -107,9 +145,10 @@ async function setUp(bed, a, b) {
         e.dataPath = m ? m[1].trim() : "unknown";
       }
     }
-    tunnels.set(c.id, { serverIp: `10.${net}.0.2`, ends: [endA, endB] });
-    // The first packets start the handshake; wait until the tunnel carries traffic.
-    const deadline = Date.now() + 15_000;
+    tunnels.set(c.id, { serverIp: `10.${net}.0.2`, ends: [endA, endB], ifnames: [`b${n}t-a`, `b${n}t-b`] });
+    // The first packets start the handshake; wait until the tunnel carries traffic (ICE first
+    // needs a pair: the relay only after a failed attempt with every candidate type).
+    const deadline = Date.now() + (c.ice ? 60_000 : 15_000);
     while ((await a.exec(["ping", "-c", "1", "-W", "1", `10.${net}.0.2`], { check: false })).code !== 0) {
       if (Date.now() > deadline) throw new Error(`${c.label}: no ping through the tunnel`);
     }
@@ -282,12 +321,27 @@ async function main() {
     console.log("");
   }
   const bed = new Bed();
+  const tunnelDirs = [];
   try {
     const a = await bed.host("a");
     const b = await bed.host("b");
     const tunnels = await setUp(bed, a, b);
+    tunnelDirs.push(...(tunnels.services?.dirs ?? []));
     for (const c of configs) {
       for (const e of tunnels.get(c.id).ends) if (e.dataPath) console.log(`${c.label}: ${e.impl} end: data path ${e.dataPath}`);
+    }
+    // What `tswg show` says of the ICE peers: which plane and which pair carries them.
+    results.icePaths = {};
+    for (const c of configs.filter((x) => x.ice)) {
+      const t = tunnels.get(c.id);
+      results.icePaths[c.id] = [];
+      for (const name of t.ifnames) {
+        const out = (await run(["node", join(REPO, "bin/tswg.js"), "show", name], { check: false })).stdout;
+        const field = (k) => new RegExp(`^ {2}${k}: (.*)$`, "m").exec(out)?.[1] ?? "-";
+        const line = { end: name, dataPlane: field("data plane"), icePair: field("ice pair"), carriedBy: field("carried by") };
+        results.icePaths[c.id].push(line);
+        console.log(`${c.label}: ${name}: data plane ${line.dataPlane}; ice pair ${line.icePair}; carried by ${line.carriedBy}`);
+      }
     }
     if (soakSeconds !== null) {
       results.soak = await soak(a, b, tunnels, soakSeconds);
@@ -300,6 +354,7 @@ async function main() {
     }
   } finally {
     await bed.cleanup();
+    for (const d of tunnelDirs) rmSync(d, { recursive: true, force: true });
   }
   results.loadAverageAtEnd = loadavg();
   const file = opt.out ?? join(REPO, "results", `bench-${started.toISOString().replace(/[:.]/g, "-")}.json`);

@@ -15,14 +15,21 @@ export async function keyPair() {
 }
 
 /**
- * Starts one end. `impl` is "wireguard-go", "tswg-native" or "tswg-portable".
- * Returns { pid, proc, stop() }.
+ * Starts one end. `impl` is "wireguard-go", "tswg-native" or "tswg-portable". With `ice`
+ * ({ signaling, servers?, types? }) a tswg end reaches its peer through ICE instead of
+ * `peerEndpoint`. Returns { pid, proc, stop() }.
  */
-export async function startEnd({ impl, host, ifname, keys, peerPub, listenPort, address, peerAllowed, peerEndpoint, mtu = 1420 }) {
+export async function startEnd({ impl, host, ifname, keys, peerPub, listenPort, address, peerAllowed, peerEndpoint, mtu = 1420, ice }) {
   const dir = mkdtempSync(join(tmpdir(), "tswgt-bench-"));
   const conf = join(dir, `${ifname}.conf`);
   const lines = ["[Interface]", `PrivateKey = ${keys.priv}`, `ListenPort = ${listenPort}`];
   if (impl !== "wireguard-go") lines.push(`Address = ${address}`, `MTU = ${mtu}`);
+  if (ice) {
+    lines.push(`Signaling = ${ice.signaling}`);
+    if (ice.servers) lines.push(`ICEServers = ${ice.servers}`);
+    if (ice.types) lines.push(`ICECandidateTypes = ${ice.types}`);
+    peerEndpoint = undefined;
+  }
   lines.push("", "[Peer]", `PublicKey = ${peerPub}`, `AllowedIPs = ${peerAllowed}`);
   if (peerEndpoint) lines.push(`Endpoint = ${peerEndpoint}`);
   writeFileSync(conf, lines.join("\n") + "\n", { mode: 0o600 });

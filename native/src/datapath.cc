@@ -14,6 +14,8 @@ namespace {
 
 constexpr uint8_t kMessageTransport = 4;
 constexpr size_t kTransportHeader = 16;
+// TURN ChannelData (RFC 8656 §12.4): channel number and length, then the datagram, unpadded over UDP.
+constexpr size_t kChannelHeader = 4;
 constexpr size_t kPadding = 16;
 // First size of the buffer the datagrams of a batch are built in; it grows to what batches need.
 constexpr size_t kTrainBuffer = 512 * 1024;
@@ -166,7 +168,7 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
   }
   // Every datagram of the batch is built before any is sent, so that the sends happen with no
   // lock held. Room: each packet grows by header, tag and at most the padding.
-  size_t need = packets.bytes() + sizes.size() * (kTransportHeader + kAeadTagLen + kPadding) + kMaxIpPacket;
+  size_t need = packets.bytes() + sizes.size() * (kChannelHeader + kTransportHeader + kAeadTagLen + kPadding) + kMaxIpPacket;
   if (train_buf_.size() < need) train_buf_.resize(need);
   trains_.clear();
   const int64_t now = MonotonicNs();
@@ -181,6 +183,7 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
   uint32_t last_peer_id = RouteTable::kNone;
   NativePeer* peer_cache = nullptr;
   SockAddr peer_endpoint;
+  uint16_t peer_channel = 0;
   {
     std::shared_lock<std::shared_mutex> lock(mu);
     size_t off = 0;
@@ -222,6 +225,7 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
         if (peer_cache != nullptr) {
           std::lock_guard<std::mutex> ep(peer_cache->endpoint_mu);
           peer_endpoint = peer_cache->endpoint;
+          peer_channel = peer_cache->channel;
         }
       }
       NativePeer* peer = peer_cache;
@@ -240,7 +244,9 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
         continue;
       }
       size_t padded = PaddedLength(len, mtu);
-      size_t dgram = kTransportHeader + padded + kAeadTagLen;
+      // A relayed peer gets its datagrams wrapped as ChannelData, to the TURN server.
+      size_t pre = peer_channel != 0 ? kChannelHeader : 0;
+      size_t dgram = pre + kTransportHeader + padded + kAeadTagLen;
       // A train is one GSO send: one destination, equal sizes (the last may be shorter).
       if (train == nullptr || train->peer != peer || train->short_last || dgram > train->seg ||
           train->count == kMaxGsoSegments || train->total + dgram > kMaxGsoBytes) {
@@ -252,6 +258,14 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
         train->seg = dgram;
       }
       uint8_t* out = train_buf_.data() + used;
+      if (pre != 0) {
+        size_t inner_len = dgram - kChannelHeader;
+        out[0] = static_cast<uint8_t>(peer_channel >> 8);
+        out[1] = static_cast<uint8_t>(peer_channel);
+        out[2] = static_cast<uint8_t>(inner_len >> 8);
+        out[3] = static_cast<uint8_t>(inner_len);
+        out += pre;
+      }
       out[0] = kMessageTransport;
       out[1] = out[2] = out[3] = 0;
       StoreLe32(out + 4, kp->remote_index);
@@ -278,7 +292,14 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
     if (failed > 0) counters.send_failed.fetch_add(failed, std::memory_order_relaxed);
     counters.tx_trains.fetch_add(1, std::memory_order_relaxed);
   }
+  if (!trains_.empty()) PushActivity();
   return handled;
+}
+
+void DataPathCore::PushActivity() {
+  // One event until JavaScript has read the activity (activity() re-arms), so a busy path
+  // wakes JavaScript no more often than it takes reports.
+  if (activity_armed_.exchange(false, std::memory_order_acq_rel)) Emit(kEventActivity, 0, 0);
 }
 
 size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::vector<DatagramRef>* rest) {
@@ -296,8 +317,23 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
     std::shared_lock<std::shared_mutex> lock(mu);
     for (DatagramRef& d : datagrams) {
       uint8_t* m = d.data;
-      if (d.len < kTransportHeader + kAeadTagLen || m[0] != kMessageTransport || m[1] != 0 || m[2] != 0 || m[3] != 0) {
-        // Handshake messages, cookie replies and anything malformed: the engine's business.
+      size_t mlen = d.len;
+      // A transport message relayed by a TURN server arrives as ChannelData: unwrapped here.
+      // Anything else in ChannelData (handshakes, STUN from the peer) goes up whole, to the
+      // TURN client in JavaScript.
+      bool relayed = false;
+      if (mlen >= kChannelHeader + kTransportHeader + kAeadTagLen && m[0] >= 0x40 && m[0] <= 0x4f) {
+        size_t clen = LoadBe16(m + 2);
+        const uint8_t* w = m + kChannelHeader;
+        if (clen + kChannelHeader <= mlen && clen >= kTransportHeader + kAeadTagLen && w[0] == kMessageTransport &&
+            w[1] == 0 && w[2] == 0 && w[3] == 0) {
+          m += kChannelHeader;
+          mlen = clen;
+          relayed = true;
+        }
+      }
+      if (mlen < kTransportHeader + kAeadTagLen || m[0] != kMessageTransport || m[1] != 0 || m[2] != 0 || m[3] != 0) {
+        // Handshake messages, cookie replies, STUN and anything malformed: JavaScript's business.
         counters.rx_passed.fetch_add(1, std::memory_order_relaxed);
         if (rest != nullptr) rest->push_back(d);
         continue;
@@ -315,7 +351,7 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
         counters.expired.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      size_t plain = d.len - kTransportHeader - kAeadTagLen;
+      size_t plain = mlen - kTransportHeader - kAeadTagLen;
       uint8_t* inner = m + kTransportHeader;
       CounterNonce(counter, nonce);
       if (!recv_aead_.Open(kp->recv_key, nonce, inner, plain, inner)) {
@@ -331,17 +367,19 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
           (confirm_.empty() || confirm_.back().second != kp->local_index)) {
         confirm_.emplace_back(peer->id, kp->local_index);
       }
-      // Roaming: the peer's endpoint follows the source of its authenticated packets.
-      if (d.from != last_from || peer != last_from_peer) {
+      // Roaming: the peer's endpoint follows the source of its authenticated packets. A relayed
+      // path is chosen by ICE, not by where packets come from.
+      if (!relayed && (d.from != last_from || peer != last_from_peer)) {
         std::lock_guard<std::mutex> ep(peer->endpoint_mu);
-        if (!SameSockAddr(peer->endpoint, *d.from)) {
+        if (!SameSockAddr(peer->endpoint, *d.from) || peer->channel != 0) {
           peer->endpoint = *d.from;
+          peer->channel = 0;
           peer->endpoint_changed.store(true, std::memory_order_relaxed);
         }
         last_from = d.from;
         last_from_peer = peer;
       }
-      peer->rx_bytes.fetch_add(d.len, std::memory_order_relaxed);
+      peer->rx_bytes.fetch_add(mlen, std::memory_order_relaxed);
       peer->last_recv_ns.store(now, std::memory_order_relaxed);
       if (plain == 0) {
         counters.rx_keepalives.fetch_add(1, std::memory_order_relaxed);
@@ -379,9 +417,10 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
         peer->next.reset();
       }
     }
-    for (const auto& c : confirm_) Emit(1, c.first, c.second);
+    for (const auto& c : confirm_) Emit(kEventConfirmed, c.first, c.second);
     confirm_.clear();
   }
+  if (handled > 0) PushActivity();
   writer_.Flush(tun_fd_->get(), &write_stats_);
   counters.tun_writes.store(write_stats_.writes, std::memory_order_relaxed);
   counters.tun_coalesced.store(write_stats_.coalesced, std::memory_order_relaxed);
@@ -595,16 +634,22 @@ Napi::Value DataPath::RemovePeer(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// setEndpoint(id, family: 0|4|6, address: Uint8Array, port, zone): 0 forgets it.
+// setEndpoint(id, family: 0|4|6, address: Uint8Array, port, zone, channel?): 0 forgets it. With
+// a channel (0x4000-0x4FFF) the address is a TURN server's, and datagrams go as ChannelData.
 Napi::Value DataPath::SetEndpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id, family, port;
   if (!ReadU32(info[0], &id) || !ReadU32(info[1], &family)) return ThrowTypeError(env, "DataPath.setEndpoint(id, family, ...)");
   SockAddr addr;
   addr.Clear();
+  uint32_t channel = 0;
   if (family != 0) {
     if (!info[2].IsTypedArray() || !ReadU32(info[3], &port) || port > 65535 || !info[4].IsString()) {
       return ThrowTypeError(env, "DataPath.setEndpoint(id, family, address, port, zone)");
+    }
+    if (info.Length() > 5 && !info[5].IsUndefined() &&
+        (!ReadU32(info[5], &channel) || (channel != 0 && (channel < 0x4000 || channel > 0x4fff)))) {
+      return ThrowTypeError(env, "DataPath.setEndpoint: channel must be 0 or 0x4000-0x4FFF");
     }
     Napi::Uint8Array a = info[2].As<Napi::Uint8Array>();
     if (!MakeSockAddr(static_cast<int>(family), a.Data(), a.ByteLength(), static_cast<uint16_t>(port),
@@ -618,6 +663,7 @@ Napi::Value DataPath::SetEndpoint(const Napi::CallbackInfo& info) {
   if (it == core_->peers.end()) return env.Undefined();
   std::lock_guard<std::mutex> ep(it->second->endpoint_mu);
   it->second->endpoint = addr;
+  it->second->channel = static_cast<uint16_t>(addr.len == 0 ? 0 : channel);
   return env.Undefined();
 }
 
@@ -795,7 +841,7 @@ Napi::Value DataPath::SetMtu(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// activity() -> Float64Array, 8 numbers per peer with something new since the last call:
+// activity() -> Float64Array (and re-arms the activity event), 8 numbers per peer with something new since the last call:
 // id, bytes sent, bytes received (both since the last call), then how many milliseconds ago
 // the last packet was sent, data packet sent, packet received, data packet received (-1:
 // none since the last call), and 1 when the endpoint changed (roaming), else 0.
@@ -803,6 +849,7 @@ Napi::Value DataPath::Activity(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<double> out;
   if (!closed_) {
+    core_->RearmActivity();
     int64_t now = MonotonicNs();
     std::shared_lock<std::shared_mutex> lock(core_->mu);
     auto ago = [now](int64_t t, int64_t* reported) -> double {

@@ -7,8 +7,9 @@
 // the TUN, joined per TCP flow. Everything else — handshakes, cookie replies, packets for
 // peers without a usable session — is passed on to JavaScript, which keeps the protocol's
 // control plane and mirrors into this object what the fast path needs: peers, keypairs with
-// their counters, endpoints, AllowedIPs, MTU. What the timers need comes back through
-// activity() and the event callback (a keypair confirmed by the first packet under it).
+// their counters, endpoints, AllowedIPs, MTU. What the timers need is pushed back through the
+// event callback: a keypair confirmed by the first packet under it, and "packets moved" after
+// a burst (once until activity() is read, which says what moved).
 #pragma once
 
 #include <napi.h>
@@ -52,6 +53,7 @@ struct NativePeer {
   std::shared_ptr<NativeKeypair> next;
   std::mutex endpoint_mu;
   SockAddr endpoint;  // len 0: none, or not one this data path can reach
+  uint16_t channel = 0;  // non-zero: `endpoint` is a TURN server and datagrams go as this ChannelData channel
   std::atomic<bool> endpoint_changed{false};
   std::atomic<uint64_t> tx_bytes{0};
   std::atomic<uint64_t> rx_bytes{0};
@@ -68,8 +70,12 @@ struct NativePeer {
   int64_t reported_data_recv_ns = 0;
 };
 
+// Events pushed to JavaScript, per burst of packets.
+constexpr int kEventConfirmed = 1;  // a `next` keypair confirmed by the first packet received under it
+constexpr int kEventActivity = 2;   // packets moved since activity() was last read
+
 struct DataPathEvent {
-  int type;  // 1: keypair confirmed by the first packet received under it
+  int type;  // kEventConfirmed or kEventActivity
   uint32_t peer_id;
   uint32_t local_index;
 };
@@ -112,6 +118,7 @@ class DataPathCore : public TunPacketHandler, public DatagramHandler {
   void CloseEvents();
   void SetUdp(std::shared_ptr<UdpSockets> udp);
   void SetMtu(uint32_t mtu) { mtu_.store(mtu, std::memory_order_relaxed); }
+  void RearmActivity() { activity_armed_.store(true, std::memory_order_release); }
   void Shutdown();
 
   // Configuration from JavaScript (its thread).
@@ -126,11 +133,13 @@ class DataPathCore : public TunPacketHandler, public DatagramHandler {
  private:
   struct Train;
   void Emit(int type, uint32_t peer_id, uint32_t local_index);
+  void PushActivity();
 
   SharedFdPtr tun_fd_;
   const bool vnet_;
   std::atomic<uint32_t> mtu_;
   std::atomic<bool> closed_{false};
+  std::atomic<bool> activity_armed_{true};
   std::mutex udp_mu_;
   std::weak_ptr<UdpSockets> udp_;
   std::mutex events_mu_;

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "vnet.h"
@@ -22,59 +21,13 @@ constexpr size_t kMaxInitialReserve = 1 << 20;
 }  // namespace
 
 TunReader::TunReader(int tun_fd, bool vnet, size_t batch_size, int max_pending, Sink sink)
-    : tun_fd_(tun_fd),
-      vnet_(vnet),
-      batch_size_(batch_size),
-      max_pending_(max_pending),
-      sink_(std::move(sink)),
-      credits_(max_pending) {}
+    : ReaderThread(max_pending), tun_fd_(tun_fd), vnet_(vnet), batch_size_(batch_size), sink_(std::move(sink)) {}
 
 TunReader::~TunReader() { Stop(); }
 
 int TunReader::Start() {
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) return errno;
   if (vnet_) read_buf_.resize(kVnetHdrLen + kMaxPacket);
-  thread_ = std::thread([this]() { Run(); });
-  return 0;
-}
-
-void TunReader::Wake() {
-  uint64_t one = 1;
-  // A full counter (EAGAIN) still leaves the eventfd readable, which is all a wake-up needs.
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
-}
-
-void TunReader::Acknowledge() {
-  // Only the step from zero to one needs the thread's attention: with credits left it is
-  // already polling the TUN.
-  if (credits_.fetch_add(1, std::memory_order_acq_rel) == 0 && wake_fd_ >= 0) Wake();
-}
-
-void TunReader::Stop() {
-  if (wake_fd_ < 0) return;
-  stopping_.store(true, std::memory_order_release);
-  Wake();
-  if (thread_.joinable()) thread_.join();
-  close(wake_fd_);
-  wake_fd_ = -1;
-}
-
-void TunReader::SetHandler(std::shared_ptr<TunPacketHandler> handler) {
-  {
-    std::lock_guard<std::mutex> lock(handler_mu_);
-    handler_ = std::move(handler);
-    has_handler_.store(handler_ != nullptr, std::memory_order_release);
-  }
-  // A reader paused for lack of credits must start polling again.
-  if (wake_fd_ >= 0) Wake();
-}
-
-std::shared_ptr<TunPacketHandler> TunReader::handler() {
-  if (!has_handler_.load(std::memory_order_acquire)) return nullptr;
-  std::lock_guard<std::mutex> lock(handler_mu_);
-  return handler_;
+  return StartThread();
 }
 
 TunReaderStats TunReader::stats() const {
@@ -137,15 +90,15 @@ void TunReader::Run() {
   PacketBatch work;  // reused while a handler is installed: no allocation per batch
   std::unique_ptr<PacketBatch> spare;
 
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stopping()) {
     std::shared_ptr<TunPacketHandler> h = handler();
-    bool has_credit = credits_.load(std::memory_order_acquire) > 0;
+    bool has_credit = HasCredit();
     bool can_read = has_credit || h != nullptr;
     if (!can_read && !paused) pauses_.fetch_add(1, std::memory_order_relaxed);
     paused = !can_read;
 
     struct pollfd fds[2];
-    fds[0].fd = wake_fd_;
+    fds[0].fd = wake_fd();
     fds[0].events = POLLIN;
     fds[0].revents = 0;
     fds[1].fd = tun_fd_;
@@ -159,12 +112,8 @@ void TunReader::Run() {
       Fail(errno);
       return;
     }
-    if (fds[0].revents & POLLIN) {
-      uint64_t drained;
-      ssize_t ignored = read(wake_fd_, &drained, sizeof(drained));
-      (void)ignored;
-    }
-    if (stopping_.load(std::memory_order_acquire)) return;
+    if (fds[0].revents & POLLIN) DrainWake();
+    if (stopping()) return;
     if (!can_read || fds[1].revents == 0) continue;
     // The handler may have changed while polling.
     h = handler();
@@ -175,7 +124,7 @@ void TunReader::Run() {
       work.Clear();
       batch = &work;
     } else {
-      if (credits_.load(std::memory_order_acquire) <= 0) continue;
+      if (!HasCredit()) continue;
       fresh.reset(new PacketBatch());
       batch = fresh.get();
     }
@@ -190,7 +139,7 @@ void TunReader::Run() {
       if (h != nullptr) {
         // Whatever the handler passes on goes to JavaScript if a credit is left. The batch
         // for it is kept for reuse while it stays empty, which is the usual case.
-        bool credit = credits_.load(std::memory_order_acquire) > 0;
+        bool credit = HasCredit();
         if (credit && !spare) spare.reset(new PacketBatch());
         size_t done = h->HandleTunPackets(*batch, credit ? spare.get() : nullptr);
         handled_.fetch_add(done, std::memory_order_relaxed);
@@ -203,7 +152,7 @@ void TunReader::Run() {
         onward = std::move(fresh);
       }
       if (onward) {
-        credits_.fetch_sub(1, std::memory_order_acq_rel);
+        SpendCredit();
         if (!sink_(onward.get())) return;
         onward.release();
       }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "packet_batch.h"
+#include "reader_thread.h"
 
 namespace tswg {
 
@@ -47,49 +48,31 @@ class TunPacketHandler {
   virtual size_t HandleTunPackets(PacketBatch& packets, PacketBatch* rest) = 0;
 };
 
-class TunReader {
+class TunReader : public ReaderThread<TunPacketHandler> {
  public:
   // Called on the reader thread. Returns true when it took ownership of the batch, false when
   // the consumer is gone (the reader then frees the batch and stops).
   using Sink = std::function<bool(PacketBatch*)>;
 
   TunReader(int tun_fd, bool vnet, size_t batch_size, int max_pending, Sink sink);
-  ~TunReader();
-  TunReader(const TunReader&) = delete;
-  TunReader& operator=(const TunReader&) = delete;
+  // Stops the thread; the TUN descriptor is not closed here.
+  ~TunReader() override;
 
   // Starts the thread; returns 0 or an errno value.
   int Start();
-  // Returns one credit. Any thread.
-  void Acknowledge();
-  // Wakes and joins the thread. Idempotent. The TUN descriptor is not closed here.
-  void Stop();
-  // Installs (or with null removes) the handler. Any thread; takes effect with the next batch.
-  void SetHandler(std::shared_ptr<TunPacketHandler> handler);
 
   TunReaderStats stats() const;
-  int pending() const { return max_pending_ - credits_.load(std::memory_order_relaxed); }
 
  private:
-  void Run();
-  void Wake();
+  void Run() override;
   void Fail(int err);
   // Reads what the TUN has, up to a batch; returns 0, or the errno that ended reading.
   int ReadInto(PacketBatch* batch);
-  std::shared_ptr<TunPacketHandler> handler();
 
   const int tun_fd_;
   const bool vnet_;
   const size_t batch_size_;
-  const int max_pending_;
   Sink sink_;
-  int wake_fd_ = -1;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> credits_;
-  std::mutex handler_mu_;
-  std::shared_ptr<TunPacketHandler> handler_;
-  std::atomic<bool> has_handler_{false};
   std::vector<uint8_t> read_buf_;
   std::atomic<uint64_t> packets_{0};
   std::atomic<uint64_t> bytes_{0};

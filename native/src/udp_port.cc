@@ -4,7 +4,6 @@
 #include <netinet/udp.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "errno_error.h"
@@ -38,54 +37,17 @@ Napi::Value ThrowTypeError(Napi::Env env, const char* message) {
 // ---- receive thread ----------------------------------------------------------------------------
 
 UdpReceiver::UdpReceiver(std::shared_ptr<UdpSockets> sockets, int max_pending, Sink sink)
-    : sockets_(std::move(sockets)), max_pending_(max_pending), sink_(std::move(sink)), credits_(max_pending) {}
+    : ReaderThread(max_pending), sockets_(std::move(sockets)), sink_(std::move(sink)) {}
 
 UdpReceiver::~UdpReceiver() { Stop(); }
 
 int UdpReceiver::Start() {
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) return errno;
   buffers_.resize(kRecvMessages * kRecvBufferSize);
   names_.resize(kRecvMessages);
   control_.resize(kRecvMessages * kControlSize);
   refs_.reserve(kRecvMessages * 64);
   rest_.reserve(kRecvMessages * 64);
-  thread_ = std::thread([this]() { Run(); });
-  return 0;
-}
-
-void UdpReceiver::Wake() {
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
-}
-
-void UdpReceiver::Stop() {
-  if (wake_fd_ < 0) return;
-  stopping_.store(true, std::memory_order_release);
-  Wake();
-  if (thread_.joinable()) thread_.join();
-  close(wake_fd_);
-  wake_fd_ = -1;
-}
-
-void UdpReceiver::Acknowledge() {
-  if (credits_.fetch_add(1, std::memory_order_acq_rel) == 0 && wake_fd_ >= 0) Wake();
-}
-
-void UdpReceiver::SetHandler(std::shared_ptr<DatagramHandler> handler) {
-  {
-    std::lock_guard<std::mutex> lock(handler_mu_);
-    handler_ = std::move(handler);
-    has_handler_.store(handler_ != nullptr, std::memory_order_release);
-  }
-  if (wake_fd_ >= 0) Wake();
-}
-
-std::shared_ptr<DatagramHandler> UdpReceiver::handler() {
-  if (!has_handler_.load(std::memory_order_acquire)) return nullptr;
-  std::lock_guard<std::mutex> lock(handler_mu_);
-  return handler_;
+  return StartThread();
 }
 
 int UdpReceiver::ReceiveOnce(int fd) {
@@ -141,7 +103,7 @@ void UdpReceiver::Dispatch() {
   if (refs_.empty()) return;
   sockets_->counters().received.fetch_add(refs_.size(), std::memory_order_relaxed);
   std::shared_ptr<DatagramHandler> h = handler();
-  bool credit = credits_.load(std::memory_order_acquire) > 0;
+  bool credit = HasCredit();
   std::vector<DatagramRef>* onward = &refs_;
   if (h != nullptr) {
     rest_.clear();
@@ -165,7 +127,7 @@ void UdpReceiver::Dispatch() {
         batch->packets.Commit(d.len);
         PackSockAddr(*d.from, batch->addrs.data() + 24 * i++);
       }
-      credits_.fetch_sub(1, std::memory_order_acq_rel);
+      SpendCredit();
       if (sink_(batch.get())) batch.release();
     }
   }
@@ -174,13 +136,13 @@ void UdpReceiver::Dispatch() {
 
 void UdpReceiver::Run() {
   int fds[2] = {sockets_->fd4(), sockets_->fd6()};
-  while (!stopping_.load(std::memory_order_acquire)) {
+  while (!stopping()) {
     // Without a handler, a consumer with no credits left stops the reading: datagrams then
     // wait in (and overflow from) the socket buffer. With one, reading never stops.
-    bool can_read = has_handler_.load(std::memory_order_acquire) || credits_.load(std::memory_order_acquire) > 0;
+    bool can_read = HasHandler() || HasCredit();
     struct pollfd p[3];
     nfds_t n = 0;
-    p[n].fd = wake_fd_;
+    p[n].fd = wake_fd();
     p[n].events = POLLIN;
     p[n].revents = 0;
     n++;
@@ -195,21 +157,17 @@ void UdpReceiver::Run() {
       if (errno == EINTR) continue;
       return;
     }
-    if (p[0].revents & POLLIN) {
-      uint64_t drained;
-      ssize_t ignored = read(wake_fd_, &drained, sizeof(drained));
-      (void)ignored;
-    }
-    if (stopping_.load(std::memory_order_acquire)) return;
+    if (p[0].revents & POLLIN) DrainWake();
+    if (stopping()) return;
     for (nfds_t i = 1; i < n; i++) {
       if (p[i].revents == 0) continue;
       for (int round = 0; round < kRoundsPerWake; round++) {
         // Without a handler, reading stops when JavaScript has no room: the socket buffer holds the rest.
-        if (!has_handler_.load(std::memory_order_acquire) && credits_.load(std::memory_order_acquire) <= 0) break;
+        if (!HasHandler() && !HasCredit()) break;
         int r = ReceiveOnce(p[i].fd);
         Dispatch();
         if (r < static_cast<int>(kRecvMessages)) break;
-        if (stopping_.load(std::memory_order_acquire)) return;
+        if (stopping()) return;
       }
     }
   }

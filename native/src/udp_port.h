@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "packet_batch.h"
+#include "reader_thread.h"
 #include "udp_socket.h"
 
 namespace tswg {
@@ -39,38 +40,25 @@ struct DatagramBatch {
   int error = 0;
 };
 
-class UdpReceiver {
+class UdpReceiver : public ReaderThread<DatagramHandler> {
  public:
   using Sink = std::function<bool(DatagramBatch*)>;
   UdpReceiver(std::shared_ptr<UdpSockets> sockets, int max_pending, Sink sink);
-  ~UdpReceiver();
+  ~UdpReceiver() override;
+  // Starts the thread; returns 0 or an errno value.
   int Start();
-  void Stop();
-  void Acknowledge();
-  void SetHandler(std::shared_ptr<DatagramHandler> handler);
 
   uint64_t passed_dropped() const { return passed_dropped_.load(std::memory_order_relaxed); }
   uint64_t handled() const { return handled_.load(std::memory_order_relaxed); }
-  int pending() const { return max_pending_ - credits_.load(std::memory_order_relaxed); }
 
  private:
-  void Run();
-  void Wake();
+  void Run() override;
   // One recvmmsg on `fd`; returns the number of messages, 0 when none, -1 on error.
   int ReceiveOnce(int fd);
   void Dispatch();
-  std::shared_ptr<DatagramHandler> handler();
 
   std::shared_ptr<UdpSockets> sockets_;
-  const int max_pending_;
   Sink sink_;
-  int wake_fd_ = -1;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> credits_;
-  std::mutex handler_mu_;
-  std::shared_ptr<DatagramHandler> handler_;
-  std::atomic<bool> has_handler_{false};
   std::atomic<uint64_t> passed_dropped_{0};
   std::atomic<uint64_t> handled_{0};
 

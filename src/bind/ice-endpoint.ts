@@ -4,13 +4,17 @@
  * object, so the device keeps one endpoint per peer across path changes.
  */
 import type { Bind, Endpoint } from "./bind.js";
+import type { CarriedEndpoint } from "./capabilities.js";
 import { formatAddrPort } from "./addr-port.js";
 import { isIPv6 } from "node:net";
 
 /** Where the selected pair currently leads, if anywhere. */
 export type RemoteLookup = () => { address: string; port: number } | null;
 
-export class IceEndpoint implements Endpoint {
+/** The endpoint of the shared socket that carries the peer's datagrams now, if any. */
+export type CarrierLookup = () => Endpoint | null;
+
+export class IceEndpoint implements CarriedEndpoint {
   /** "ice:<base64 public key>": also the form `parseEndpoint` accepts. */
   readonly key: string;
 
@@ -21,8 +25,17 @@ export class IceEndpoint implements Endpoint {
     /** The same key, base64. */
     readonly peer: string,
     private readonly remote: RemoteLookup,
+    private readonly carried: CarrierLookup = () => null,
   ) {
     this.key = `ice:${peer}`;
+  }
+
+  /**
+   * While the selected pair sends from the interface's shared socket: the UDP endpoint of that
+   * socket for the pair's remote address, which a data plane may send to directly.
+   */
+  carrier(): Endpoint | null {
+    return this.carried();
   }
 
   /** The selected pair's remote address ("192.0.2.1:40000"), or "ice:<key>" while there is none. */

@@ -7,16 +7,23 @@
  * close and open, as the device does when the listen port changes, restarts ICE). The port is
  * not used: candidate sockets take ports from the ICE settings' port range.
  *
+ * Where the device has a UDP Bind, ICE rides its socket (`rideSocket`): host and
+ * server-reflexive candidates are the WireGuard port, and while a peer's selected pair is on
+ * that socket its endpoint names the UDP endpoint that carries it (`carrier()`), so the data
+ * plane sends to the peer directly; every change of pair is announced to `onCarrierChange`.
+ *
  * Sending to a peer with no selected pair drops the datagram and counts it, as UDP would lose
  * it; WireGuard's own retransmissions carry on once ICE connects. Datagrams are not checked
  * here: the ICE library accepts non-STUN datagrams from any sender on a candidate socket, and
  * WireGuard authenticates every packet.
  */
+import type { IcePath } from "../ice/agent.js";
 import type { IceManager } from "../ice/manager.js";
 import { keyToBase64, parseKey } from "../crypto/keys.js";
-import type { Bind, Endpoint, OpenResult, Received } from "./bind.js";
+import type { Endpoint, OpenResult, Received } from "./bind.js";
 import { BindClosedError } from "./errors.js";
-import { EndpointParseError } from "./addr-port.js";
+import { EndpointParseError, formatAddrPort } from "./addr-port.js";
+import type { SocketRidingBind, SocketSharingBind } from "./capabilities.js";
 import { IceEndpoint } from "./ice-endpoint.js";
 import { ReceiveQueue } from "./receive-queue.js";
 
@@ -40,7 +47,7 @@ export interface IceBindStats {
 
 const PREFIX = "ice:";
 
-export class IceBind implements Bind {
+export class IceBind implements SocketRidingBind {
   readonly kind = "ice";
   private readonly batch: number;
   private readonly queueCapacity: number;
@@ -49,6 +56,10 @@ export class IceBind implements Bind {
   private unsubscribe: (() => void) | null = null;
   private markValue = 0;
   private readonly counters = { sent: 0, sendDropped: 0, received: 0, receiveDropped: 0 };
+  private owner: SocketSharingBind | null = null;
+  /** Peers whose selected pair is on the shared socket, with the endpoint of that socket. */
+  private readonly carriers = new Map<string, Endpoint>();
+  private readonly carrierListeners = new Set<(endpoint: Endpoint) => void>();
 
   constructor(
     /** The agents this Bind sends through. Peers are added and removed on the manager. */
@@ -61,6 +72,51 @@ export class IceBind implements Bind {
     if (!Number.isInteger(this.queueCapacity) || this.queueCapacity < 1) {
       throw new RangeError(`queueCapacity must be a positive integer, got ${this.queueCapacity}`);
     }
+    manager.onPathChange((peer, path) => this.pathChanged(peer, path));
+  }
+
+  /** Rides `owner`'s socket from the next ICE session on (null: sockets of its own). */
+  rideSocket(owner: SocketSharingBind | null): void {
+    if (this.owner === owner) return;
+    this.owner?.setSourceMapper(null);
+    this.owner = owner;
+    this.manager.useSocket(owner);
+    owner?.setSourceMapper((address, port) => this.sourceEndpoint(address, port));
+  }
+
+  sourceEndpoint(address: string, port: number): Endpoint | null {
+    const peer = this.manager.peerAt(address, port);
+    return peer === null ? null : this.endpointFor(peer);
+  }
+
+  onCarrierChange(listener: (endpoint: Endpoint) => void): () => void {
+    this.carrierListeners.add(listener);
+    return () => this.carrierListeners.delete(listener);
+  }
+
+  /** The hook every change of a peer's path goes through. */
+  private pathChanged(peer: string, path: IcePath | null): void {
+    const owner = this.owner;
+    let carrier: Endpoint | null = null;
+    try {
+      if (owner !== null && path !== null && path.relay !== null) {
+        // Relayed by the shared socket's allocation: ChannelData to the TURN server.
+        const { server, channel } = path.relay;
+        carrier = owner.channelEndpoint(server.address, server.port, channel);
+      } else if (owner !== null && path !== null && path.shared) {
+        const r = path.remote;
+        carrier = owner.parseEndpoint(formatAddrPort(r.address.includes(":") ? 6 : 4, r.address, "", r.port));
+      }
+    } catch {
+      carrier = null;
+    }
+    const had = this.carriers.get(peer);
+    if (carrier === null && had === undefined) return;
+    if (carrier !== null && had !== undefined && carrier.key === had.key) return;
+    if (carrier === null) this.carriers.delete(peer);
+    else this.carriers.set(peer, carrier);
+    const ep = this.endpointFor(peer);
+    for (const l of this.carrierListeners) l(ep);
   }
 
   batchSize(): number {
@@ -139,6 +195,12 @@ export class IceBind implements Bind {
     }
     if (bufs.length > this.batch) return Promise.reject(new RangeError(`send: ${bufs.length} buffers exceed the batch size ${this.batch}`));
     if (this.queue === null) return Promise.reject(new BindClosedError(this.kind));
+    const carrier = this.carriers.get(endpoint.peer);
+    if (carrier !== undefined) {
+      // The pair is on the shared socket: straight out of it, as the native plane does.
+      this.counters.sent += bufs.length;
+      return carrier.bind.send(bufs, carrier);
+    }
     for (const buf of bufs) {
       if (this.manager.send(endpoint.peer, buf)) this.counters.sent++;
       else this.counters.sendDropped++;
@@ -151,7 +213,13 @@ export class IceBind implements Bind {
     let ep = this.endpoints.get(peer);
     if (ep === undefined) {
       const bytes = new Uint8Array(Buffer.from(peer, "base64"));
-      ep = new IceEndpoint(this, bytes, peer, () => this.manager.selectedRemote(peer));
+      ep = new IceEndpoint(
+        this,
+        bytes,
+        peer,
+        () => this.manager.selectedRemote(peer),
+        () => this.carriers.get(peer) ?? null,
+      );
       this.endpoints.set(peer, ep);
     }
     return ep;

@@ -20,9 +20,20 @@ export class UdpEndpoint implements Endpoint {
     readonly zone: string,
     readonly port: number,
     private readonly addrBytes: Uint8Array,
+    /**
+     * A TURN channel (0x4000-0x4FFF): the address is a TURN server's, and each datagram goes to
+     * it as ChannelData on this channel, to be relayed to a peer. 0: a plain address.
+     */
+    readonly channel = 0,
   ) {
     this.text = formatAddrPort(family, address, zone, port);
-    this.key = `udp:${this.text}`;
+    this.key = channel === 0 ? `udp:${this.text}` : `udp:${this.text}#${channel}`;
+  }
+
+  /** The same address reached through TURN channel `channel`. */
+  withChannel(channel: number): UdpEndpoint {
+    if (!Number.isInteger(channel) || channel < 0x4000 || channel > 0x4fff) throw new RangeError(`TURN channel ${channel} is not 0x4000-0x4FFF`);
+    return new UdpEndpoint(this.bind, this.family, this.address, this.zone, this.port, this.addrBytes, channel);
   }
 
   /** Parses "ip:port" / "[ip]:port" (see {@link parseAddrPort}) into an endpoint of `bind`. */
@@ -63,6 +74,6 @@ export class UdpEndpoint implements Endpoint {
   }
 
   toString(): string {
-    return this.text;
+    return this.channel === 0 ? this.text : `${this.text} (TURN channel 0x${this.channel.toString(16)})`;
   }
 }

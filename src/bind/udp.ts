@@ -7,15 +7,23 @@
  *   recvmmsg and UDP GRO, sendmmsg, UDP GSO, 7 MiB buffers and SO_MARK. The native data path
  *   attaches to these sockets and takes the transport messages it can deal with before they
  *   reach the receive functions.
- * - node:dgram (TSWG_DATAPATH=portable, `sockets: "dgram"`, or without the addon). SO_MARK is
+ * - node:dgram (the portable data plane, `sockets: "dgram"`, or without the addon). SO_MARK is
  *   still applied, through the addon, on the sockets' descriptors.
+ *
+ * The socket is shared with ICE (a {@link SocketSharingBind}): what is STUN or TURN ChannelData
+ * goes to the packet listeners instead of the receive functions, and a source mapper lets ICE
+ * claim the addresses of its selected pairs, so their WireGuard datagrams arrive with the ICE
+ * endpoint of their peer.
  */
 import dgram from "node:dgram";
 import { formatIp } from "../allowedips/ip.js";
 import { loadNative } from "../native/load.js";
-import { dataPathPreference } from "../native/mode.js";
+import type { DataPathPreference } from "../native/mode.js";
 import { NATIVE_ADDRESS_SIZE, type NativeUdp } from "../native/udp.js";
-import type { Bind, Endpoint, OpenResult, Received, ReceiveFunc } from "./bind.js";
+import { isIceTraffic } from "../stun/classify.js";
+import type { PacketListener } from "../stun/packet-socket.js";
+import type { Endpoint, OpenResult, Received, ReceiveFunc } from "./bind.js";
+import type { SocketSharingBind, SourceMapper } from "./capabilities.js";
 import { BindClosedError } from "./errors.js";
 import { ReceiveQueue } from "./receive-queue.js";
 import { UdpEndpoint } from "./udp-endpoint.js";
@@ -37,7 +45,7 @@ export interface UdpBindOptions {
   ipv6?: boolean;
   /**
    * "native": the addon's sockets (an error if it is missing); "dgram": node:dgram; "auto"
-   * (default): native where the addon provides them, unless TSWG_DATAPATH=portable.
+   * (default): native where the addon provides them, unless the device runs the portable plane.
    */
   sockets?: "auto" | "native" | "dgram";
 }
@@ -74,7 +82,7 @@ interface OpenState {
   port: number;
 }
 
-export class UdpBind implements Bind {
+export class UdpBind implements SocketSharingBind {
   readonly kind = "udp";
   private readonly batch: number;
   private readonly queueCapacity: number;
@@ -83,6 +91,11 @@ export class UdpBind implements Bind {
   private opening = false;
   private markValue = 0;
   private readonly counters = { received: 0, dropped: 0, sent: 0, sendErrors: 0, socketErrors: 0, lastError: null as string | null };
+  private readonly packetListeners = new Set<PacketListener>();
+  private sourceMapper: SourceMapper | null = null;
+  private plane: DataPathPreference = "auto";
+  /** Bumped when a source may map differently now: receive paths drop their cached endpoint. */
+  private mapping = 0;
 
   constructor(opts: UdpBindOptions = {}) {
     this.opts = opts;
@@ -118,6 +131,73 @@ export class UdpBind implements Bind {
   get implementation(): "native" | "dgram" | null {
     const st = this.state;
     return st === null ? null : st.native !== null ? "native" : "dgram";
+  }
+
+  /**
+   * The data plane the device runs: with "portable", sockets chosen "auto" are node:dgram ones
+   * (from the next open on).
+   */
+  useDataPlane(plane: DataPathPreference): void {
+    this.plane = plane;
+  }
+
+  // ---- the shared socket (PacketSocket) -------------------------------------------------------
+
+  get localPort(): number | null {
+    return this.port;
+  }
+
+  reachableFamilies(): { ipv4: boolean; ipv6: boolean } {
+    return this.families;
+  }
+
+  onPacket(listener: PacketListener): () => void {
+    this.packetListeners.add(listener);
+    return () => this.packetListeners.delete(listener);
+  }
+
+  setSourceMapper(mapper: SourceMapper | null): void {
+    this.sourceMapper = mapper;
+    this.mapping++;
+  }
+
+  /** A TURN server's address reached through one of its channels (see {@link UdpEndpoint.channel}). */
+  channelEndpoint(address: string, port: number, channel: number): UdpEndpoint {
+    return UdpEndpoint.parse(this, address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`).withChannel(channel);
+  }
+
+  /** Sends one datagram for a sharer of the socket; failures are counted like any other send. */
+  sendPacket(data: Uint8Array, address: string, port: number): void {
+    let ep: UdpEndpoint;
+    try {
+      ep = UdpEndpoint.parse(this, address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`);
+    } catch {
+      this.counters.sendErrors++;
+      this.counters.lastError = `unusable destination ${address}:${port}`;
+      return;
+    }
+    if (this.state === null) return;
+    void this.send([data], ep);
+  }
+
+  /** Hands STUN and ChannelData to the sharers; true when the datagram was theirs. */
+  private sharedPacket(data: Uint8Array, ep: UdpEndpoint): boolean {
+    if (!isIceTraffic(data)) return false;
+    // What ICE learns from this datagram may change how its source maps.
+    this.mapping++;
+    for (const l of this.packetListeners) {
+      try {
+        l(data, ep.address, ep.port);
+      } catch {
+        this.counters.socketErrors++;
+      }
+    }
+    return true;
+  }
+
+  /** The endpoint a received datagram from `ep` stands for: a sharer's claim, else `ep` itself. */
+  private mapSource(ep: UdpEndpoint): Endpoint {
+    return this.sourceMapper?.(ep.address, ep.port) ?? ep;
   }
 
   /** The addon's sockets while open natively, for the native data path to attach to; else null. */
@@ -194,6 +274,7 @@ export class UdpBind implements Bind {
     const st = this.state;
     if (st === null) return Promise.reject(new BindClosedError(this.kind));
     if (bufs.length === 0) return Promise.resolve();
+    if (endpoint.channel !== 0) bufs = bufs.map((b) => channelData(endpoint.channel, b));
     const hasFamily = (endpoint.family === 4 ? st.queue4 : st.queue6) !== null;
     if (!hasFamily) {
       this.counters.sendErrors += bufs.length;
@@ -245,7 +326,7 @@ export class UdpBind implements Bind {
       if (!available) throw new Error(`UdpBind: native sockets unavailable: ${reason ?? "no Udp in the addon"}`);
       return true;
     }
-    return available && dataPathPreference() !== "portable";
+    return available && this.plane !== "portable";
   }
 
   private applyMark(mark: number): void {
@@ -298,7 +379,9 @@ export class UdpBind implements Bind {
     const queue6 = info.ipv6 ? new ReceiveQueue<Received>(this.queueCapacity, this.batch) : null;
     // Consecutive datagrams usually come from the same peer: reuse its endpoint object.
     let lastAddr: Uint8Array | null = null;
-    let lastEndpoint: UdpEndpoint | null = null;
+    let lastUdp: UdpEndpoint | null = null;
+    let lastEndpoint: Endpoint | null = null;
+    let lastMapping = -1;
     native.start((data, sizes, addrs) => {
       // Taken at once: the receive queues bound what waits here.
       native.ack();
@@ -308,14 +391,18 @@ export class UdpBind implements Bind {
         const datagram = data.subarray(offset, offset + size);
         offset += size;
         const a = addrs.subarray(i * NATIVE_ADDRESS_SIZE, (i + 1) * NATIVE_ADDRESS_SIZE);
-        let ep = lastEndpoint;
-        if (ep === null || lastAddr === null || !sameBytes(a, lastAddr)) {
-          ep = this.endpointFromPacked(a);
-          if (ep === null) continue;
-          lastEndpoint = ep;
-          lastAddr = a.slice();
+        if (lastUdp === null || lastAddr === null || !sameBytes(a, lastAddr)) {
+          lastUdp = this.udpEndpointFromPacked(a);
+          lastAddr = lastUdp === null ? null : a.slice();
+          lastMapping = -1;
+          if (lastUdp === null) continue;
         }
-        (ep.family === 4 ? queue4 : queue6)?.push({ data: datagram, endpoint: ep });
+        if (this.sharedPacket(datagram, lastUdp)) continue;
+        if (lastEndpoint === null || lastMapping !== this.mapping) {
+          lastEndpoint = this.mapSource(lastUdp);
+          lastMapping = this.mapping;
+        }
+        (lastUdp.family === 4 ? queue4 : queue6)?.push({ data: datagram, endpoint: lastEndpoint });
       }
     }, NATIVE_MAX_PENDING);
     // Like a bound node:dgram socket, an open Bind keeps the process alive.
@@ -325,9 +412,15 @@ export class UdpBind implements Bind {
 
   /**
    * The endpoint an address packed by the native side stands for (24 bytes: family, 0, port,
-   * scope id, address), or null for one no peer can be reached at (port 0).
+   * scope id, address) — the sharer's endpoint where one claims that source — or null for one
+   * no peer can be reached at (port 0).
    */
-  endpointFromPacked(a: Uint8Array): UdpEndpoint | null {
+  endpointFromPacked(a: Uint8Array): Endpoint | null {
+    const ep = this.udpEndpointFromPacked(a);
+    return ep === null ? null : this.mapSource(ep);
+  }
+
+  private udpEndpointFromPacked(a: Uint8Array): UdpEndpoint | null {
     const port = (a[2]! << 8) | a[3]!;
     if (port === 0) return null;
     if (a[0] === 4) {
@@ -394,17 +487,23 @@ export class UdpBind implements Bind {
     // Consecutive datagrams usually come from the same peer: reuse its endpoint object.
     let lastAddress = "";
     let lastPort = -1;
-    let lastEndpoint: UdpEndpoint | null = null;
+    let lastUdp: UdpEndpoint | null = null;
+    let lastEndpoint: Endpoint | null = null;
+    let lastMapping = -1;
     sock.on("message", (msg: Buffer, rinfo: dgram.RemoteInfo) => {
-      let ep = lastEndpoint;
-      if (ep === null || rinfo.port !== lastPort || rinfo.address !== lastAddress) {
-        ep = this.endpointFrom(rinfo);
-        if (ep === null) return;
-        lastEndpoint = ep;
+      if (lastUdp === null || rinfo.port !== lastPort || rinfo.address !== lastAddress) {
+        lastUdp = this.endpointFrom(rinfo);
+        lastMapping = -1;
+        if (lastUdp === null) return;
         lastAddress = rinfo.address;
         lastPort = rinfo.port;
       }
-      queue.push({ data: msg, endpoint: ep });
+      if (this.sharedPacket(msg, lastUdp)) return;
+      if (lastEndpoint === null || lastMapping !== this.mapping) {
+        lastEndpoint = this.mapSource(lastUdp);
+        lastMapping = this.mapping;
+      }
+      queue.push({ data: msg, endpoint: lastEndpoint });
     });
     sock.on("error", (err) => {
       this.counters.socketErrors++;
@@ -421,6 +520,17 @@ export class UdpBind implements Bind {
       return null;
     }
   }
+}
+
+/** `data` framed as TURN ChannelData on `channel` (4-byte header, no padding over UDP). */
+function channelData(channel: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + data.length);
+  out[0] = channel >> 8;
+  out[1] = channel & 0xff;
+  out[2] = data.length >> 8;
+  out[3] = data.length & 0xff;
+  out.set(data, 4);
+  return out;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -15,6 +15,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
+import { carrierOf, isAddressEndpoint, ridesSocket, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -48,6 +49,13 @@ export interface PeerStatus {
   endpoint: string | null;
   /** Which Bind carries the peer ("udp", ...), or null without an endpoint. */
   transport: string | null;
+  /**
+   * Where the peer's datagrams really go when its endpoint rides another transport's socket
+   * (an ICE pair on the interface's UDP socket: "udp 192.0.2.1:51820"), else null.
+   */
+  carriedBy: string | null;
+  /** Which data plane seals and opens the peer's data packets now. */
+  dataPlane: "native" | "portable";
   persistentKeepalive: number;
   allowedIps: string[];
   /** Wall-clock ms of the last completed handshake, 0 = never. */
@@ -101,6 +109,24 @@ const systemClock: Clock = {
   wallNow: () => Date.now(),
 };
 
+/** A Bind that can be told which data plane runs (the UDP Bind then picks its sockets). */
+interface PlaneAwareBind extends Bind {
+  useDataPlane(plane: DataPathPreference): void;
+}
+
+function usePlaneOf(b: Bind, plane: DataPathPreference): void {
+  const x = b as Partial<PlaneAwareBind>;
+  if (typeof x.useDataPlane === "function") x.useDataPlane.call(b, plane);
+}
+
+function carriedBy(ep: Endpoint | null): string | null {
+  if (ep === null) return null;
+  const c = carrierOf(ep);
+  if (c === null || c === ep) return null;
+  const channel = isAddressEndpoint(c) ? (c.channel ?? 0) : 0;
+  return `${c.bind.kind} ${c.dstToString()}${channel !== 0 ? ` (TURN channel 0x${channel.toString(16)})` : ""}`;
+}
+
 function shortKey(id: string): string {
   return id.slice(0, 8) + "…";
 }
@@ -136,6 +162,8 @@ export class Device {
   private bindOps: Promise<unknown> = Promise.resolve();
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+  /** Datagrams the engine dropped, by its reason. */
+  private readonly engineDrops = new Map<string, number>();
   private nativePath: NativePath<DevicePeer> | null = null;
   private nextNativeId = 1;
   private readonly dataPathWanted: DataPathPreference;
@@ -154,6 +182,15 @@ export class Device {
       this.engine.mtu = mtu;
       this.nativePath?.setMtu(mtu);
     });
+    // One socket per interface: a transport that can ride another's socket (ICE on the UDP
+    // Bind's port) does, and whatever carries its endpoints is followed by the data plane.
+    const owner = this.binds.find(sharesSocket) ?? null;
+    for (const b of this.binds) {
+      if (!ridesSocket(b)) continue;
+      if (owner !== null) b.rideSocket(owner);
+      b.onCarrierChange((ep) => this.carrierChanged(ep));
+    }
+    for (const b of this.binds) usePlaneOf(b, this.dataPathWanted);
   }
 
   // ---- life cycle ----------------------------------------------------------------------------
@@ -190,6 +227,7 @@ export class Device {
     this.state = "closed";
     this.clearTimer();
     // The native side goes first: it holds the TUN and the sockets while it runs.
+    if (this.nativePath !== null) for (const [r, n] of Object.entries(this.nativePath.drops())) this.engineDrops.set(r, (this.engineDrops.get(r) ?? 0) + n);
     this.nativePath?.close();
     this.nativePath = null;
     await this.serialBinds(async () => {
@@ -219,6 +257,25 @@ export class Device {
   /** Which data path moves the packets: "native" (the addon's threads) or "portable" (TypeScript). */
   get dataPath(): "native" | "portable" {
     return this.nativePath !== null ? "native" : "portable";
+  }
+
+  /**
+   * Every packet dropped so far, by reason, in one vocabulary for both data planes ("no-route",
+   * "source-not-allowed", "decryption-failed", "replayed-counter", "unknown-index", ...): what
+   * the device, the engine and (while it runs) the native plane dropped, added up.
+   */
+  dropCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const add = (reason: string, n: number): void => {
+      if (n > 0) out[reason] = (out[reason] ?? 0) + n;
+    };
+    add("no-route", this.drops.noRoute);
+    add("no-endpoint", this.drops.noEndpoint);
+    add("source-not-allowed", this.drops.sourceNotAllowed);
+    add("send-failed", this.drops.sendFailed);
+    for (const [reason, n] of this.engineDrops) add(reason, n);
+    for (const [reason, n] of Object.entries(this.nativePath?.drops() ?? {})) add(reason, n);
+    return out;
   }
 
   /** The native data path's counters while it runs, else null. */
@@ -365,6 +422,8 @@ export class Device {
         presharedKey: p.handle.presharedKey,
         endpoint: p.endpoint?.dstToString() ?? null,
         transport: p.endpoint?.bind.kind ?? null,
+        carriedBy: carriedBy(p.endpoint),
+        dataPlane: this.nativePath?.carries(p) ? ("native" as const) : ("portable" as const),
         persistentKeepalive: p.handle.persistentKeepalive,
         allowedIps: this.routes.entriesFor(p),
         lastHandshakeMs: p.handle.stats.lastHandshakeMs,
@@ -477,6 +536,7 @@ export class Device {
       }
     }
     for (const ev of out.events) this.logEvent(ev);
+    for (const d of out.dropped) this.engineDrops.set(d.reason, (this.engineDrops.get(d.reason) ?? 0) + 1);
     if (this.log.enabled("debug")) {
       for (const d of out.dropped) {
         this.log.debug(`dropped a datagram${d.peer ? ` from peer ${shortKey(d.peer.id)}` : ""}: ${d.reason}`);
@@ -587,6 +647,18 @@ export class Device {
     // Timers decide on what happened: fold in what the native side did since its last report.
     this.nativePath?.pollActivity();
     void this.process(this.engine.tick());
+  }
+
+  /** What carries `ep` changed (an ICE pair selected, switched or lost): the data plane follows. */
+  private carrierChanged(ep: Endpoint): void {
+    if (this.nativePath === null) return;
+    for (const p of this.peersById.values()) {
+      if (p.endpoint === ep) {
+        this.nativePath.setEndpoint(p);
+        const via = carrierOf(ep);
+        this.log.debug(`peer ${shortKey(p.handle.id)}: ${via === null ? "no direct path" : `carried by ${via.bind.kind} ${via.dstToString()}`}`);
+      }
+    }
   }
 
   private forgetPeer(p: DevicePeer): void {

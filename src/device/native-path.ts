@@ -12,26 +12,31 @@
  */
 import { parseCidr } from "../allowedips/prefix.js";
 import type { Bind, Endpoint } from "../bind/bind.js";
-import { UdpBind } from "../bind/udp.js";
-import { UdpEndpoint } from "../bind/udp-endpoint.js";
+import { carrierOf, isAddressEndpoint } from "../bind/capabilities.js";
 import type { Logger } from "../log/logger.js";
 import {
   ACTIVITY_RECORD_SIZE,
+  DATAPATH_EVENT_ACTIVITY,
   DATAPATH_EVENT_CONFIRMED,
   type NativeDataPath,
   type NativeDataPathStats,
   type NativeKeypairSpec,
 } from "../native/datapath.js";
 import { loadNative } from "../native/load.js";
-import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
+import type { DataPathPreference } from "../native/mode.js";
+import type { NativeTun, NativeTunOffloads } from "../native/tun.js";
+import type { NativeUdp } from "../native/udp.js";
 import { REJECT_AFTER_TIME } from "../noise/constants.js";
 import type { Clock, DataPathActivity, Engine, Output, PeerHandle, SessionKeypairs } from "../noise/engine.js";
 import type { Keypair, SendCounter } from "../noise/keypair.js";
-import { LinuxTun } from "../tun/linux.js";
 import type { Tun } from "../tun/tun.js";
 
-/** How often the native side's activity is folded into the engine's timers. */
-const ACTIVITY_INTERVAL_MS = 200;
+/**
+ * The native side pushes an event after a burst of packets once its activity was last read;
+ * while packets keep moving, reports are folded in at most this often (the first after a quiet
+ * spell at once), so a busy path does not keep the JavaScript thread awake per burst.
+ */
+const ACTIVITY_MIN_INTERVAL_MS = 50;
 
 /** The device's view of a peer that the native side needs. */
 export interface NativePeerView {
@@ -52,6 +57,30 @@ export interface NativePathHost<P extends NativePeerView> {
   process(out: Output<Endpoint>): void;
   /** The native side saw the peer's packets come from a new endpoint. */
   roamed(peer: P, endpoint: Endpoint): void;
+}
+
+/** A TUN whose descriptor the addon holds (the Linux TUN): what the native plane reads and writes. */
+interface NativeTunDevice extends Tun {
+  readonly native: NativeTun;
+  offloads(): NativeTunOffloads;
+}
+
+/** A Bind on the addon's UDP sockets while open (the UDP Bind in its native form). */
+interface NativeSocketBind extends Bind {
+  readonly nativeSockets: NativeUdp | null;
+  endpointFromPacked(packed: Uint8Array): Endpoint | null;
+}
+
+function isNativeTun(t: Tun): t is NativeTunDevice {
+  const x = t as Partial<NativeTunDevice>;
+  return typeof x.native === "object" && x.native !== null && typeof x.offloads === "function";
+}
+
+function nativeSocketBind(binds: readonly Bind[]): NativeSocketBind | undefined {
+  return binds.find((b): b is NativeSocketBind => {
+    const x = b as Partial<NativeSocketBind>;
+    return typeof x.endpointFromPacked === "function" && typeof x.nativeSockets === "object" && x.nativeSockets !== null;
+  });
 }
 
 /** Either a path ready to start, or why there is none. */
@@ -80,13 +109,16 @@ class NativeCounter implements SendCounter {
 export class NativePath<P extends NativePeerView> {
   private readonly byId = new Map<number, P>();
   private readonly byHandle = new Map<PeerHandle, P>();
+  /** Peers the native side can send to (an endpoint on its sockets, directly or carried). */
+  private readonly carried = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
+  private lastReportAt = -Infinity;
   private closed = false;
 
   private constructor(
     private readonly dp: NativeDataPath,
     private readonly host: NativePathHost<P>,
-    private bind: UdpBind,
+    private bind: NativeSocketBind,
     readonly description: string,
   ) {}
 
@@ -99,7 +131,7 @@ export class NativePath<P extends NativePeerView> {
     tun: Tun,
     binds: readonly Bind[],
     host: NativePathHost<P>,
-    preference: DataPathPreference = dataPathPreference(),
+    preference: DataPathPreference,
   ): NativePathChoice<P> {
     const refuse = (reason: string): NativePathChoice<P> => {
       if (preference === "native") throw new Error(`the native data path was required but ${reason}`);
@@ -109,8 +141,8 @@ export class NativePath<P extends NativePeerView> {
     const { addon, reason } = loadNative();
     if (addon === null) return refuse(reason);
     if (addon.DataPath === undefined) return refuse("the native addon has no data path on this platform");
-    if (!(tun instanceof LinuxTun)) return refuse("the packet side is not a Linux TUN");
-    const bind = binds.find((b): b is UdpBind => b instanceof UdpBind && b.nativeSockets !== null);
+    if (!isNativeTun(tun)) return refuse("the packet side is not a Linux TUN");
+    const bind = nativeSocketBind(binds);
     if (bind === undefined) return refuse("no UDP Bind on native sockets");
     const udp = bind.nativeSockets!;
     let path: NativePath<P> | null = null;
@@ -136,26 +168,45 @@ export class NativePath<P extends NativePeerView> {
     for (const p of this.host.peers()) this.addPeer(p);
     this.syncRoutes();
     this.host.engine.observeKeypairs((peer, keypairs) => this.keypairsChanged(peer, keypairs));
-    this.timer = setInterval(() => this.pollActivity(), ACTIVITY_INTERVAL_MS);
-    this.timer.unref();
   }
 
   /** Stops following, detaches from the TUN and sockets and forgets every key. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    // What happened since the last poll still counts (byte counters, timers).
+    // What happened since the last report still counts (byte counters, timers).
     this.pollActivity();
     this.host.engine.observeKeypairs(null);
     this.dp.close();
     this.byId.clear();
     this.byHandle.clear();
+    this.carried.clear();
+  }
+
+  /** True when the native side sends the peer's data packets itself. */
+  carries(p: P): boolean {
+    return !this.closed && this.carried.has(p.nativeId);
   }
 
   stats(): NativeDataPathStats {
     return this.dp.stats();
+  }
+
+  /** What the native side dropped, by the reasons the engine and device use for the same cases. */
+  drops(): Record<string, number> {
+    const s = this.dp.stats();
+    return {
+      "no-route": s.noRoute,
+      "unknown-index": s.unknownIndex,
+      "expired-keypair": s.expired,
+      "decryption-failed": s.decryptFailed,
+      "replayed-counter": s.replayed,
+      "bad-inner-packet": s.badInner,
+      "source-not-allowed": s.sourceRejected,
+      "send-failed": s.sendFailed,
+    };
   }
 
   // ---- mirroring -----------------------------------------------------------------------------
@@ -173,19 +224,25 @@ export class NativePath<P extends NativePeerView> {
     if (this.closed) return;
     this.byId.delete(p.nativeId);
     this.byHandle.delete(p.handle);
+    this.carried.delete(p.nativeId);
     this.dp.removePeer(p.nativeId);
   }
 
-  /** The peer's endpoint changed on the JavaScript side. */
+  /**
+   * The peer's endpoint, or what carries it (an ICE pair on the shared socket), changed on the
+   * JavaScript side.
+   */
   setEndpoint(p: P): void {
     if (this.closed || !this.byId.has(p.nativeId)) return;
-    const ep = p.endpoint;
-    // Only endpoints of the Bind whose sockets the native side uses can be sent to from there;
-    // for any other, the peer's packets take the JavaScript way.
-    if (ep instanceof UdpEndpoint && ep.bind === this.bind) {
-      this.dp.setEndpoint(p.nativeId, ep.family, ep.addressBytes(), ep.port, ep.zone);
+    const ep = carrierOf(p.endpoint);
+    // Only addresses on the sockets the native side uses can be sent to from there; for any
+    // other, the peer's packets take the JavaScript way.
+    if (ep !== null && ep.bind === this.bind && isAddressEndpoint(ep)) {
+      this.dp.setEndpoint(p.nativeId, ep.family, ep.addressBytes(), ep.port, ep.zone, ep.channel ?? 0);
+      this.carried.add(p.nativeId);
     } else {
       this.dp.setEndpoint(p.nativeId, 0);
+      this.carried.delete(p.nativeId);
     }
   }
 
@@ -214,7 +271,7 @@ export class NativePath<P extends NativePeerView> {
   /** The Binds were reopened (new listen port): follow the new sockets. */
   rebind(binds: readonly Bind[]): void {
     if (this.closed) return;
-    const bind = binds.find((b): b is UdpBind => b instanceof UdpBind && b.nativeSockets !== null);
+    const bind = nativeSocketBind(binds);
     this.dp.setUdp(bind?.nativeSockets ?? null);
     if (bind !== undefined) this.bind = bind;
     for (const p of this.byId.values()) this.setEndpoint(p);
@@ -250,6 +307,7 @@ export class NativePath<P extends NativePeerView> {
   /** Folds what the native side did since the last call into the engine's timers and counters. */
   pollActivity(): void {
     if (this.closed) return;
+    this.lastReportAt = this.host.clock.now();
     const records = this.dp.activity();
     for (let i = 0; i + ACTIVITY_RECORD_SIZE <= records.length; i += ACTIVITY_RECORD_SIZE) {
       const p = this.byId.get(records[i]!);
@@ -272,7 +330,26 @@ export class NativePath<P extends NativePeerView> {
     }
   }
 
+  /** Packets moved: fold them in now, or when the minimum interval since the last report is over. */
+  private activityPushed(): void {
+    if (this.closed || this.timer !== null) return;
+    const wait = this.lastReportAt + ACTIVITY_MIN_INTERVAL_MS - this.host.clock.now();
+    if (wait <= 0) {
+      this.pollActivity();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.pollActivity();
+    }, Math.ceil(wait));
+    this.timer.unref();
+  }
+
   private onEvent(type: number, peerId: number, localIndex: number): void {
+    if (type === DATAPATH_EVENT_ACTIVITY) {
+      this.activityPushed();
+      return;
+    }
     if (this.closed || type !== DATAPATH_EVENT_CONFIRMED) return;
     const p = this.byId.get(peerId);
     if (p === undefined) return;

@@ -16,9 +16,16 @@ const IP_PORT = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]):\d{1,5}$
  * `wg` resolves the `endpoint` value with getaddrinfo, so only "ip:port" may go there; an ICE
  * peer without a selected pair, or a TCP URL, is reported in tswg's own keys instead.
  */
-function endpointFields(endpoint: string | null, transport: string | null): { endpoint?: string; extra?: Record<string, string> } {
+function endpointFields(
+  endpoint: string | null,
+  transport: string | null,
+  plane: { dataPlane: string; carriedBy: string | null },
+): { endpoint?: string; extra?: Record<string, string> } {
   const extra: Record<string, string> = {};
   if (transport !== null && transport !== "udp") extra.tswg_transport = transport;
+  // Which plane seals the peer's packets, and over what when its transport rides the UDP socket.
+  if (endpoint !== null) extra.tswg_data_plane = plane.dataPlane;
+  if (plane.carriedBy !== null) extra.tswg_carried_by = plane.carriedBy;
   if (endpoint !== null && !IP_PORT.test(endpoint)) extra.tswg_endpoint = endpoint;
   const fields: { endpoint?: string; extra?: Record<string, string> } = {};
   if (endpoint !== null && IP_PORT.test(endpoint)) fields.endpoint = endpoint;
@@ -39,7 +46,7 @@ export function deviceUapiHandler(device: Device): UapiHandler {
         peers: s.peers.map((p) => ({
           publicKey: p.publicKey,
           presharedKey: p.presharedKey ?? undefined,
-          ...endpointFields(p.endpoint, p.transport),
+          ...endpointFields(p.endpoint, p.transport, p),
           persistentKeepalive: p.persistentKeepalive,
           allowedIps: p.allowedIps,
           lastHandshakeMs: p.lastHandshakeMs,

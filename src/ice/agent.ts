@@ -28,6 +28,7 @@ import { parseRemoteCandidate, type CandidateInfo, type CandidateType } from "./
 import { currentHostAddresses, resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole, type IceRole } from "./role.js";
 import { IceSession } from "./session.js";
+import type { SharedSocketRouter } from "./shared-socket.js";
 import type { Candidate } from "werift-ice";
 
 export type IceAgentState = "new" | "checking" | "connected" | "failed" | "closed";
@@ -35,6 +36,16 @@ export type IceAgentState = "new" | "checking" | "connected" | "failed" | "close
 export interface SelectedPair {
   local: CandidateInfo;
   remote: CandidateInfo;
+}
+
+/**
+ * Where a peer's datagrams go now. `shared`: the selected pair sends from the interface's own
+ * socket, so a data plane on that socket can carry the peer's datagrams to `remote` itself.
+ */
+export interface IcePath extends SelectedPair {
+  shared: boolean;
+  /** The pair is relayed by the shared socket's TURN allocation: the server and the channel to the remote. */
+  relay: { server: { address: string; port: number }; channel: number } | null;
 }
 
 export interface PeerAgentStatus {
@@ -73,10 +84,16 @@ export interface PeerAgentOptions extends IceAgentConfig {
   channel: Pick<SignalingChannel, "send">;
   /** Settings already checked by {@link resolveIceConfig} (the manager shares one); overrides the rest. */
   resolved?: ResolvedIceConfig;
+  /**
+   * The interface's shared socket, if any, read when each session starts: host and
+   * server-reflexive candidates then live on it instead of sockets of their own.
+   */
+  sharedSocket?: () => SharedSocketRouter | null;
 }
 
 type DataListener = (data: Uint8Array) => void;
 type StateListener = (state: IceAgentState) => void;
+type PathListener = (path: IcePath | null) => void;
 
 /** Candidates that arrived before the credentials of their generation. */
 interface EarlyCandidates {
@@ -96,6 +113,7 @@ export class PeerAgent {
   readonly peer: string;
   private readonly cfg: ResolvedIceConfig;
   private readonly channel: Pick<SignalingChannel, "send">;
+  private readonly sharedSocket: () => SharedSocketRouter | null;
   private readonly log: Logger;
   private session: IceSession | null = null;
   private generation = 0;
@@ -121,6 +139,8 @@ export class PeerAgent {
   signalsIgnored = 0;
   private readonly dataListeners = new Set<DataListener>();
   private readonly stateListeners = new Set<StateListener>();
+  private readonly pathListeners = new Set<PathListener>();
+  private pathKey = "";
 
   constructor(opts: PeerAgentOptions) {
     this.cfg = opts.resolved ?? resolveIceConfig(opts);
@@ -128,6 +148,7 @@ export class PeerAgent {
     this.peer = keyToBase64(this.peerKey);
     this.role = iceRole(opts.localKey, opts.peerKey);
     this.channel = opts.channel;
+    this.sharedSocket = opts.sharedSocket ?? (() => null);
     this.log = this.cfg.logger.child(`ice ${this.peer.slice(0, 8)}`);
   }
 
@@ -202,6 +223,22 @@ export class PeerAgent {
     return () => this.stateListeners.delete(listener);
   }
 
+  /**
+   * The one place a change of path is announced: a pair selected, replaced or lost (null).
+   * A data plane that carries the peer itself follows this. Returns an unsubscribe function.
+   */
+  onPathChange(listener: PathListener): () => void {
+    this.pathListeners.add(listener);
+    return () => this.pathListeners.delete(listener);
+  }
+
+  /** The current path, or null. */
+  path(): IcePath | null {
+    const s = this.session;
+    const pair = s?.selectedPair() ?? null;
+    return s === null || pair === null ? null : { ...pair, shared: s.selectedOnSharedSocket(), relay: s.selectedRelay() };
+  }
+
   /** The remote address of the selected pair, or null. */
   selectedRemote(): CandidateInfo | null {
     return this.session?.selectedPair()?.remote ?? null;
@@ -234,9 +271,11 @@ export class PeerAgent {
     const s = this.session;
     this.session = null;
     this.setState("closed");
+    this.announcePath();
     this.dataListeners.clear();
     if (s !== null) await s.close();
     this.stateListeners.clear();
+    this.pathListeners.clear();
   }
 
   // ---- controlling side ----
@@ -366,7 +405,10 @@ export class PeerAgent {
       connected: () => this.sessionConnected(s),
       failed: (reason) => this.sessionFailed(s, reason),
       data: (buf) => this.deliver(s, buf),
-    }, this.log);
+      pathChanged: () => {
+        if (this.session === s) this.announcePath();
+      },
+    }, this.log, this.sharedUse());
     this.session = s;
     this.early = this.early?.generation === generation ? this.early : null;
     this.log.debug(`session ${generation} on ${hosts.length} host address(es)`);
@@ -391,6 +433,7 @@ export class PeerAgent {
         (pair ? `${pair.local.type} ${pair.local.address}:${pair.local.port} -> ${pair.remote.type} ${pair.remote.address}:${pair.remote.port}` : "?"),
     );
     this.setState("connected");
+    this.announcePath();
   }
 
   private sessionFailed(s: IceSession, reason: string): void {
@@ -401,6 +444,7 @@ export class PeerAgent {
     this.failures++;
     this.log.info(`generation ${s.generation} failed: ${reason}`);
     this.setState("failed");
+    this.announcePath();
     this.clearTimer();
     if (this.controlling) {
       const delay = this.delay(this.failures - 1);
@@ -492,6 +536,29 @@ export class PeerAgent {
   private clearTimer(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  private sharedUse(): { router: SharedSocketRouter; peer: string } | null {
+    const router = this.sharedSocket();
+    return router === null ? null : { router, peer: this.peer };
+  }
+
+  /** Tells the path listeners when the path differs from the one last announced. */
+  private announcePath(): void {
+    const path = this.closedFlag ? null : this.path();
+    const key =
+      path === null
+        ? ""
+        : `${path.shared} ${path.relay?.channel ?? 0} ${path.local.address}:${path.local.port} ${path.remote.address}:${path.remote.port}`;
+    if (key === this.pathKey) return;
+    this.pathKey = key;
+    for (const l of this.pathListeners) {
+      try {
+        l(path);
+      } catch (e) {
+        this.log.warn(`path listener threw: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
   }
 }
 

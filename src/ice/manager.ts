@@ -8,10 +8,12 @@
 import { keyToBase64, parseKey } from "../crypto/keys.js";
 import type { Logger } from "../log/logger.js";
 import type { SignalingChannel, SignalingMessage } from "../signaling/types.js";
-import { PeerAgent, type IceAgentState, type PeerAgentStatus } from "./agent.js";
+import { PeerAgent, type IceAgentState, type IcePath, type PeerAgentStatus } from "./agent.js";
 import type { CandidateInfo } from "./candidates.js";
 import { resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole } from "./role.js";
+import { SharedSocketRouter, type SharedSocketStats } from "./shared-socket.js";
+import type { PacketSocket } from "../stun/packet-socket.js";
 
 /** A public key as 32 bytes or as base64 text. */
 export type PeerKey = Uint8Array | string;
@@ -42,6 +44,7 @@ export interface IceManagerStats {
 
 type DataListener = (peer: string, data: Uint8Array) => void;
 type StateListener = (peer: string, state: IceAgentState) => void;
+type PathListener = (peer: string, path: IcePath | null) => void;
 
 export class IceManager {
   readonly publicKey: Uint8Array;
@@ -55,6 +58,8 @@ export class IceManager {
   private readonly agents = new Map<string, PeerAgent>();
   private readonly dataListeners = new Set<DataListener>();
   private readonly stateListeners = new Set<StateListener>();
+  private readonly pathListeners = new Set<PathListener>();
+  private router: SharedSocketRouter | null = null;
   private running = false;
   private closed = false;
   private subscribed = false;
@@ -75,6 +80,26 @@ export class IceManager {
   /** True between start() and stop()/close(). */
   get started(): boolean {
     return this.running;
+  }
+
+  /**
+   * Puts the agents' host and server-reflexive candidates on `socket` (the interface's own UDP
+   * socket) from the next session on; null gives them sockets of their own again.
+   */
+  useSocket(socket: PacketSocket | null): void {
+    if (this.router?.socket === socket) return;
+    this.router?.close();
+    this.router = socket === null ? null : new SharedSocketRouter(socket);
+  }
+
+  /** The peer whose ICE checks come from this address on the shared socket, or null. */
+  peerAt(address: string, port: number): string | null {
+    return this.router?.peerAt(address, port) ?? null;
+  }
+
+  /** The shared socket's routing counters, or null without one. */
+  sharedSocketStats(): SharedSocketStats | null {
+    return this.router?.stats() ?? null;
   }
 
   /** Adds a peer (idempotent). While running and not lazy, its agent starts at once. */
@@ -137,8 +162,11 @@ export class IceManager {
     this.closed = true;
     const off = (this.channel as { off?: (event: "message", l: (from: Uint8Array, msg: SignalingMessage) => void) => unknown }).off;
     if (this.subscribed && typeof off === "function") off.call(this.channel, "message", this.listener);
+    this.router?.close();
+    this.router = null;
     this.dataListeners.clear();
     this.stateListeners.clear();
+    this.pathListeners.clear();
   }
 
   /**
@@ -168,6 +196,18 @@ export class IceManager {
   onStateChange(listener: StateListener): () => void {
     this.stateListeners.add(listener);
     return () => this.stateListeners.delete(listener);
+  }
+
+  /** Path changes of any peer (see {@link PeerAgent.onPathChange}). Returns an unsubscribe function. */
+  onPathChange(listener: PathListener): () => void {
+    this.pathListeners.add(listener);
+    return () => this.pathListeners.delete(listener);
+  }
+
+  /** The current path of a peer, or null. */
+  path(key: PeerKey): IcePath | null {
+    const id = typeof key === "string" ? key : keyToBase64(key);
+    return this.agents.get(id)?.path() ?? null;
   }
 
   /** Status of every configured peer (peers without an agent yet show state "new"). */
@@ -236,13 +276,22 @@ export class IceManager {
   private agentFor(id: string): PeerAgent {
     const existing = this.agents.get(id);
     if (existing !== undefined) return existing;
-    const agent = new PeerAgent({ localKey: this.publicKey, peerKey: this.peerKeys.get(id)!, channel: this.channel, resolved: this.cfg });
+    const agent = new PeerAgent({
+      localKey: this.publicKey,
+      peerKey: this.peerKeys.get(id)!,
+      channel: this.channel,
+      resolved: this.cfg,
+      sharedSocket: () => this.router,
+    });
     this.agents.set(id, agent);
     agent.onData((data) => {
       for (const l of this.dataListeners) l(id, data);
     });
     agent.onStateChange((state) => {
       for (const l of this.stateListeners) l(id, state);
+    });
+    agent.onPathChange((path) => {
+      for (const l of this.pathListeners) l(id, path);
     });
     agent.start();
     return agent;

@@ -11,10 +11,22 @@
  * The session never throws at its owner: whatever goes wrong ends in exactly one `failed` event.
  */
 import dgram from "node:dgram";
-import { Connection, type Candidate, type CandidatePair } from "werift-ice";
+import { isIPv4 } from "node:net";
+import {
+  Candidate,
+  candidateFoundation,
+  candidatePriority,
+  Connection,
+  serverReflexiveCandidate,
+  StunProtocol,
+  type CandidatePair,
+} from "werift-ice";
 import type { Logger } from "../log/logger.js";
 import { candidateInfo, formatCandidate, type CandidateInfo, type CandidateType } from "./candidates.js";
 import { libraryOptions, type ResolvedIceConfig } from "./config.js";
+import { RelayFacade, type SharedRelay } from "./shared-relay.js";
+import { SharedTransport, type SharedSession, type SharedSocketRouter } from "./shared-socket.js";
+import type { IceServer } from "./servers.js";
 
 export interface SessionEvents {
   /** A local candidate to signal, in SDP attribute form. */
@@ -29,6 +41,25 @@ export interface SessionEvents {
   failed(reason: string): void;
   /** A datagram arrived on one of the session's sockets. */
   data(buf: Buffer): void;
+  /** The selected pair changed while connected (the library re-nominated). */
+  pathChanged?(): void;
+}
+
+/** Where a session's host and server-reflexive candidates live: the interface's own socket. */
+export interface SharedSocketUse {
+  router: SharedSocketRouter;
+  /** The peer's key, so the router can say whose checks come from an address. */
+  peer: string;
+}
+
+/** The parts of the library's Connection that candidate gathering on a shared socket replaces. */
+interface GatheringInternals {
+  getCandidatePromises(addresses: string[], timeout?: number): Promise<Candidate | undefined>[];
+  ensureProtocol(protocol: unknown): void;
+  pairLocalProtocol(protocol: StunProtocol): void;
+  appendLocalCandidate(candidate: Candidate): void;
+  protocols: unknown[];
+  generation: number;
 }
 
 export interface RemoteCredentials {
@@ -61,6 +92,9 @@ export class IceSession {
   private watchdog: NodeJS.Timeout | null = null;
   /** Send failures inside the library (socket closed under it, ...). */
   sendErrors = 0;
+  private readonly sharedSession: SharedSession | null = null;
+  /** The shared socket's relay, once this session offers a candidate on it. */
+  private sharedRelay: SharedRelay | null = null;
 
   constructor(
     readonly generation: number,
@@ -69,10 +103,15 @@ export class IceSession {
     private readonly cfg: ResolvedIceConfig,
     private readonly events: SessionEvents,
     private readonly log: Logger,
+    shared: SharedSocketUse | null = null,
   ) {
     this.conn = new Connection(controlling, libraryOptions(cfg, hostAddresses));
     // The library falls back to a public STUN server when none is given; set it explicitly.
     this.conn.stunServer = cfg.stun === null ? undefined : [cfg.stun.host, cfg.stun.port];
+    if (shared !== null) {
+      this.sharedSession = shared.router.register(shared.peer, this.conn.localUsername);
+      this.gatherOnSharedSocket(this.sharedSession);
+    }
     this.conn.onIceCandidate.subscribe((c) => this.onLocalCandidate(c));
     this.conn.onData.subscribe((buf) => {
       if (!this.done) this.events.data(buf);
@@ -187,6 +226,27 @@ export class IceSession {
     return { local: candidateInfo(p.localCandidate), remote: candidateInfo(p.remoteCandidate) };
   }
 
+  /** True when the selected pair sends from the interface's shared socket (not a relay or a socket of its own). */
+  selectedOnSharedSocket(): boolean {
+    const p = this.connectedFlag && !this.done ? this.conn.nominated : undefined;
+    const transport = (p?.protocol as { transport?: unknown } | undefined)?.transport;
+    return transport instanceof SharedTransport && !transport.closed;
+  }
+
+  /**
+   * When the selected pair is relayed through the shared socket's TURN allocation: the server
+   * and the channel bound to the pair's remote address, which a data plane can send
+   * ChannelData on itself.
+   */
+  selectedRelay(): { server: { address: string; port: number }; channel: number } | null {
+    const p = this.connectedFlag && !this.done ? this.conn.nominated : undefined;
+    const relay = this.sharedRelay;
+    if (p === undefined || relay === null) return null;
+    if (!((p.protocol as { turn?: unknown }).turn instanceof RelayFacade)) return null;
+    const channel = relay.channelFor(p.remoteCandidate.host, p.remoteCandidate.port);
+    return channel === null ? null : { server: { ...relay.server }, channel };
+  }
+
   /** Latest round-trip time of the selected pair's checks, in ms. */
   rttMs(): number | null {
     const rtt = this.connectedFlag && !this.done ? this.conn.nominated?.rtt : undefined;
@@ -197,6 +257,7 @@ export class IceSession {
     if (this.done) return;
     this.done = true;
     this.clearTimers();
+    this.sharedSession?.close();
     try {
       await this.conn.close();
     } catch (e) {
@@ -243,6 +304,123 @@ export class IceSession {
         }
       }
     }
+  }
+
+  /**
+   * Host candidates on the shared socket instead of a socket per address: the library's
+   * gathering is replaced on this Connection (its `getCandidatePromises`, private in its types
+   * only) by one that gives each host address a StunProtocol over a {@link SharedTransport}
+   * and asks the STUN server through it. Relay gathering is left to the library (its TURN
+   * client keeps a socket of its own).
+   */
+  private gatherOnSharedSocket(session: SharedSession): void {
+    const conn = this.conn as unknown as GatheringInternals;
+    const libraryGathering = conn.getCandidatePromises.bind(conn);
+    const stun = this.cfg.stun;
+    conn.getCandidatePromises = (addresses: string[], timeout = 5): Promise<Candidate | undefined>[] => {
+      // Relay-only sessions over UDP TURN use the shared socket's allocation. Others keep the
+      // library's own TURN client (given no addresses, the library gathers nothing else): the
+      // allocation is shared by every session, and the library serialises its permission and
+      // channel requests, so one request that goes unanswered (a check to a host candidate the
+      // server will not relay to) would hold up every peer's relay behind it.
+      const turn = this.cfg.turn;
+      const promises: Promise<Candidate | undefined>[] = [];
+      if (turn !== null && turn.transport === "udp" && this.cfg.relayOnly) promises.push(this.relayOnSharedSocket(conn, session, turn));
+      else if (turn !== null) promises.push(...libraryGathering([], timeout));
+      if (this.cfg.relayOnly) return promises;
+      const families = session.router.families();
+      const port = session.router.socket.localPort;
+      if (port === null) return promises;
+      let srflxAsked = false;
+      for (const address of addresses) {
+        const family = isIPv4(address) ? 4 : 6;
+        if (!(family === 4 ? families.ipv4 : families.ipv6)) continue;
+        const protocol = new StunProtocol();
+        conn.ensureProtocol(protocol);
+        const transport = session.transport(address, family);
+        protocol.transport = transport as unknown as StunProtocol["transport"];
+        const received = (protocol as unknown as { datagramReceived(data: Buffer, addr: readonly [string, number]): void }).datagramReceived.bind(protocol);
+        transport.onData = (data, addr) => received(data, addr);
+        protocol.localIp = address;
+        conn.protocols.push(protocol);
+        const candidate = new Candidate(
+          candidateFoundation("host", "udp", address),
+          1,
+          "udp",
+          candidatePriority("host", { transport: "udp" }),
+          address,
+          port,
+          "host",
+          undefined,
+          undefined,
+          undefined,
+          conn.generation,
+          this.conn.localUsername,
+        );
+        protocol.localCandidate = candidate;
+        conn.pairLocalProtocol(protocol);
+        conn.appendLocalCandidate(candidate);
+        promises.push(Promise.resolve(candidate));
+        // One STUN query per family is enough: every host address shares the socket's mapping.
+        if (stun !== null && family === 4 && !srflxAsked) {
+          srflxAsked = true;
+          promises.push(this.askReflexive(conn, protocol, [stun.host, stun.port], timeout * 1000));
+        }
+      }
+      return promises;
+    };
+  }
+
+  private async relayOnSharedSocket(conn: GatheringInternals, session: SharedSession, turn: IceServer): Promise<Candidate | undefined> {
+    let relay: SharedRelay;
+    try {
+      relay = await session.router.relay(turn);
+    } catch (e) {
+      this.log.debug(`TURN allocation at ${turn.host}:${turn.port} on the shared socket failed: ${message(e)}`);
+      return undefined;
+    }
+    if (this.done) return undefined;
+    const protocol = relay.protocolFor(this.conn.localUsername);
+    conn.ensureProtocol(protocol);
+    conn.protocols.push(protocol);
+    const [host, port] = relay.turn.relayedAddress;
+    const [mappedHost, mappedPort] = relay.turn.mappedAddress;
+    const candidate = new Candidate(
+      candidateFoundation("relay", "udp", host),
+      1,
+      "udp",
+      candidatePriority("relay"),
+      host,
+      port,
+      "relay",
+      mappedHost,
+      mappedPort,
+      undefined,
+      conn.generation,
+      this.conn.localUsername,
+    );
+    protocol.localCandidate = candidate;
+    this.sharedRelay = relay;
+    conn.appendLocalCandidate(candidate);
+    return candidate;
+  }
+
+  private askReflexive(conn: GatheringInternals, protocol: StunProtocol, server: [string, number], timeoutMs: number): Promise<Candidate | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    const query = serverReflexiveCandidate(protocol, server).then(
+      (c) => {
+        if (c !== undefined && !this.done) conn.appendLocalCandidate(c);
+        return c;
+      },
+      (e: unknown) => {
+        this.log.debug(`STUN query to ${server[0]}:${server[1]} failed: ${message(e)}`);
+        return undefined;
+      },
+    );
+    return Promise.race([query, deadline]).finally(() => clearTimeout(timer));
   }
 
   private maybeConnect(): void {
@@ -302,6 +480,7 @@ export class IceSession {
       }
       const now = Date.now();
       if (p !== pair || p.responsesReceived !== responses) {
+        if (p !== pair) this.events.pathChanged?.();
         pair = p;
         responses = p.responsesReceived;
         lastResponseAt = now;
@@ -315,6 +494,7 @@ export class IceSession {
     if (this.done) return;
     this.done = true;
     this.clearTimers();
+    this.sharedSession?.close();
     this.conn.close().catch(() => undefined);
     this.events.failed(reason);
   }

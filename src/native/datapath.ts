@@ -28,8 +28,13 @@ export interface NativeKeypairSpec {
 
 /** Event types of the callback. */
 export const DATAPATH_EVENT_CONFIRMED = 1;
+/** Packets moved since `activity()` was last called (sent once until it is called again). */
+export const DATAPATH_EVENT_ACTIVITY = 2;
 
-/** (type, peer id, local index): DATAPATH_EVENT_CONFIRMED: the first packet under a `next` keypair arrived. */
+/**
+ * (type, peer id, local index): DATAPATH_EVENT_CONFIRMED: the first packet under a `next`
+ * keypair arrived; DATAPATH_EVENT_ACTIVITY (ids 0): packets moved, `activity()` says what.
+ */
 export type NativeDataPathEventCallback = (type: number, peerId: number, localIndex: number) => void;
 
 /** Numbers per peer in {@link NativeDataPath.activity}'s result. */
@@ -62,7 +67,8 @@ export interface NativeDataPath {
   setPeer(id: number): void;
   removePeer(id: number): void;
   /** family 0 forgets the endpoint (the peer's packets then go to JavaScript). */
-  setEndpoint(id: number, family: 0 | 4 | 6, address?: Uint8Array, port?: number, zone?: string): void;
+  /** With `channel` (0x4000-0x4FFF) the address is a TURN server's: datagrams go as ChannelData. */
+  setEndpoint(id: number, family: 0 | 4 | 6, address?: Uint8Array, port?: number, zone?: string, channel?: number): void;
   /** The peer's endpoint as 24 packed bytes (as in a Udp batch), or null. */
   endpoint(id: number): Uint8Array | null;
   setKeypairs(

@@ -8,8 +8,12 @@
 
 const WORD_BITS = 32;
 const RING_WORDS = 256; // a power of two, so that ring positions stay cheap to compute
-/** How far below the highest accepted counter a counter may still arrive (8160). */
-export const REPLAY_WINDOW_SIZE = (RING_WORDS - 1) * WORD_BITS;
+/**
+ * How far below the highest accepted counter a counter may still arrive: 8128, as in
+ * wireguard-go and in the native data plane (native/src/replay.h), so a packet is accepted or
+ * refused alike whichever plane opens it. It fits the ring with more than one word to spare.
+ */
+export const REPLAY_WINDOW_SIZE = 8128;
 
 /**
  * Counters are 64-bit on the wire but held here as JS numbers. Values from 2^53 up are refused:

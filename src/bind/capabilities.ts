@@ -1,0 +1,78 @@
+/**
+ * Optional abilities a Bind or an Endpoint may have, asked for by shape rather than by class,
+ * so that the device and its data planes work with any transport that offers them.
+ */
+import type { IpFamily } from "../allowedips/ip.js";
+import type { PacketSocket } from "../stun/packet-socket.js";
+import type { Bind, Endpoint } from "./bind.js";
+
+/** Maps the source of a received datagram to the endpoint it stands for, or null to keep the plain one. */
+export type SourceMapper = (address: string, port: number) => Endpoint | null;
+
+/**
+ * A Bind whose socket other transports may share (ICE's STUN rides the WireGuard port): it
+ * hands up STUN and ChannelData, sends for them, and lets them claim the sources they own.
+ */
+export interface SocketSharingBind extends Bind, PacketSocket {
+  setSourceMapper(mapper: SourceMapper | null): void;
+  /** A TURN server's address on this socket, reached through one of its channels. */
+  channelEndpoint(address: string, port: number, channel: number): Endpoint;
+}
+
+/**
+ * A Bind that can ride another Bind's socket (see {@link SocketSharingBind}) and then names the
+ * endpoints of that socket that carry its own endpoints ({@link CarriedEndpoint}).
+ */
+export interface SocketRidingBind extends Bind {
+  rideSocket(owner: SocketSharingBind | null): void;
+  /** The endpoint a datagram from this source on the shared socket belongs to, or null. */
+  sourceEndpoint(address: string, port: number): Endpoint | null;
+  /** Called when what carries one of its endpoints changes. Returns an unsubscribe function. */
+  onCarrierChange(listener: (endpoint: Endpoint) => void): () => void;
+}
+
+/** An endpoint whose datagrams currently travel as those of another endpoint (of another Bind). */
+export interface CarriedEndpoint extends Endpoint {
+  carrier(): Endpoint | null;
+}
+
+/** An endpoint that is a plain IP address and port: what a native socket can send to. */
+export interface AddressEndpoint extends Endpoint {
+  readonly family: IpFamily;
+  readonly port: number;
+  /** IPv6 zone, or "". */
+  readonly zone: string;
+  /** A TURN channel when the address is a TURN server's and datagrams go as ChannelData; else 0. */
+  readonly channel?: number;
+  addressBytes(): Uint8Array;
+}
+
+export function sharesSocket(b: Bind): b is SocketSharingBind {
+  const x = b as Partial<SocketSharingBind>;
+  return (
+    typeof x.setSourceMapper === "function" &&
+    typeof x.sendPacket === "function" &&
+    typeof x.onPacket === "function" &&
+    typeof x.channelEndpoint === "function"
+  );
+}
+
+export function ridesSocket(b: Bind): b is SocketRidingBind {
+  const x = b as Partial<SocketRidingBind>;
+  return typeof x.rideSocket === "function" && typeof x.sourceEndpoint === "function" && typeof x.onCarrierChange === "function";
+}
+
+export function isCarried(e: Endpoint): e is CarriedEndpoint {
+  return typeof (e as Partial<CarriedEndpoint>).carrier === "function";
+}
+
+export function isAddressEndpoint(e: Endpoint): e is AddressEndpoint {
+  const x = e as Partial<AddressEndpoint>;
+  return (x.family === 4 || x.family === 6) && typeof x.port === "number" && typeof x.addressBytes === "function";
+}
+
+/** Where an endpoint's datagrams really go: its carrier's endpoint when it has one. */
+export function carrierOf(e: Endpoint | null): Endpoint | null {
+  if (e === null) return null;
+  return isCarried(e) ? e.carrier() : e;
+}
