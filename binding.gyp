@@ -21,6 +21,7 @@
             "native/src/tun_device.cc",
             "native/src/vnet.cc",
             "native/src/udp_socket.cc",
+            "native/src/pmtu.cc",
             "native/src/udp_port.cc",
             "native/src/datapath.cc",
             "native/src/helpers_binding.cc"
