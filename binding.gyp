@@ -22,6 +22,7 @@
             "native/src/vnet.cc",
             "native/src/udp_socket.cc",
             "native/src/pmtu.cc",
+            "native/src/icmp_too_big.cc",
             "native/src/udp_port.cc",
             "native/src/datapath.cc",
             "native/src/helpers_binding.cc"

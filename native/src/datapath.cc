@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "checksum.h"
 #include "errno_error.h"
+#include "pmtu.h"
 #include "tun_device.h"
 
 namespace tswg {
@@ -103,6 +104,7 @@ DataPathCore::DataPathCore(SharedFdPtr tun_fd, bool vnet, unsigned offloads, uin
       tun_fd_(std::move(tun_fd)),
       vnet_(vnet),
       mtu_(mtu),
+      too_big_(tun_fd_->get(), vnet),
       writer_(vnet, offloads) {
   train_buf_.resize(kTrainBuffer);
   trains_.reserve(64);
@@ -181,6 +183,7 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
   uint32_t last_peer_id = RouteTable::kNone;
   NativePeer* peer_cache = nullptr;
   SockAddr peer_endpoint;
+  uint32_t peer_inner_mtu = 0;  // path MTU: largest inner packet the peer's path carries
   {
     std::shared_lock<std::shared_mutex> lock(mu);
     size_t off = 0;
@@ -223,6 +226,8 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
           std::lock_guard<std::mutex> ep(peer_cache->endpoint_mu);
           peer_endpoint = peer_cache->endpoint;
         }
+        // ---- path MTU (pmtu.h, icmp_too_big.h) ----
+        peer_inner_mtu = peer_endpoint.len == 0 ? 0 : InnerMtuForPath(udp->pmtu().Get(peer_endpoint), peer_endpoint.family());
       }
       NativePeer* peer = peer_cache;
       NativeKeypair* kp = peer == nullptr ? nullptr : peer->current.get();
@@ -230,6 +235,12 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
         // No session (or nowhere to send): JavaScript queues the packet and starts a handshake.
         counters.tx_passed.fetch_add(1, std::memory_order_relaxed);
         PassOn(rest, pkt, len);
+        continue;
+      }
+      // ---- path MTU: too big for the peer's path: answered with ICMP and dropped (icmp_too_big.h) ----
+      if (too_big_.Check(pkt, len, peer_inner_mtu, now)) {
+        counters.too_big.fetch_add(1, std::memory_order_relaxed);
+        handled++;
         continue;
       }
       uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
@@ -872,6 +883,7 @@ Napi::Value DataPath::Stats(const Napi::CallbackInfo& info) {
   set("badInner", c.bad_inner);
   set("sourceRejected", c.source_rejected);
   set("cryptoErrors", c.crypto_errors);
+  set("tooBig", c.too_big);
   set("tunWrites", c.tun_writes);
   set("tunCoalesced", c.tun_coalesced);
   set("tunWriteDropped", c.tun_write_dropped);

@@ -89,5 +89,12 @@ describe.skipIf(skip !== null).each(cases)("outer IPv$outer, far link MTU $linkM
       expect(r.received.split(" ").slice(0, 2)).toEqual(r.sent.split(" ").slice(0, 2).map((x, i) => (i === 0 ? "received" : x)));
       console.log(`IPv${c.outer} MTU ${c.linkMtu} ${c.plane}/${c.peer}: ${((8 * 8 * MB) / r.seconds / 1e9).toFixed(2)} Gbit/s (${from.label}->${to.label})`);
     }
+    if (c.plane === "native") {
+      // The tunnel answered oversized inner packets with "fragmentation needed": the inner
+      // sender's route cache now holds the path's inner MTU.
+      const inner = (c.linkMtu - (c.outer === 6 ? 48 : 28) - 32) & ~15;
+      const route = (await a.exec(["ip", "route", "get", "10.81.0.2"])).stdout;
+      expect(route).toContain(`mtu ${inner}`);
+    }
   }, 120_000);
 });
