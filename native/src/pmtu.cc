@@ -27,13 +27,15 @@ void ApplyPmtuPolicy(int fd, int family) {
   }
 }
 
-uint32_t PathMtuTable::ReadKernel(const SockAddr& to) const {
+uint32_t PathMtuTable::ReadKernel(const SockAddr& to) const { return ReadKernelPathMtu(to, mark_); }
+
+uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark) {
   int family = to.family();
   if (family != AF_INET && family != AF_INET6) return 0;
   int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   // The same mark as the data sockets, so policy routing picks the same route.
-  if (mark_ != 0) setsockopt(fd, SOL_SOCKET, SO_MARK, &mark_, sizeof(mark_));
+  if (mark != 0) setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
   uint32_t mtu = 0;
   if (connect(fd, &to.u.sa, to.len) == 0) {
     int v = 0;

@@ -38,12 +38,15 @@ struct PmtuEntry {
 // Sets the PMTU discovery policy described above on a UDP socket of `family` (AF_INET/AF_INET6).
 void ApplyPmtuPolicy(int fd, int family);
 
+// The kernel's path MTU towards `to` (a connected throw-away socket, IP_MTU / IPV6_MTU); 0 if unknown.
+uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark);
+
 // Outer IP + UDP header bytes for a destination of this family.
 inline size_t OuterHeaderBytes(const SockAddr& to) { return to.family() == AF_INET ? 28 : 48; }
 
 class PathMtuTable {
  public:
-  static constexpr int64_t kRecheckMs = 5000;
+  static constexpr int64_t kRecheckMs = 1000;
   static constexpr size_t kMaxEntries = 1024;
 
   void SetMark(uint32_t mark) { mark_ = mark; }

@@ -24,6 +24,9 @@ import type { Tun } from "../tun/tun.js";
 import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
 import { NativePath } from "./native-path.js";
+import { loadNative } from "../native/load.js";
+import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable } from "./pmtu.js";
+import { TooBigResponder } from "./icmp-too-big.js";
 
 /** How a peer is configured; absent fields are left as they are. */
 export interface PeerConfig {
@@ -159,6 +162,9 @@ export class Device {
   private bindOps: Promise<unknown> = Promise.resolve();
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+  /** Path MTU per peer endpoint (pmtu.ts) and the ICMP answers to packets over it (icmp-too-big.ts). */
+  readonly pathMtus = new PathMtuTable(kernelPathMtuReader(loadNative().addon?.pathMtu));
+  readonly tooBig = new TooBigResponder();
   /** Datagrams the engine dropped, by its reason. */
   private readonly engineDrops = new Map<string, number>();
   private nativePath: NativePath<DevicePeer> | null = null;
@@ -465,6 +471,7 @@ export class Device {
 
   private async tunLoop(): Promise<void> {
     const groups = new Map<DevicePeer, Uint8Array[]>();
+    const answers: Uint8Array[] = [];
     for (;;) {
       const packets = await this.tun.read();
       if (packets === null || this.state === "closed") return;
@@ -477,6 +484,8 @@ export class Device {
           this.drops.noRoute++;
           continue;
         }
+        // ---- path MTU: too big for the peer's path: answered with ICMP and dropped ----
+        if (this.overPathMtu(peer, pkt, answers)) continue;
         const g = groups.get(peer);
         if (g === undefined) groups.set(peer, [pkt]);
         else g.push(pkt);
@@ -484,8 +493,20 @@ export class Device {
       const pending: Promise<void>[] = [];
       for (const [peer, list] of groups) pending.push(this.process(this.engine.send(peer.handle, list)));
       groups.clear();
+      if (answers.length > 0) pending.push(this.tun.write(answers.splice(0)).then(() => undefined, () => undefined));
       await Promise.all(pending);
     }
+  }
+
+  /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is too big for the peer's path; the answer goes to `answers`. */
+  private overPathMtu(peer: DevicePeer, pkt: Uint8Array, answers: Uint8Array[]): boolean {
+    const ep = peer.endpoint;
+    const family = ep === null ? null : outerFamily(ep);
+    if (ep === null || family === null) return false;
+    const r = this.tooBig.check(pkt, innerMtu(this.pathMtus.get(ep).mtu, family));
+    if (r === null) return false;
+    if (r.answer !== null) answers.push(r.answer);
+    return true;
   }
 
   private async receiveLoop(bind: Bind, receive: ReceiveFunc): Promise<void> {
