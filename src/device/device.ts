@@ -25,7 +25,7 @@ import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
 import { NativePath } from "./native-path.js";
 import { loadNative } from "../native/load.js";
-import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable } from "./pmtu.js";
+import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
 import { TooBigResponder } from "./icmp-too-big.js";
 
 /** How a peer is configured; absent fields are left as they are. */
@@ -58,6 +58,8 @@ export interface PeerStatus {
   carriedBy: string | null;
   /** Which data plane seals and opens the peer's data packets now. */
   dataPlane: "native" | "portable";
+  /** The outer path MTU towards the endpoint and how it was learnt (pmtu.ts), null when unknown. */
+  pathMtu: PathMtu | null;
   persistentKeepalive: number;
   allowedIps: string[];
   /** Wall-clock ms of the last completed handshake, 0 = never. */
@@ -418,6 +420,7 @@ export class Device {
         transport: p.endpoint?.bind.kind ?? null,
         carriedBy: carriedBy(p.endpoint),
         dataPlane: this.nativePath?.carries(p) ? ("native" as const) : ("portable" as const),
+        pathMtu: this.peerPathMtu(p),
         persistentKeepalive: p.handle.persistentKeepalive,
         allowedIps: this.routes.entriesFor(p),
         lastHandshakeMs: p.handle.stats.lastHandshakeMs,
@@ -496,6 +499,12 @@ export class Device {
       if (answers.length > 0) pending.push(this.tun.write(answers.splice(0)).then(() => undefined, () => undefined));
       await Promise.all(pending);
     }
+  }
+
+  private peerPathMtu(p: DevicePeer): PathMtu | null {
+    if (p.endpoint === null || outerFamily(p.endpoint) === null) return null;
+    const m = this.pathMtus.get(p.endpoint);
+    return m.mtu > 0 ? { mtu: m.mtu, source: m.source } : null;
   }
 
   /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is too big for the peer's path; the answer goes to `answers`. */

@@ -4,8 +4,8 @@
  * over IPv4 and IPv6 outer paths, on both tswg data planes, against tswg and against wireguard-go.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { netnsUnavailableReason, TestBed, type Host } from "../helpers/netns.js";
-import { newKeyPair, pingUntilReply, startNode, transfer, type Impl, type WgNode } from "../interop/nodes.js";
+import { netnsUnavailableReason, TestBed, waitFor, type Host } from "../helpers/netns.js";
+import { newKeyPair, pingUntilReply, startNode, transfer, TSWG_BIN, type Impl, type WgNode } from "../interop/nodes.js";
 
 const skip = await netnsUnavailableReason();
 const MB = 1024 * 1024;
@@ -98,8 +98,17 @@ describe.skipIf(skip !== null).each(cases)("outer IPv$outer, far link MTU $linkM
       // The tunnel answered oversized inner packets with "fragmentation needed": the inner
       // sender's route cache now holds the path's inner MTU.
       const inner = (c.linkMtu - (c.outer === 6 ? 48 : 28) - 32) & ~15;
-      const route = (await a.exec(["ip", "route", "get", "10.81.0.2"])).stdout;
-      expect(route).toContain(`mtu ${inner}`);
+      // (A short transfer may end before the outer path MTU is re-read: DF pings keep asking.)
+      await waitFor(
+        async () => {
+          await a.exec(["ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1372", "10.81.0.2"], { check: false });
+          return (await a.exec(["ip", "route", "get", "10.81.0.2"])).stdout.includes(`mtu ${inner}`);
+        },
+        { timeoutMs: 10_000, what: `the inner route cache to show mtu ${inner}` },
+      );
+      // `tswg show` reports the bottleneck as the peer's path MTU.
+      const show = (await a.exec(["node", TSWG_BIN, "show", bed.ifname("a")])).stdout;
+      expect(show).toContain(`path mtu: ${c.linkMtu} (kernel)`);
     }
   }, 600_000);
 });
