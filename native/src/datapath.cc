@@ -237,12 +237,9 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
         PassOn(rest, pkt, len);
         continue;
       }
-      // ---- path MTU: too big for the peer's path: answered with ICMP and dropped (icmp_too_big.h) ----
-      if (too_big_.Check(pkt, len, peer_inner_mtu, now)) {
-        counters.too_big.fetch_add(1, std::memory_order_relaxed);
-        handled++;
-        continue;
-      }
+      // ---- path MTU: too big for the peer's path: answered with ICMP (icmp_too_big.h); the
+      // packet still goes, fragmented outside, so a host that filters ICMP is not cut off ----
+      if (too_big_.Check(pkt, len, peer_inner_mtu, now)) counters.too_big.fetch_add(1, std::memory_order_relaxed);
       uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
       if (counter >= reject_after_messages) {
         kp->send_counter.store(reject_after_messages, std::memory_order_relaxed);

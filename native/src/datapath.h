@@ -99,7 +99,7 @@ struct DataPathCounters {
   std::atomic<uint64_t> bad_inner{0};
   std::atomic<uint64_t> source_rejected{0};
   std::atomic<uint64_t> crypto_errors{0};
-  std::atomic<uint64_t> too_big{0};  // inner packets over the peer's path MTU (icmp_too_big.h)
+  std::atomic<uint64_t> too_big{0};  // inner packets over the peer's path MTU, answered with ICMP (icmp_too_big.h)
   // Copied from the receive thread's TUN writer after each burst.
   std::atomic<uint64_t> tun_writes{0};
   std::atomic<uint64_t> tun_coalesced{0};

@@ -5,10 +5,11 @@
 //    rounded down to the 16-byte padding step). Super-packets arrive here already split, so the
 //    length compared is a segment's.
 // 2. Too big: IPv4 with DF set gets ICMP type 3 code 4, IPv6 (larger than 1280) ICMPv6 type 2,
-//    written back into the TUN from the packet's destination address, and it is dropped, so
-//    the sender's PMTU discovery lowers its segment size. IPv4 without DF, IPv6 up to 1280 and
+//    written back into the TUN from the packet's destination address, so the sender's PMTU
+//    discovery lowers its segment size. The packet itself still goes (the kernel fragments the
+//    outer datagram), so a sender that filters ICMP is slowed, not cut off. IPv4 without DF, IPv6 up to 1280 and
 //    ICMP errors themselves go on: the kernel fragments the outer datagram at the source.
-// 3. Answers are rate-limited (a token bucket); a packet over the limit is still dropped.
+// 3. Answers are rate-limited (a token bucket).
 #ifndef TSWG_ICMP_TOO_BIG_H_
 #define TSWG_ICMP_TOO_BIG_H_
 
@@ -37,7 +38,7 @@ class TooBigResponder {
   static constexpr double kBurst = 20;
 
   TooBigResponder(int tun_fd, bool vnet) : tun_fd_(tun_fd), vnet_(vnet) {}
-  // True when `pkt` must be dropped (it was answered, or the answer was rate-limited).
+  // True when `pkt` is over the path (it was answered, or the answer was rate-limited).
   bool Check(const uint8_t* pkt, size_t len, uint32_t inner_mtu, int64_t now_ns);
   TooBigCounters& counters() { return counters_; }
 

@@ -487,8 +487,9 @@ export class Device {
           this.drops.noRoute++;
           continue;
         }
-        // ---- path MTU: too big for the peer's path: answered with ICMP and dropped ----
-        if (this.overPathMtu(peer, pkt, answers)) continue;
+        // ---- path MTU: too big for the peer's path: answered with ICMP; the packet still goes,
+        // fragmented outside, so a host that filters ICMP is not cut off ----
+        this.overPathMtu(peer, pkt, answers);
         const g = groups.get(peer);
         if (g === undefined) groups.set(peer, [pkt]);
         else g.push(pkt);
@@ -507,7 +508,7 @@ export class Device {
     return m.mtu > 0 ? { mtu: m.mtu, source: m.source } : null;
   }
 
-  /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is too big for the peer's path; the answer goes to `answers`. */
+  /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is over the peer's path; the answer goes to `answers`. */
   private overPathMtu(peer: DevicePeer, pkt: Uint8Array, answers: Uint8Array[]): boolean {
     const ep = peer.endpoint;
     const family = ep === null ? null : outerFamily(ep);

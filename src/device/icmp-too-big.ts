@@ -3,8 +3,9 @@
  *
  * 1. The TUN loop calls `check` for each packet bound for a peer, with the peer's inner MTU.
  * 2. Too big: IPv4 with DF set gets ICMP type 3 code 4, IPv6 over 1280 bytes gets ICMPv6 type 2;
- *    the answer is written back into the TUN and the packet dropped, so the sender's own PMTU
- *    discovery lowers its segment size. IPv4 without DF, IPv6 up to 1280 and ICMP errors go on
+ *    the answer is written back into the TUN so the sender's own PMTU discovery lowers its
+ *    segment size. The packet itself still goes (the kernel fragments the outer datagram), so a
+ *    sender that filters ICMP is slowed, not cut off. IPv4 without DF, IPv6 up to 1280 and ICMP errors go on
  *    (the kernel fragments the outer datagram at the source).
  * 3. The answer's source is the packet's destination: Linux drops a packet that arrives with one
  *    of its own addresses (the tunnel's) as source, while the destination routes through the
@@ -82,7 +83,7 @@ export function buildTooBig(pkt: Uint8Array, mtu: number): Uint8Array | null {
 }
 
 export class TooBigResponder {
-  /** Answers written, and packets dropped without one because of the rate limit. */
+  /** Answers written, and oversize packets left unanswered because of the rate limit. */
   readonly counters = { sent: 0, limited: 0 };
   private tokens = BURST;
   private last = -1;
@@ -90,8 +91,8 @@ export class TooBigResponder {
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /**
-   * For a packet bound for a peer whose path carries `innerMtu` bytes (0: unknown): null to send
-   * it; otherwise it must be dropped, and the answer (if any) written into the TUN.
+   * For a packet bound for a peer whose path carries `innerMtu` bytes (0: unknown): null when it
+   * fits or may be fragmented; otherwise the answer to write into the TUN (null when rate-limited).
    */
   check(pkt: Uint8Array, innerMtu: number): { answer: Uint8Array | null } | null {
     if (innerMtu === 0 || pkt.length <= innerMtu || pkt.length < 20) return null;
