@@ -21,6 +21,8 @@
             "native/src/tun_device.cc",
             "native/src/vnet.cc",
             "native/src/udp_socket.cc",
+            "native/src/pmtu.cc",
+            "native/src/icmp_too_big.cc",
             "native/src/udp_port.cc",
             "native/src/datapath.cc",
             "native/src/helpers_binding.cc"

@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "checksum.h"
 #include "errno_error.h"
+#include "pmtu.h"
 #include "tun_device.h"
 
 namespace tswg {
@@ -105,6 +106,7 @@ DataPathCore::DataPathCore(SharedFdPtr tun_fd, bool vnet, unsigned offloads, uin
       tun_fd_(std::move(tun_fd)),
       vnet_(vnet),
       mtu_(mtu),
+      too_big_(tun_fd_->get(), vnet),
       writer_(vnet, offloads) {
   train_buf_.resize(kTrainBuffer);
   trains_.reserve(64);
@@ -184,6 +186,7 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
   NativePeer* peer_cache = nullptr;
   SockAddr peer_endpoint;
   uint16_t peer_channel = 0;
+  uint32_t peer_inner_mtu = 0;  // path MTU: largest inner packet the peer's path carries
   {
     std::shared_lock<std::shared_mutex> lock(mu);
     size_t off = 0;
@@ -227,6 +230,14 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
           peer_endpoint = peer_cache->endpoint;
           peer_channel = peer_cache->channel;
         }
+        // ---- path MTU (pmtu.h, icmp_too_big.h) ----
+        // A relayed peer's datagrams carry a 4-byte ChannelData header to the TURN server.
+        if (peer_endpoint.len != 0) {
+          uint32_t outer = udp->pmtu().Get(peer_endpoint);
+          peer_inner_mtu = InnerMtuForPath(peer_channel != 0 && outer > 4 ? outer - 4 : outer, peer_endpoint.family());
+        } else {
+          peer_inner_mtu = 0;
+        }
       }
       NativePeer* peer = peer_cache;
       NativeKeypair* kp = peer == nullptr ? nullptr : peer->current.get();
@@ -236,6 +247,9 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
         PassOn(rest, pkt, len);
         continue;
       }
+      // ---- path MTU: too big for the peer's path: answered with ICMP (icmp_too_big.h); the
+      // packet still goes, fragmented outside, so a host that filters ICMP is not cut off ----
+      if (too_big_.Check(pkt, len, peer_inner_mtu, now)) counters.too_big.fetch_add(1, std::memory_order_relaxed);
       uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
       if (counter >= reject_after_messages) {
         kp->send_counter.store(reject_after_messages, std::memory_order_relaxed);
@@ -910,6 +924,7 @@ Napi::Value DataPath::Stats(const Napi::CallbackInfo& info) {
   set("badInner", c.bad_inner);
   set("sourceRejected", c.source_rejected);
   set("cryptoErrors", c.crypto_errors);
+  set("tooBig", c.too_big);
   set("tunWrites", c.tun_writes);
   set("tunCoalesced", c.tun_coalesced);
   set("tunWriteDropped", c.tun_write_dropped);

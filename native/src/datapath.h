@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "icmp_too_big.h"
 #include "aead.h"
 #include "replay.h"
 #include "route_table.h"
@@ -99,6 +100,7 @@ struct DataPathCounters {
   std::atomic<uint64_t> bad_inner{0};
   std::atomic<uint64_t> source_rejected{0};
   std::atomic<uint64_t> crypto_errors{0};
+  std::atomic<uint64_t> too_big{0};  // inner packets over the peer's path MTU, answered with ICMP (icmp_too_big.h)
   // Copied from the receive thread's TUN writer after each burst.
   std::atomic<uint64_t> tun_writes{0};
   std::atomic<uint64_t> tun_coalesced{0};
@@ -149,6 +151,7 @@ class DataPathCore : public TunPacketHandler, public DatagramHandler {
   // The send side (TUN reader thread).
   std::mutex send_mu_;
   ChaChaPoly send_aead_;
+  TooBigResponder too_big_;  // path MTU: icmp_too_big.h
   std::vector<uint8_t> train_buf_;
   std::vector<Train> trains_;
   // The receive side (UDP receiver thread).

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "errno_error.h"
+#include "pmtu.h"
 #include "vnet.h"
 
 namespace tswg {
@@ -102,11 +103,29 @@ Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// pathMtu(family: 4 | 6, address bytes, port, mark) -> the kernel's path MTU towards it, 0 if unknown.
+Napi::Value PathMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array addr;
+  if (!info[0].IsNumber() || !Bytes(info[1], &addr) || !info[2].IsNumber() || !info[3].IsNumber()) {
+    Napi::TypeError::New(env, "pathMtu(family, address, port, mark)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  SockAddr to;
+  int family = info[0].As<Napi::Number>().Int32Value();
+  uint32_t port = info[2].As<Napi::Number>().Uint32Value();
+  if (port > 65535 || !MakeSockAddr(family, addr.Data(), addr.ByteLength(), static_cast<uint16_t>(port), "", &to)) {
+    return Napi::Number::New(env, 0);
+  }
+  return Napi::Number::New(env, ReadKernelPathMtu(to, info[3].As<Napi::Number>().Uint32Value()));
+}
+
 }  // namespace
 
 void DefineHelperFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("vnetSplit", Napi::Function::New<VnetSplit>(env, "vnetSplit"));
   exports.Set("tunCoalesce", Napi::Function::New<TunCoalesce>(env, "tunCoalesce"));
+  exports.Set("pathMtu", Napi::Function::New<PathMtu>(env, "pathMtu"));
   exports.Set("setSocketMark", Napi::Function::New<SetSocketMark>(env, "setSocketMark"));
 }
 

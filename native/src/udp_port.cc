@@ -420,6 +420,7 @@ Napi::Value UdpPort::Stats(const Napi::CallbackInfo& info) {
   out.Set("sent", Napi::Number::New(env, static_cast<double>(c.sent.load())));
   out.Set("gsoSends", Napi::Number::New(env, static_cast<double>(c.gso_sends.load())));
   out.Set("sendErrors", Napi::Number::New(env, static_cast<double>(c.send_errors.load())));
+  out.Set("pmtuSplits", Napi::Number::New(env, static_cast<double>(c.pmtu_splits.load())));
   out.Set("handledNatively", Napi::Number::New(env, static_cast<double>(receiver_ ? receiver_->handled() : handled_)));
   out.Set("passedDropped",
           Napi::Number::New(env, static_cast<double>(receiver_ ? receiver_->passed_dropped() : passed_dropped_)));

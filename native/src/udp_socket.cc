@@ -1,5 +1,7 @@
 #include "udp_socket.h"
 
+#include "pmtu.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -181,6 +183,7 @@ int UdpSockets::Open(const UdpOpenOptions& opts, std::shared_ptr<UdpSockets>* ou
   for (int fd : {s->fd4_, s->fd6_}) {
     if (fd < 0) continue;
     SetBuffers(fd, opts.buffer_bytes);
+    ApplyPmtuPolicy(fd, fd == s->fd4_ ? AF_INET : AF_INET6);  // path MTU: pmtu.h
     int one = 1;
     if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) < 0) gro = false;
     // UDP_SEGMENT is readable where the kernel supports GSO for UDP.
@@ -190,6 +193,7 @@ int UdpSockets::Open(const UdpOpenOptions& opts, std::shared_ptr<UdpSockets>* ou
   }
   s->gso_.store(gso, std::memory_order_relaxed);
   s->gro_ = gro;
+  s->pmtu_.reset(new PathMtuTable());
   *out = std::move(s);
   return 0;
 }
@@ -204,6 +208,7 @@ int UdpSockets::SetMark(uint32_t mark) {
     if (fd < 0) continue;
     if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) return errno;
   }
+  pmtu_->SetMark(mark);
   return 0;
 }
 
@@ -211,6 +216,11 @@ int UdpSockets::FdFor(const SockAddr& to) const {
   if (to.family() == AF_INET) return fd4_;
   if (to.family() == AF_INET6) return fd6_;
   return -1;
+}
+
+bool UdpSockets::SegmentFitsPath(const SockAddr& to, size_t seg, bool refresh) {
+  uint32_t mtu = refresh ? pmtu_->Refresh(to) : pmtu_->Get(to);
+  return mtu == 0 || seg + OuterHeaderBytes(to) <= mtu;
 }
 
 size_t UdpSockets::SendTrain(const SockAddr& to, const uint8_t* buf, size_t total, size_t seg) {
@@ -222,7 +232,10 @@ size_t UdpSockets::SendTrain(const SockAddr& to, const uint8_t* buf, size_t tota
     counters_.last_errno.store(EAFNOSUPPORT, std::memory_order_relaxed);
     return count;
   }
-  if (count > 1 && gso_.load(std::memory_order_relaxed)) {
+  // Path MTU (pmtu.h): a GSO segment above the learnt path MTU fails the whole send, so such
+  // trains go as single datagrams, which the kernel fragments at the source if it must.
+  bool seg_fits = count > 1 && gso_.load(std::memory_order_relaxed) && SegmentFitsPath(to, seg);
+  if (seg_fits) {
     struct iovec iov;
     iov.iov_base = const_cast<uint8_t*>(buf);
     iov.iov_len = total;
@@ -252,9 +265,13 @@ size_t UdpSockets::SendTrain(const SockAddr& to, const uint8_t* buf, size_t tota
       return 0;
     }
     int err = errno;
+    // EMSGSIZE (IPv6) / EINVAL (IPv4): the segment exceeds a path MTU the kernel learnt since.
+    bool too_big = (err == EMSGSIZE || err == EINVAL) && !SegmentFitsPath(to, seg, /*refresh=*/true);
     // EIO: the route's device cannot do it after all; EINVAL/ENOPROTOOPT: no GSO here.
     // Turn GSO off for good and send the train the plain way.
-    if (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP) {
+    if (too_big) {
+      counters_.pmtu_splits.fetch_add(1, std::memory_order_relaxed);
+    } else if (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP) {
       gso_.store(false, std::memory_order_relaxed);
     } else {
       counters_.send_errors.fetch_add(count, std::memory_order_relaxed);

@@ -57,6 +57,7 @@ struct UdpCounters {
   std::atomic<uint64_t> received{0};
   std::atomic<uint64_t> gro_receives{0};
   std::atomic<int> last_errno{0};
+  std::atomic<uint64_t> pmtu_splits{0};  // GSO trains sent as single datagrams after a size error
 };
 
 class UdpSockets {
@@ -74,6 +75,8 @@ class UdpSockets {
   bool gro() const { return gro_; }
   int buffer_bytes() const { return buffer_bytes_; }
   UdpCounters& counters() { return counters_; }
+  // Path MTU per destination (pmtu.h); SendTrain keeps GSO segments within it.
+  class PathMtuTable& pmtu() { return *pmtu_; }
 
   // SO_MARK on every socket; 0 or an errno value.
   int SetMark(uint32_t mark);
@@ -87,6 +90,8 @@ class UdpSockets {
  private:
   UdpSockets() = default;
   int FdFor(const SockAddr& to) const;
+  // Whether a `seg`-byte datagram to `to` fits the path MTU (pmtu.h); unknown counts as fits.
+  bool SegmentFitsPath(const SockAddr& to, size_t seg, bool refresh = false);
 
   int fd4_ = -1;
   int fd6_ = -1;
@@ -95,6 +100,7 @@ class UdpSockets {
   bool gro_ = false;
   int buffer_bytes_ = 0;
   UdpCounters counters_;
+  std::unique_ptr<class PathMtuTable> pmtu_;
 };
 
 // Largest train one GSO send may carry (the kernel's own limit is 64 segments on older

@@ -25,6 +25,9 @@ import type { Netstack } from "../netstack/netstack.js";
 import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
 import { NativePath } from "./native-path.js";
+import { loadNative } from "../native/load.js";
+import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
+import { TooBigResponder } from "./icmp-too-big.js";
 
 /** How a peer is configured; absent fields are left as they are. */
 export interface PeerConfig {
@@ -56,6 +59,8 @@ export interface PeerStatus {
   carriedBy: string | null;
   /** Which data plane seals and opens the peer's data packets now. */
   dataPlane: "native" | "portable";
+  /** The outer path MTU towards the endpoint and how it was learnt (pmtu.ts), null when unknown. */
+  pathMtu: PathMtu | null;
   persistentKeepalive: number;
   allowedIps: string[];
   /** Wall-clock ms of the last completed handshake, 0 = never. */
@@ -162,6 +167,9 @@ export class Device {
   private bindOps: Promise<unknown> = Promise.resolve();
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+  /** Path MTU per peer endpoint (pmtu.ts) and the ICMP answers to packets over it (icmp-too-big.ts). */
+  readonly pathMtus = new PathMtuTable(kernelPathMtuReader(loadNative().addon?.pathMtu));
+  readonly tooBig = new TooBigResponder();
   /** Datagrams the engine dropped, by its reason. */
   private readonly engineDrops = new Map<string, number>();
   private nativePath: NativePath<DevicePeer> | null = null;
@@ -424,6 +432,7 @@ export class Device {
         transport: p.endpoint?.bind.kind ?? null,
         carriedBy: carriedBy(p.endpoint),
         dataPlane: this.nativePath?.carries(p) ? ("native" as const) : ("portable" as const),
+        pathMtu: this.peerPathMtu(p),
         persistentKeepalive: p.handle.persistentKeepalive,
         allowedIps: this.routes.entriesFor(p),
         lastHandshakeMs: p.handle.stats.lastHandshakeMs,
@@ -477,6 +486,7 @@ export class Device {
 
   private async tunLoop(): Promise<void> {
     const groups = new Map<DevicePeer, Uint8Array[]>();
+    const answers: Uint8Array[] = [];
     for (;;) {
       const packets = await this.tun.read();
       if (packets === null || this.state === "closed") return;
@@ -489,6 +499,9 @@ export class Device {
           this.drops.noRoute++;
           continue;
         }
+        // ---- path MTU: too big for the peer's path: answered with ICMP; the packet still goes,
+        // fragmented outside, so a host that filters ICMP is not cut off ----
+        this.overPathMtu(peer, pkt, answers);
         const g = groups.get(peer);
         if (g === undefined) groups.set(peer, [pkt]);
         else g.push(pkt);
@@ -496,8 +509,26 @@ export class Device {
       const pending: Promise<void>[] = [];
       for (const [peer, list] of groups) pending.push(this.process(this.engine.send(peer.handle, list)));
       groups.clear();
+      if (answers.length > 0) pending.push(this.tun.write(answers.splice(0)).then(() => undefined, () => undefined));
       await Promise.all(pending);
     }
+  }
+
+  private peerPathMtu(p: DevicePeer): PathMtu | null {
+    if (p.endpoint === null || outerFamily(p.endpoint) === null) return null;
+    const m = this.pathMtus.get(p.endpoint);
+    return m.mtu > 0 ? { mtu: m.mtu, source: m.source } : null;
+  }
+
+  /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is over the peer's path; the answer goes to `answers`. */
+  private overPathMtu(peer: DevicePeer, pkt: Uint8Array, answers: Uint8Array[]): boolean {
+    const ep = peer.endpoint;
+    const family = ep === null ? null : outerFamily(ep);
+    if (ep === null || family === null) return false;
+    const r = this.tooBig.check(pkt, innerMtu(this.pathMtus.get(ep).mtu, family));
+    if (r === null) return false;
+    if (r.answer !== null) answers.push(r.answer);
+    return true;
   }
 
   private async receiveLoop(bind: Bind, receive: ReceiveFunc): Promise<void> {

@@ -33,6 +33,12 @@ function endpointFields(
   return fields;
 }
 
+/** The peer's path MTU as a tswg key ("1280 (kernel)"), shown by `tswg show`, ignored by `wg`. */
+function withPathMtu<T extends { extra?: Record<string, string> }>(fields: T, pathMtu: { mtu: number; source: string } | null): T {
+  if (pathMtu === null) return fields;
+  return { ...fields, extra: { ...fields.extra, tswg_path_mtu: `${pathMtu.mtu} (${pathMtu.source})` } };
+}
+
 export function deviceUapiHandler(device: Device): UapiHandler {
   return {
     get(): UapiDeviceState {
@@ -46,7 +52,7 @@ export function deviceUapiHandler(device: Device): UapiHandler {
         peers: s.peers.map((p) => ({
           publicKey: p.publicKey,
           presharedKey: p.presharedKey ?? undefined,
-          ...endpointFields(p.endpoint, p.transport, p),
+          ...withPathMtu(endpointFields(p.endpoint, p.transport, p), p.pathMtu),
           persistentKeepalive: p.persistentKeepalive,
           allowedIps: p.allowedIps,
           lastHandshakeMs: p.lastHandshakeMs,

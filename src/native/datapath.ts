@@ -56,6 +56,8 @@ export interface NativeDataPathStats {
   badInner: number;
   sourceRejected: number;
   cryptoErrors: number;
+  /** Inner packets over the peer's path MTU, answered with ICMP (and still sent, fragmented outside). */
+  tooBig: number;
   tunWrites: number;
   tunCoalesced: number;
   tunWriteDropped: number;

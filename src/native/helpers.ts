@@ -21,4 +21,6 @@ export interface NativeHelperFunctions {
   tunCoalesce(packets: readonly Uint8Array[]): NativeCoalescedUnit[];
   /** SO_MARK on a socket descriptor opened elsewhere; throws an errno error (code, syscall). */
   setSocketMark(fd: number, mark: number): void;
+  /** The kernel's path MTU towards family/address/port (a connected probe socket with `mark`), 0 if unknown. */
+  pathMtu(family: 4 | 6, address: Uint8Array, port: number, mark: number): number;
 }

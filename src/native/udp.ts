@@ -41,6 +41,8 @@ export interface NativeUdpStats {
   groReceives: number;
   sent: number;
   gsoSends: number;
+  /** GSO trains sent as single datagrams because a segment exceeded the path MTU. */
+  pmtuSplits: number;
   sendErrors: number;
   /** Datagrams the native data path dealt with itself. */
   handledNatively: number;

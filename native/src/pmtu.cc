@@ -1,0 +1,120 @@
+#include "pmtu.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace tswg {
+
+namespace {
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+void ApplyPmtuPolicy(int fd, int family) {
+  if (family == AF_INET) {
+    int v = IP_PMTUDISC_WANT;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof(v));
+  } else {
+    int v = IPV6_PMTUDISC_WANT;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof(v));
+  }
+}
+
+uint32_t PathMtuTable::ReadKernel(const SockAddr& to) const { return ReadKernelPathMtu(to, mark_); }
+
+uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark) {
+  int family = to.family();
+  if (family != AF_INET && family != AF_INET6) return 0;
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  // The same mark as the data sockets, so policy routing picks the same route.
+  if (mark != 0) setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  uint32_t mtu = 0;
+  if (connect(fd, &to.u.sa, to.len) == 0) {
+    int v = 0;
+    socklen_t len = sizeof(v);
+    int r = family == AF_INET ? getsockopt(fd, IPPROTO_IP, IP_MTU, &v, &len)
+                              : getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &v, &len);
+    if (r == 0 && v > 0) mtu = static_cast<uint32_t>(v);
+  }
+  close(fd);
+  return mtu;
+}
+
+PmtuEntry* PathMtuTable::Find(const SockAddr& to) {
+  for (PmtuEntry& e : entries_) {
+    if (SameSockAddr(e.to, to)) return &e;
+  }
+  return nullptr;
+}
+
+PmtuEntry* PathMtuTable::Insert(const SockAddr& to) {
+  if (entries_.size() >= kMaxEntries) {
+    // Forget the entry checked longest ago; it is re-read when next used.
+    size_t oldest = 0;
+    for (size_t i = 1; i < entries_.size(); i++) {
+      if (entries_[i].checked_ms < entries_[oldest].checked_ms) oldest = i;
+    }
+    entries_.erase(entries_.begin() + static_cast<long>(oldest));
+  }
+  entries_.emplace_back();
+  entries_.back().to = to;
+  return &entries_.back();
+}
+
+uint32_t PathMtuTable::Get(const SockAddr& to) {
+  int64_t now = NowMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  PmtuEntry* e = Find(to);
+  if (e != nullptr && now - e->checked_ms < kRecheckMs) return e->mtu;
+  uint32_t mtu = ReadKernel(to);
+  if (e == nullptr) e = Insert(to);
+  // A prober's value stands until the kernel reports something smaller.
+  if (e->source == PmtuSource::kProbe && e->mtu != 0 && (mtu == 0 || e->mtu <= mtu)) {
+    e->checked_ms = now;
+    return e->mtu;
+  }
+  // Keep the "learnt from a send error" label while the kernel still reports that value.
+  if (!(e->source == PmtuSource::kSendError && e->mtu == mtu)) e->source = mtu != 0 ? PmtuSource::kKernel : PmtuSource::kUnknown;
+  e->mtu = mtu;
+  e->checked_ms = now;
+  return mtu;
+}
+
+uint32_t PathMtuTable::Refresh(const SockAddr& to) {
+  int64_t now = NowMs();
+  std::lock_guard<std::mutex> lock(mu_);
+  PmtuEntry* e = Find(to);
+  if (e == nullptr) e = Insert(to);
+  uint32_t mtu = ReadKernel(to);
+  if (e->mtu == 0 || mtu != e->mtu) e->source = mtu != 0 ? PmtuSource::kSendError : PmtuSource::kUnknown;
+  e->mtu = mtu;
+  e->checked_ms = now;
+  return mtu;
+}
+
+void PathMtuTable::Set(const SockAddr& to, uint32_t mtu, PmtuSource source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  PmtuEntry* e = Find(to);
+  if (e == nullptr) e = Insert(to);
+  e->mtu = mtu;
+  e->source = source;
+  e->checked_ms = NowMs();
+}
+
+bool PathMtuTable::Peek(const SockAddr& to, PmtuEntry* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  PmtuEntry* e = Find(to);
+  if (e == nullptr) return false;
+  *out = *e;
+  return true;
+}
+
+}  // namespace tswg
