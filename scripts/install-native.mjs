@@ -39,7 +39,9 @@ async function tryPrebuilt() {
   return true;
 }
 
-const fromSource = process.env.TSWG_BUILD_FROM_SOURCE === "1" || process.env.npm_config_build_from_source === "true";
+// A git checkout builds its own sources: prebuilds/ there may be older than native/.
+const checkout = existsSync(new URL("../.git", import.meta.url));
+const fromSource = checkout || process.env.TSWG_BUILD_FROM_SOURCE === "1" || process.env.npm_config_build_from_source === "true";
 if (!fromSource && (await tryPrebuilt())) process.exit(0);
 
 let gyp;

@@ -6,7 +6,7 @@
  * data path moves the packets. Once building from source (`--build-from-source`), as before
  * prebuilt addons existed: the addon is compiled into build/Release and used.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,26 @@ function pathWithoutBuildTools(dir: string): string {
     }
   }
   return dir;
+}
+
+/**
+ * Runs npm without blocking this worker: a synchronous install of a minute or two starves the
+ * test runner's own messages, which it then reports as a timeout.
+ */
+function npm(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("npm", args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill(), 600_000);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
 const skip = await netnsUnavailableReason();
@@ -85,10 +105,10 @@ describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
   async function installAndUp(tag: string, path: string, extraArgs: string[] = []): Promise<{ show: string; prefix: string; output: string }> {
     const prefix = join(work, `prefix-${tag}`);
     const started = performance.now();
-    const r = spawnSync("npm", ["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", ...extraArgs, "--prefix", prefix, tarball], {
-      encoding: "utf8",
-      env: { ...process.env, PATH: path, TSWG_REQUIRE_NATIVE: "0" },
-      timeout: 600_000,
+    const r = await npm(["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", ...extraArgs, "--prefix", prefix, tarball], {
+      ...process.env,
+      PATH: path,
+      TSWG_REQUIRE_NATIVE: "0",
     });
     expect(r.status, r.stderr).toBe(0);
     console.log(`npm install -g (${tag}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
