@@ -4,7 +4,9 @@
  * against a wireguard-go peer. Once with the compilers and make taken off PATH, as on a machine
  * without build tools: the prebuilt addon is used, so `tswg up` opens a TUN device and the native
  * data path moves the packets. Once building from source (`--build-from-source`), as before
- * prebuilt addons existed: the addon is compiled into build/Release and used.
+ * prebuilt addons existed: the addon is compiled into build/Release and used. And once with
+ * neither a compiler nor the prebuilt: the install succeeds and says why, and `tswg up` says
+ * what it needs.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -153,5 +155,30 @@ describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
     expect(Buffer.from(key, "base64")).toHaveLength(32);
     const json = (await peer.spec.host.exec([tswg, "show", peer.spec.ifname, "--json"], { env: { TSWG_RUN_DIR: work, PATH: path } })).stdout;
     expect(JSON.parse(json)).toMatchObject({ interfaces: [{ name: peer.spec.ifname, public_key: kb.publicKey }] });
+  }, 600_000);
+
+  it("without build tools and without the prebuilt: the install succeeds and says why; `tswg up` says what it needs", async () => {
+    // TSWG_BUILD_FROM_SOURCE=1 passes over the prebuilt, as on a platform it was not made for.
+    const path = join(work, "path-without-build-tools");
+    if (!existsSync(path)) pathWithoutBuildTools(path);
+    const prefix = join(work, "prefix-s");
+    const r = await npm(["install", "-g", "--prefer-offline", "--no-audit", "--no-fund", "--foreground-scripts", "--prefix", prefix, tarball], {
+      ...process.env,
+      PATH: path,
+      TSWG_REQUIRE_NATIVE: "0",
+      TSWG_BUILD_FROM_SOURCE: "1",
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/the native addon was not built/);
+    expect(existsSync(join(prefix, "lib/node_modules/tswg/build/Release/tswg_native.node"))).toBe(false);
+    const tswg = join(prefix, "bin/tswg");
+    const name = bed.ifname("s");
+    const conf = join(work, `${name}.conf`);
+    writeFileSync(conf, ["[Interface]", `PrivateKey = ${ka.privateKey}`, "Address = 10.80.0.1/24"].join("\n") + "\n", { mode: 0o600 });
+    // The installed prebuilt is still there; TSWG_NATIVE=0 stands for a machine where it cannot load.
+    const up = await a.exec([tswg, "up", conf], { env: { TSWG_RUN_DIR: work, TSWG_LOG_DIR: work, PATH: path, TSWG_NATIVE: "0" }, check: false });
+    expect(up.code).toBe(1);
+    expect(up.stderr).toMatch(/needs the native addon/);
+    expect((await a.ip(["link", "show", name], { check: false })).code).not.toBe(0);
   }, 600_000);
 });
