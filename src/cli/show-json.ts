@@ -47,6 +47,8 @@ export interface ShowJsonInterface {
   crypto?: string;
   cookie_mode?: boolean;
   handshakes_received?: number;
+  handshake_responses_received?: number;
+  cookie_replies_sent?: number;
   drops: Record<string, number>;
   other: Record<string, string>;
   peers: ShowJsonPeer[];
@@ -102,6 +104,8 @@ export function interfaceJson(name: string, s: UapiDeviceState, nowMs: number = 
   if (d.crypto !== undefined) out.crypto = d.crypto;
   if (d.cookieMode !== undefined) out.cookie_mode = d.cookieMode;
   if (d.handshakesReceived !== undefined) out.handshakes_received = d.handshakesReceived;
+  if (d.handshakeResponsesReceived !== undefined) out.handshake_responses_received = d.handshakeResponsesReceived;
+  if (d.cookieRepliesSent !== undefined) out.cookie_replies_sent = d.cookieRepliesSent;
   return out;
 }
 

@@ -19,7 +19,7 @@ import { carrierOf, isAddressEndpoint, ridesSocket, sharesSocket } from "../bind
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
-import { Engine, type Clock, type EngineEvent, type Output, type PeerHandle } from "../noise/engine.js";
+import { Engine, type Clock, type EngineEvent, type HandshakeCounters, type Output, type PeerHandle } from "../noise/engine.js";
 import type { Tun } from "../tun/tun.js";
 import type { Netstack } from "../netstack/netstack.js";
 import type { NativeDataPathStats } from "../native/datapath.js";
@@ -79,6 +79,10 @@ export interface DeviceStatus {
   cryptoBackend: string;
   /** "native" while the native data path moves the packets, else "portable". */
   dataPath: "native" | "portable";
+  /** True while handshakes are answered with cookie replies (WireGuard's defence under load). */
+  underLoad: boolean;
+  /** Handshake messages received and cookie replies sent since the device was made. */
+  handshakes: HandshakeCounters;
   peers: PeerStatus[];
 }
 
@@ -425,6 +429,8 @@ export class Device {
       fwmark: this.fwmark,
       cryptoBackend: this.backend.name,
       dataPath: this.dataPath,
+      underLoad: this.engine.isUnderLoad(),
+      handshakes: this.engine.handshakeCounters(),
       peers: [...this.peersById.values()].map((p) => ({
         publicKey: p.handle.publicKey,
         presharedKey: p.handle.presharedKey,

@@ -47,8 +47,15 @@ export function deviceUapiHandler(device: Device): UapiHandler {
         privateKey: s.privateKey ?? undefined,
         listenPort: s.listenPort,
         fwmark: s.fwmark,
-        // Shown by `tswg show` ("data path: native"), ignored by `wg`.
-        extra: { tswg_data_path: s.dataPath, tswg_crypto: s.cryptoBackend },
+        // Shown by `tswg show` ("data path: native") and the metrics, ignored by `wg`.
+        extra: {
+          tswg_data_path: s.dataPath,
+          tswg_crypto: s.cryptoBackend,
+          tswg_cookie_mode: s.underLoad ? "true" : "false",
+          tswg_handshakes_received: String(s.handshakes.initiationsReceived),
+          tswg_handshake_responses_received: String(s.handshakes.responsesReceived),
+          tswg_cookie_replies_sent: String(s.handshakes.cookieRepliesSent),
+        },
         peers: s.peers.map((p) => ({
           publicKey: p.publicKey,
           presharedKey: p.presharedKey ?? undefined,

@@ -3,7 +3,7 @@
  * Never throws: callers get the addon or the reason it is unavailable.
  */
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { builtAddonPath, loadAddonFile, type AddonLoad } from "../native/addon-file.js";
 
 export interface KernelAddon {
   abiVersion: number;
@@ -22,22 +22,26 @@ export interface KernelAddon {
 }
 
 export const KERNEL_ADDON_ABI = 1;
-export const KERNEL_ADDON_PATH = fileURLToPath(new URL("../../build/Release/tswg_kernel.node", import.meta.url));
+export const KERNEL_ADDON_PATH = builtAddonPath("tswg_kernel");
 
 let cached: { addon: KernelAddon; reason: null } | { addon: null; reason: string } | undefined;
 
 export function loadKernelAddon(): { addon: KernelAddon; reason: null } | { addon: null; reason: string } {
   if (cached !== undefined) return cached;
   if (process.platform !== "linux") return (cached = { addon: null, reason: "kernel mode needs Linux" });
+  return (cached = loadAddonFile("tswg_kernel", loadKernelAddonFrom));
+}
+
+function loadKernelAddonFrom(path: string): AddonLoad<KernelAddon> {
   try {
-    const exports = createRequire(import.meta.url)(KERNEL_ADDON_PATH) as Partial<KernelAddon> | null;
+    const exports = createRequire(import.meta.url)(path) as Partial<KernelAddon> | null;
     if (exports?.abiVersion !== KERNEL_ADDON_ABI) {
-      cached = { addon: null, reason: `${KERNEL_ADDON_PATH} has ABI ${String(exports?.abiVersion)}, expected ${KERNEL_ADDON_ABI} (run "npm rebuild")` };
-    } else cached = { addon: exports as KernelAddon, reason: null };
+      return { addon: null, reason: `${path} has ABI ${String(exports?.abiVersion)}, expected ${KERNEL_ADDON_ABI} (run "npm rebuild")` };
+    }
+    return { addon: exports as KernelAddon, reason: null };
   } catch (e) {
-    cached = { addon: null, reason: `kernel addon not loadable (${KERNEL_ADDON_PATH}): ${(e as Error).message}` };
+    return { addon: null, reason: `kernel addon not loadable (${path}): ${(e as Error).message}` };
   }
-  return cached;
 }
 
 /** The addon, or an Error saying why it is missing. */

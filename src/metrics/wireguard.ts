@@ -20,6 +20,12 @@ export function interfaceMetrics(iface: string, s: UapiDeviceState): MetricFamil
   if (dev.handshakesReceived !== undefined) {
     f.add("tswg_handshake_initiations_received_total", "counter", "Handshake initiations received; rate() gives the handshake rate.", { interface: iface }, dev.handshakesReceived);
   }
+  if (dev.handshakeResponsesReceived !== undefined) {
+    f.add("tswg_handshake_responses_received_total", "counter", "Handshake responses received.", { interface: iface }, dev.handshakeResponsesReceived);
+  }
+  if (dev.cookieRepliesSent !== undefined) {
+    f.add("tswg_cookie_replies_sent_total", "counter", "Cookie replies sent instead of answering a handshake (under load).", { interface: iface }, dev.cookieRepliesSent);
+  }
   for (const [reason, n] of Object.entries(dev.drops)) f.add("tswg_interface_drops_total", "counter", "Packets the interface dropped, by reason.", { interface: iface, reason }, n);
 
   for (const p of s.peers) {

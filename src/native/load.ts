@@ -1,17 +1,18 @@
 /**
- * Finds and loads the tswg_native addon that `npm install` builds into build/Release.
+ * Finds and loads the tswg_native addon: the one `npm install` built into build/Release, else
+ * the one prebuilt in the package (see addon-file.ts).
  *
  * Never throws: callers get the addon, or null and a reason they can show, and take the
  * pure-TypeScript path. Setting TSWG_NATIVE=0 in the environment forces that path.
  */
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 import { NATIVE_ABI_VERSION, type NativeAddon } from "./addon.js";
+import { builtAddonPath, loadAddonFile, prebuiltAddonPath } from "./addon-file.js";
 
-/** Where the build puts the addon: src/native and dist/native both sit two levels below the root. */
-export const NATIVE_ADDON_PATH = fileURLToPath(
-  new URL("../../build/Release/tswg_native.node", import.meta.url),
-);
+/** Where the build puts the addon. */
+export const NATIVE_ADDON_PATH = builtAddonPath("tswg_native");
+/** Where the package carries a prebuilt one for this platform, if it does. */
+export const NATIVE_PREBUILT_PATH = prebuiltAddonPath("tswg_native");
 
 export type NativeLoadResult =
   | { addon: NativeAddon; reason: null }
@@ -25,7 +26,7 @@ export function loadNative(): NativeLoadResult {
     cached =
       process.env.TSWG_NATIVE === "0"
         ? { addon: null, reason: "native addon disabled by TSWG_NATIVE=0" }
-        : loadNativeFrom(NATIVE_ADDON_PATH);
+        : loadAddonFile("tswg_native", loadNativeFrom);
   }
   return cached;
 }

@@ -3,11 +3,11 @@
  * packets are exchanged with JavaScript in batches. Types and the loader; never throws on load.
  */
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { builtAddonPath, loadAddonFile, type AddonLoad } from "../native/addon-file.js";
 
 export const NETSTACK_ABI_VERSION = 1;
 
-export const NETSTACK_ADDON_PATH = fileURLToPath(new URL("../../build/Release/tswg_netstack.node", import.meta.url));
+export const NETSTACK_ADDON_PATH = builtAddonPath("tswg_netstack");
 
 /** One event from the stack; which fields are set depends on `type`. */
 export interface StackEvent {
@@ -95,24 +95,31 @@ let cached: { addon: NetstackAddon; reason: null } | { addon: null; reason: stri
 /** Loads the addon once; a reason instead when it is not built (liblwip-dev missing) or stale. */
 export function loadNetstackAddon(): { addon: NetstackAddon; reason: null } | { addon: null; reason: string } {
   if (cached !== undefined) return cached;
-  const require = createRequire(import.meta.url);
+  return (cached = loadAddonFile("tswg_netstack", loadNetstackAddonFrom));
+}
+
+/** One addon file; exported so the reasons can be tested on files that are not the addon. */
+export function loadNetstackAddonFrom(path: string): AddonLoad<NetstackAddon> {
   try {
-    const exports = require(NETSTACK_ADDON_PATH) as Partial<NetstackAddon>;
-    cached =
-      exports.abiVersion === NETSTACK_ABI_VERSION
-        ? { addon: exports as NetstackAddon, reason: null }
-        : { addon: null, reason: `${NETSTACK_ADDON_PATH} is stale (rebuild with "npx node-gyp rebuild")` };
+    const exports = createRequire(import.meta.url)(path) as Partial<NetstackAddon>;
+    return exports.abiVersion === NETSTACK_ABI_VERSION
+      ? { addon: exports as NetstackAddon, reason: null }
+      : { addon: null, reason: `${path} is stale (rebuild with "npx node-gyp rebuild")` };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    cached = {
+    const message = (err as Error).message;
+    // A prebuilt addon links Debian's lwIP; where the library is not installed it cannot load.
+    if (/liblwip\.so/u.test(message)) {
+      return { addon: null, reason: `the network stack needs lwIP, which is not installed (apt-get install liblwip0): ${message}` };
+    }
+    return {
       addon: null,
       reason:
         code === "MODULE_NOT_FOUND"
-          ? `the network stack addon is not built: ${NETSTACK_ADDON_PATH} is missing (install liblwip-dev, then "npx node-gyp rebuild")`
-          : `cannot load ${NETSTACK_ADDON_PATH}: ${(err as Error).message}`,
+          ? `the network stack addon is not built: ${path} is missing (install liblwip-dev, then "npx node-gyp rebuild")`
+          : `cannot load ${path}: ${message}`,
     };
   }
-  return cached;
 }
 
 /** lwIP's err_t values that reach JavaScript. */

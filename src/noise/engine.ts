@@ -159,6 +159,16 @@ export interface AddPeerOptions {
   persistentKeepalive?: number;
 }
 
+/**
+ * Handshake traffic since the engine was made, for status and metrics: messages that passed mac1
+ * (so were meant for this device), and the cookie replies sent while under load.
+ */
+export interface HandshakeCounters {
+  initiationsReceived: number;
+  responsesReceived: number;
+  cookieRepliesSent: number;
+}
+
 type IndexEntry = { peer: Peer; keypair: Keypair | null };
 
 function newOutput<S extends Source>(): Output<S> {
@@ -200,6 +210,7 @@ export class Engine<S extends Source = Source> {
   private loadWindowStart = -Infinity;
   private loadCount = 0;
   private underLoadUntil = -Infinity;
+  private readonly counters: HandshakeCounters = { initiationsReceived: 0, responsesReceived: 0, cookieRepliesSent: 0 };
   private readonly nonce = new Uint8Array(12);
   private keypairObserver: KeypairObserver | null = null;
   /** Tunnel MTU for padding; 0 = pad to 16 regardless. */
@@ -291,6 +302,11 @@ export class Engine<S extends Source = Source> {
 
   isUnderLoad(): boolean {
     return this.forcedUnderLoad ?? this.clock.now() < this.underLoadUntil;
+  }
+
+  /** A copy of the handshake counters. */
+  handshakeCounters(): HandshakeCounters {
+    return { ...this.counters };
   }
 
   /** Wipes every session, handshake and queued packet and stops all timers (device going down). */
@@ -515,11 +531,16 @@ export class Engine<S extends Source = Source> {
       out.dropped.push({ reason: "bad-mac1" });
       return false;
     }
+    if (messageType(msg) === MESSAGE_INITIATION) this.counters.initiationsReceived++;
+    else this.counters.responsesReceived++;
     if (!this.noteHandshakeLoad()) return true;
     const source = src.dstToBytes();
     if (!this.checker.checkMac2(msg, source)) {
       const reply = this.checker.createReply(msg, sender, source);
-      if (reply !== null) out.transmit.push({ to: src, data: reply });
+      if (reply !== null) {
+        out.transmit.push({ to: src, data: reply });
+        this.counters.cookieRepliesSent++;
+      }
       out.dropped.push({ reason: "cookie-sent" });
       return false;
     }

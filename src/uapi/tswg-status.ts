@@ -48,6 +48,10 @@ export interface DeviceExtraView {
   cookieMode?: boolean;
   /** Handshake initiations received since start, when reported. */
   handshakesReceived?: number;
+  /** Handshake responses received since start, when reported. */
+  handshakeResponsesReceived?: number;
+  /** Cookie replies sent (handshakes refused until the sender proves its address), when reported. */
+  cookieRepliesSent?: number;
   drops: Record<string, number>;
   other: Record<string, string>;
 }
@@ -169,6 +173,12 @@ export function deviceExtraView(extra: Record<string, string> | undefined): Devi
       case "tswg_handshakes_received":
       case "tswg_handshake_initiations":
         used = count(value) !== undefined && ((v.handshakesReceived = count(value)), true);
+        break;
+      case "tswg_handshake_responses_received":
+        used = count(value) !== undefined && ((v.handshakeResponsesReceived = count(value)), true);
+        break;
+      case "tswg_cookie_replies_sent":
+        used = count(value) !== undefined && ((v.cookieRepliesSent = count(value)), true);
         break;
       default:
         used = takeDrop(key, value, v.drops);

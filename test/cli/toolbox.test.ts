@@ -129,6 +129,7 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     const [i] = doc.interfaces;
     expect(i).toMatchObject({ name: ifname, public_key: ka.publicKey, listen_port: 51830 });
     expect(["native", "portable"]).toContain(i!.data_path);
+    expect(i).toMatchObject({ cookie_mode: false, cookie_replies_sent: 0 });
     // The device's drop counters, by reason.
     expect(Object.keys((i as unknown as { drops: object }).drops)).toEqual(expect.arrayContaining(["no_route", "no_endpoint"]));
     const p = i!.peers[0]!;
@@ -158,6 +159,11 @@ describe.skipIf(skip !== null)("against a running interface", () => {
     expect(of("tswg_peer_path_info")[0]).toMatchObject({ labels: { transport: "udp", path: "direct" }, value: 1 });
     expect(samples.find((s) => s.name === "tswg_interface_info")?.labels.data_path).toMatch(/^(native|portable)$/);
     expect(samples.filter((s) => s.name === "tswg_interface_drops_total").map((s) => s.labels.reason)).toContain("no_route");
+    // The handshake that brought the tunnel up is counted; nothing here put the device under load.
+    const iface = (name: string) => samples.find((s) => s.name === name && s.labels.interface === ifname)?.value;
+    expect(iface("tswg_cookie_mode")).toBe(0);
+    expect(iface("tswg_handshake_initiations_received_total")! + iface("tswg_handshake_responses_received_total")!).toBeGreaterThan(0);
+    expect(iface("tswg_cookie_replies_sent_total")).toBe(0);
     const status = (await a.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9586/other"])).stdout;
     expect(status).toBe("404");
   });

@@ -190,6 +190,10 @@ describe("cookies under load", () => {
     expect(inits[1]!.data.subarray(132).some((x) => x !== 0)).toBe(true);
     expect(b.delivered).toHaveLength(1);
     expect(a.events.some((e) => e.type === "handshake-complete")).toBe(true);
+    // Both initiations count as received; the first was answered with a cookie.
+    expect(b.engine.handshakeCounters()).toEqual({ initiationsReceived: 2, responsesReceived: 0, cookieRepliesSent: 1 });
+    expect(a.engine.handshakeCounters()).toEqual({ initiationsReceived: 0, responsesReceived: 1, cookieRepliesSent: 0 });
+    expect(b.engine.isUnderLoad()).toBe(true);
   });
 
   it("binds the cookie to the source address", () => {
