@@ -137,6 +137,14 @@ export class Device {
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
   private nativePath: NativePath<DevicePeer> | null = null;
+  /**
+   * AllowedIPs changed since the native table was last rebuilt. A rebuild costs every route, so
+   * changes made in one go (a whole UAPI request, a config) share one rebuild, at the end of
+   * the current task; a rebuild per peer would make adding N peers cost N².
+   */
+  private routesDirty = false;
+  /** A timer reschedule is pending for the end of the current task (it scans every peer). */
+  private timerDirty = false;
   private nextNativeId = 1;
   private readonly dataPathWanted: DataPathPreference;
 
@@ -311,7 +319,7 @@ export class Device {
     if (this.nativePath !== null) {
       if (endpoint !== undefined) this.nativePath.setEndpoint(p);
       if (cfg.replaceAllowedIps || (cfg.removeAllowedIps?.length ?? 0) > 0 || (cfg.allowedIps?.length ?? 0) > 0) {
-        this.nativePath.syncRoutes();
+        this.markRoutesDirty();
       }
     }
     if (cfg.persistentKeepalive !== undefined) {
@@ -322,7 +330,7 @@ export class Device {
         void this.process(this.engine.sendKeepalive(p.handle));
       }
     }
-    this.scheduleTimer();
+    this.scheduleTimerSoon();
   }
 
   removePeer(publicKey: Uint8Array): boolean {
@@ -574,6 +582,30 @@ export class Device {
     this.timer.unref();
   }
 
+  /** Reschedules once at the end of the current task, however many changes it makes. */
+  private scheduleTimerSoon(): void {
+    if (this.timerDirty) return;
+    this.timerDirty = true;
+    queueMicrotask(() => {
+      this.timerDirty = false;
+      this.scheduleTimer();
+    });
+  }
+
+  /** Rebuilds the native route table once at the end of the current task. */
+  private markRoutesDirty(): void {
+    if (this.routesDirty) return;
+    this.routesDirty = true;
+    queueMicrotask(() => this.flushRoutes());
+  }
+
+  /** Brings the native route table up to date now if AllowedIPs changed. */
+  flushRoutes(): void {
+    if (!this.routesDirty) return;
+    this.routesDirty = false;
+    this.nativePath?.syncRoutes();
+  }
+
   private clearTimer(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -594,7 +626,7 @@ export class Device {
     this.peersById.delete(p.handle.id);
     if (this.nativePath !== null) {
       this.nativePath.removePeer(p);
-      this.nativePath.syncRoutes();
+      this.markRoutesDirty();
     }
     this.log.debug(`peer ${shortKey(p.handle.id)} removed`);
   }
