@@ -143,8 +143,10 @@ export class Device {
    * the current task; a rebuild per peer would make adding N peers cost N².
    */
   private routesDirty = false;
-  /** A timer reschedule is pending for the end of the current task (it scans every peer). */
+  /** A timer reschedule is pending for the end of the current task. */
   private timerDirty = false;
+  /** The timer was set from a scan of every peer since it last fired. */
+  private timerScanned = false;
   private nextNativeId = 1;
   private readonly dataPathWanted: DataPathPreference;
 
@@ -569,10 +571,20 @@ export class Device {
   private scheduleTimer(): void {
     // Timers only matter while packets can move; `up()` schedules the first one.
     if (this.state !== "up") return;
-    const at = this.engine.nextDeadline();
-    if (at === undefined) {
-      this.clearTimer();
-      return;
+    // A full scan of the peers once after each firing; between firings only deadlines set
+    // since then can move the timer earlier, so the packet path's cost does not grow with
+    // the number of peers.
+    let at: number | undefined;
+    if (!this.timerScanned) {
+      this.timerScanned = true;
+      at = this.engine.nextDeadline();
+      if (at === undefined) {
+        this.clearTimer();
+        return;
+      }
+    } else {
+      at = this.engine.takeNewDeadline();
+      if (at === undefined) return;
     }
     // Keep an earlier timer; one that fires early just reschedules.
     if (this.timer !== null && this.timerAt <= at) return;
@@ -618,6 +630,7 @@ export class Device {
     if (this.state === "closed") return;
     // Timers decide on what happened: fold in what the native side did since its last report.
     this.nativePath?.pollActivity();
+    this.timerScanned = false;
     void this.process(this.engine.tick());
   }
 
