@@ -177,6 +177,16 @@ export class Device {
   /** Datagrams the engine dropped, by its reason. */
   private readonly engineDrops = new Map<string, number>();
   private nativePath: NativePath<DevicePeer> | null = null;
+  /**
+   * AllowedIPs changed since the native table was last rebuilt. A rebuild costs every route, so
+   * changes made in one go (a whole UAPI request, a config) share one rebuild, at the end of
+   * the current task; a rebuild per peer would make adding N peers cost N².
+   */
+  private routesDirty = false;
+  /** A timer reschedule is pending for the end of the current task. */
+  private timerDirty = false;
+  /** The timer was set from a scan of every peer since it last fired. */
+  private timerScanned = false;
   private nextNativeId = 1;
   private readonly dataPathWanted: DataPathPreference;
 
@@ -380,7 +390,7 @@ export class Device {
     if (this.nativePath !== null) {
       if (endpoint !== undefined) this.nativePath.setEndpoint(p);
       if (cfg.replaceAllowedIps || (cfg.removeAllowedIps?.length ?? 0) > 0 || (cfg.allowedIps?.length ?? 0) > 0) {
-        this.nativePath.syncRoutes();
+        this.markRoutesDirty();
       }
     }
     if (cfg.persistentKeepalive !== undefined) {
@@ -391,7 +401,7 @@ export class Device {
         void this.process(this.engine.sendKeepalive(p.handle));
       }
     }
-    this.scheduleTimer();
+    this.scheduleTimerSoon();
   }
 
   removePeer(publicKey: Uint8Array): boolean {
@@ -658,10 +668,20 @@ export class Device {
   private scheduleTimer(): void {
     // Timers only matter while packets can move; `up()` schedules the first one.
     if (this.state !== "up") return;
-    const at = this.engine.nextDeadline();
-    if (at === undefined) {
-      this.clearTimer();
-      return;
+    // A full scan of the peers once after each firing; between firings only deadlines set
+    // since then can move the timer earlier, so the packet path's cost does not grow with
+    // the number of peers.
+    let at: number | undefined;
+    if (!this.timerScanned) {
+      this.timerScanned = true;
+      at = this.engine.nextDeadline();
+      if (at === undefined) {
+        this.clearTimer();
+        return;
+      }
+    } else {
+      at = this.engine.takeNewDeadline();
+      if (at === undefined) return;
     }
     // Keep an earlier timer; one that fires early just reschedules.
     if (this.timer !== null && this.timerAt <= at) return;
@@ -669,6 +689,30 @@ export class Device {
     this.timerAt = at;
     this.timer = setTimeout(() => this.onTimer(), Math.max(0, Math.ceil(at - this.clock.now())));
     this.timer.unref();
+  }
+
+  /** Reschedules once at the end of the current task, however many changes it makes. */
+  private scheduleTimerSoon(): void {
+    if (this.timerDirty) return;
+    this.timerDirty = true;
+    queueMicrotask(() => {
+      this.timerDirty = false;
+      this.scheduleTimer();
+    });
+  }
+
+  /** Rebuilds the native route table once at the end of the current task. */
+  private markRoutesDirty(): void {
+    if (this.routesDirty) return;
+    this.routesDirty = true;
+    queueMicrotask(() => this.flushRoutes());
+  }
+
+  /** Brings the native route table up to date now if AllowedIPs changed. */
+  flushRoutes(): void {
+    if (!this.routesDirty) return;
+    this.routesDirty = false;
+    this.nativePath?.syncRoutes();
   }
 
   private clearTimer(): void {
@@ -683,6 +727,7 @@ export class Device {
     if (this.state === "closed") return;
     // Timers decide on what happened: fold in what the native side did since its last report.
     this.nativePath?.pollActivity();
+    this.timerScanned = false;
     void this.process(this.engine.tick());
   }
 
@@ -703,7 +748,7 @@ export class Device {
     this.peersById.delete(p.handle.id);
     if (this.nativePath !== null) {
       this.nativePath.removePeer(p);
-      this.nativePath.syncRoutes();
+      this.markRoutesDirty();
     }
     this.log.debug(`peer ${shortKey(p.handle.id)} removed`);
   }

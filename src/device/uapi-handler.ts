@@ -99,6 +99,8 @@ export function deviceUapiHandler(device: Device): UapiHandler {
           removeAllowedIps: change.removeAllowedIps,
         });
       });
+      // One native route table rebuild for the whole request.
+      device.flushRoutes();
       if (req.fwmark !== undefined) {
         try {
           await device.setFwmark(req.fwmark);

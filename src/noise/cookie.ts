@@ -14,7 +14,28 @@ import { type CookieReplyMessage, encodeCookieReply } from "./messages.js";
 
 /** Random bytes; injectable so tests can be deterministic. */
 export type RandomBytes = (n: number) => Uint8Array;
-export const cryptoRandom: RandomBytes = (n) => new Uint8Array(randomBytes(n));
+
+/**
+ * How many CSPRNG bytes are drawn at once. A call into the CSPRNG costs several microseconds
+ * whatever its size, which made it most of a cookie reply's cost (its 24-byte nonce) and so
+ * capped the replies a flood could be answered with; small requests are served from a pool.
+ */
+const POOL_SIZE = 4096;
+let pool = new Uint8Array(0);
+let poolPos = 0;
+
+/** CSPRNG bytes (node:crypto), requests up to 256 bytes served from a pool that is wiped as used. */
+export const cryptoRandom: RandomBytes = (n) => {
+  if (n > 256) return new Uint8Array(randomBytes(n));
+  if (poolPos + n > pool.length) {
+    pool = new Uint8Array(randomBytes(POOL_SIZE));
+    poolPos = 0;
+  }
+  const out = pool.slice(poolPos, poolPos + n);
+  pool.fill(0, poolPos, poolPos + n);
+  poolPos += n;
+  return out;
+};
 
 /** The bytes a MAC covers: everything before mac1, or (for mac2) everything before mac2. */
 function beforeMac1(msg: Uint8Array): Uint8Array {

@@ -211,6 +211,8 @@ export class Engine<S extends Source = Source> {
   private loadCount = 0;
   private underLoadUntil = -Infinity;
   private readonly counters: HandshakeCounters = { initiationsReceived: 0, responsesReceived: 0, cookieRepliesSent: 0 };
+  /** The earliest deadline any peer set since the last scan or take (see takeNewDeadline). */
+  private newDeadline: number | undefined;
   private readonly nonce = new Uint8Array(12);
   private keypairObserver: KeypairObserver | null = null;
   /** Tunnel MTU for padding; 0 = pad to 16 regardless. */
@@ -269,6 +271,9 @@ export class Engine<S extends Source = Source> {
     }
     const peer = new Peer(this.backend, publicKey, () => this.clock.now(), this.random);
     if (this.peersById.has(peer.id)) throw new Error(`peer ${peer.id} already exists`);
+    peer.timers.onDeadline = (at) => {
+      if (this.newDeadline === undefined || at < this.newDeadline) this.newDeadline = at;
+    };
     if (opts.presharedKey) peer.presharedKey = opts.presharedKey;
     if (opts.persistentKeepalive) peer.persistentKeepalive = opts.persistentKeepalive;
     this.precompute(peer);
@@ -442,12 +447,25 @@ export class Engine<S extends Source = Source> {
 
   /** The earliest time (clock.now() units) at which {@link tick} has work, or undefined. */
   nextDeadline(): number | undefined {
+    this.newDeadline = undefined;
     let min: number | undefined;
     for (const peer of this.peersById.values()) {
       const t = peer.timers.nextDeadline();
       if (t !== undefined && (min === undefined || t < min)) min = t;
     }
     return min;
+  }
+
+  /**
+   * The earliest deadline set since the last call of this or of {@link nextDeadline}, or
+   * undefined if none was. Costs nothing per peer: a caller that scanned once with
+   * nextDeadline() and keeps a timer at the result only needs to move it earlier when this is
+   * earlier (deadlines that go away just make the timer fire early, and rescan).
+   */
+  takeNewDeadline(): number | undefined {
+    const at = this.newDeadline;
+    this.newDeadline = undefined;
+    return at;
   }
 
   /** Runs every timer that is due. */

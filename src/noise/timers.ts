@@ -43,8 +43,19 @@ export class PeerTimers {
   /** Persistent keepalive interval in ms; 0 turns it off. */
   persistentKeepaliveInterval = 0;
 
+  /**
+   * Told every deadline as it is set, so the owner can keep one timer for all peers without
+   * scanning them all after each packet.
+   */
+  onDeadline: ((at: number) => void) | null = null;
+
   /** @param random uniform in [0, 1), for the retransmission jitter. */
   constructor(private readonly random: () => number = Math.random) {}
+
+  private due(at: number): number {
+    this.onDeadline?.(at);
+    return at;
+  }
 
   private jitter(): number {
     return Math.floor(this.random() * REKEY_TIMEOUT_JITTER_MAX);
@@ -53,13 +64,13 @@ export class PeerTimers {
   /** An authenticated data packet (not a keepalive) was sent. */
   dataSent(now: number): void {
     if (this.newHandshakeAt === undefined) {
-      this.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter();
+      this.newHandshakeAt = this.due(now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter());
     }
   }
 
   /** An authenticated data packet (not a keepalive) was received. */
   dataReceived(now: number): void {
-    if (this.keepaliveAt === undefined) this.keepaliveAt = now + KEEPALIVE_TIMEOUT;
+    if (this.keepaliveAt === undefined) this.keepaliveAt = this.due(now + KEEPALIVE_TIMEOUT);
     else this.needAnotherKeepalive = true;
   }
 
@@ -75,12 +86,12 @@ export class PeerTimers {
 
   /** Any authenticated packet went either way: restarts the persistent-keepalive interval. */
   anyAuthenticatedPacketTraversal(now: number): void {
-    this.persistentAt = this.persistentKeepaliveInterval > 0 ? now + this.persistentKeepaliveInterval : undefined;
+    this.persistentAt = this.persistentKeepaliveInterval > 0 ? this.due(now + this.persistentKeepaliveInterval) : undefined;
   }
 
   /** A handshake initiation was sent. */
   handshakeInitiated(now: number): void {
-    this.retransmitAt = now + REKEY_TIMEOUT + this.jitter();
+    this.retransmitAt = this.due(now + REKEY_TIMEOUT + this.jitter());
   }
 
   /** A handshake completed (response received, or first data on the responder's new keypair). */
@@ -92,7 +103,7 @@ export class PeerTimers {
 
   /** New session keys were derived. */
   sessionDerived(now: number): void {
-    this.zeroKeysAt = now + ZERO_KEYS_AFTER;
+    this.zeroKeysAt = this.due(now + ZERO_KEYS_AFTER);
   }
 
   /**
@@ -102,7 +113,7 @@ export class PeerTimers {
   keepaliveSent(now: number): void {
     if (this.needAnotherKeepalive) {
       this.needAnotherKeepalive = false;
-      this.keepaliveAt = now + KEEPALIVE_TIMEOUT;
+      this.keepaliveAt = this.due(now + KEEPALIVE_TIMEOUT);
     }
   }
 
@@ -110,7 +121,7 @@ export class PeerTimers {
   setPersistentKeepalive(intervalMs: number, now: number): void {
     this.persistentKeepaliveInterval = intervalMs;
     if (intervalMs <= 0) this.persistentAt = undefined;
-    else if (this.persistentAt !== undefined) this.persistentAt = now + intervalMs;
+    else if (this.persistentAt !== undefined) this.persistentAt = this.due(now + intervalMs);
   }
 
   /** Cancels everything (peer removed or keys changed). */
@@ -138,7 +149,7 @@ export class PeerTimers {
       if (this.handshakeRetries >= MAX_HANDSHAKE_RETRIES) {
         this.keepaliveAt = undefined;
         // Wipe whatever is left of the failed exchange eventually, unless a wipe is already due.
-        if (this.zeroKeysAt === undefined) this.zeroKeysAt = now + ZERO_KEYS_AFTER;
+        if (this.zeroKeysAt === undefined) this.zeroKeysAt = this.due(now + ZERO_KEYS_AFTER);
         actions.push("give-up-handshake");
       } else {
         this.handshakeRetries++;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { getBackend } from "../../src/crypto/index.js";
 import { COOKIE_REFRESH_TIME } from "../../src/noise/constants.js";
-import { CookieChecker, CookieGenerator } from "../../src/noise/cookie.js";
+import { CookieChecker, CookieGenerator, cryptoRandom } from "../../src/noise/cookie.js";
 import { IndexTable } from "../../src/noise/indextable.js";
 import { Keypair, KeypairSlots } from "../../src/noise/keypair.js";
 import { encodeInitiation, parseCookieReply } from "../../src/noise/messages.js";
@@ -83,6 +83,30 @@ describe("cookies", () => {
     now += COOKIE_REFRESH_TIME;
     checker.createReply(msg, 1, source);
     expect(secrets).toHaveLength(2);
+  });
+});
+
+describe("cryptoRandom", () => {
+  it("hands out fresh bytes of the asked length, across refills of its pool and past it", () => {
+    const seen = new Set<string>();
+    let ones = 0;
+    let bits = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const n = [4, 24, 32, 1, 300][i % 5]!;
+      const r = cryptoRandom(n);
+      expect(r.length).toBe(n);
+      if (n >= 24) {
+        const hex = Buffer.from(r).toString("hex");
+        expect(seen.has(hex)).toBe(false);
+        seen.add(hex);
+      }
+      for (const b of r) for (let k = 0; k < 8; k++) ones += (b >> k) & 1;
+      bits += 8 * n;
+    }
+    // Far more than one 4 KiB pool was used; the bits are balanced, not zeros from a wiped pool.
+    expect(bits / 8).toBeGreaterThan(100_000);
+    expect(ones / bits).toBeGreaterThan(0.49);
+    expect(ones / bits).toBeLessThan(0.51);
   });
 });
 

@@ -251,3 +251,36 @@ describe("Engine timers: receive-only initiator", () => {
     expect(count()).toBe(1);
   });
 });
+
+describe("the engine's new-deadline report", () => {
+  it("lets one timer set from a scan and moved only by new deadlines never fire later than the earliest deadline", () => {
+    const net = new Net();
+    const a = net.addNode("a");
+    const b = net.addNode("b");
+    net.connect(a, b);
+    // The owner's view: a scan, then only what takeNewDeadline() reports.
+    let armed = a.engine.nextDeadline() ?? Infinity;
+    expect(a.engine.takeNewDeadline()).toBeUndefined();
+    const follow = (): void => {
+      const t = a.engine.takeNewDeadline();
+      if (t !== undefined && t < armed) armed = t;
+      const truth = a.engine.nextDeadline();
+      // Deadlines that went away may leave the timer early, never late.
+      if (truth !== undefined) expect(armed).toBeLessThanOrEqual(truth);
+      // Rescan as the device does when its timer fires, so the walk covers both states.
+      if (truth === undefined || armed < truth) armed = truth ?? Infinity;
+    };
+    net.send(a, b, [ipPacket(60)]);
+    expect(a.engine.takeNewDeadline()).toBeGreaterThan(net.clock.t);
+    expect(a.engine.takeNewDeadline()).toBeUndefined();
+    armed = a.engine.nextDeadline() ?? Infinity;
+    for (let step = 0; step < 40; step++) {
+      if (step % 3 === 0) net.send(a, b, [ipPacket(80)]);
+      if (step % 5 === 0) net.send(b, a, [ipPacket(80)]);
+      net.flush();
+      follow();
+      net.runFor(700 * (step % 7));
+      follow();
+    }
+  });
+});
