@@ -8,9 +8,9 @@
 import { keyToBase64, parseKey } from "../crypto/keys.js";
 import type { Logger } from "../log/logger.js";
 import type { SignalingChannel, SignalingMessage } from "../signaling/types.js";
-import { PeerAgent, type IceAgentState, type PeerAgentStatus } from "./agent.js";
+import { PeerAgent, type IceAgentState, type IcePath, type PeerAgentStatus } from "./agent.js";
 import type { CandidateInfo } from "./candidates.js";
-import { resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
+import { MAX_TURN_SERVERS, resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole } from "./role.js";
 
 /** A public key as 32 bytes or as base64 text. */
@@ -42,6 +42,7 @@ export interface IceManagerStats {
 
 type DataListener = (peer: string, data: Uint8Array) => void;
 type StateListener = (peer: string, state: IceAgentState) => void;
+type PathListener = (peer: string, path: IcePath | null) => void;
 
 export class IceManager {
   readonly publicKey: Uint8Array;
@@ -55,6 +56,7 @@ export class IceManager {
   private readonly agents = new Map<string, PeerAgent>();
   private readonly dataListeners = new Set<DataListener>();
   private readonly stateListeners = new Set<StateListener>();
+  private readonly pathListeners = new Set<PathListener>();
   private running = false;
   private closed = false;
   private subscribed = false;
@@ -69,7 +71,7 @@ export class IceManager {
     this.manageChannelPeers = opts.manageChannelPeers ?? true;
     this.lazy = opts.lazy ?? false;
     this.log = this.cfg.logger;
-    for (const s of this.cfg.unusedServers) this.log.warn(`ICE server ${s.url} is not used: one STUN and one TURN server are supported`);
+    for (const s of this.cfg.unusedServers) this.log.warn(`ICE server ${s.url} is not used: at most ${MAX_TURN_SERVERS} TURN servers are used`);
   }
 
   /** True between start() and stop()/close(). */
@@ -139,6 +141,7 @@ export class IceManager {
     if (this.subscribed && typeof off === "function") off.call(this.channel, "message", this.listener);
     this.dataListeners.clear();
     this.stateListeners.clear();
+    this.pathListeners.clear();
   }
 
   /**
@@ -170,6 +173,21 @@ export class IceManager {
     return () => this.stateListeners.delete(listener);
   }
 
+  /**
+   * The pair a peer's datagrams take changed (first path, relay to direct, fail-over), or null
+   * when it has none. One event per change; a data path that sends to peers itself follows it.
+   * Returns an unsubscribe function.
+   */
+  onPathChange(listener: PathListener): () => void {
+    this.pathListeners.add(listener);
+    return () => this.pathListeners.delete(listener);
+  }
+
+  /** A peer's current path, or null. */
+  pathOf(key: PeerKey): IcePath | null {
+    return this.agents.get(normalize(key)[0])?.path() ?? null;
+  }
+
   /** Status of every configured peer (peers without an agent yet show state "new"). */
   status(): PeerAgentStatus[] {
     return [...this.peerKeys.keys()].map((id) => this.statusOf(id)!);
@@ -188,6 +206,8 @@ export class IceManager {
       generation: 0,
       restarts: 0,
       selectedPair: null,
+      path: null,
+      pathChanges: 0,
       rttMs: null,
       localCandidates: [],
       remoteCandidates: [],
@@ -199,6 +219,7 @@ export class IceManager {
       rxPackets: 0,
       rxBytes: 0,
       txDropped: 0,
+      txQueued: 0,
     };
   }
 
@@ -243,6 +264,9 @@ export class IceManager {
     });
     agent.onStateChange((state) => {
       for (const l of this.stateListeners) l(id, state);
+    });
+    agent.onPathChange((path) => {
+      for (const l of this.pathListeners) l(id, path);
     });
     agent.start();
     return agent;

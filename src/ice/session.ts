@@ -11,7 +11,7 @@
  * The session never throws at its owner: whatever goes wrong ends in exactly one `failed` event.
  */
 import dgram from "node:dgram";
-import { Connection, type Candidate, type CandidatePair } from "werift-ice";
+import { classes, Connection, Message, methods, type Candidate, type CandidatePair } from "werift-ice";
 import type { Logger } from "../log/logger.js";
 import { candidateInfo, formatCandidate, type CandidateInfo, type CandidateType } from "./candidates.js";
 import { libraryOptions, type ResolvedIceConfig } from "./config.js";
@@ -35,6 +35,16 @@ export interface RemoteCredentials {
   ufrag: string;
   pwd: string;
 }
+
+/**
+ * What a session is for: "direct" checks host and server-reflexive pairs from the host sockets;
+ * "relay" checks only through one TURN allocation (the library checks relay pairs reliably only
+ * when told to use nothing else, so relays get sessions of their own, run beside the direct one).
+ */
+export type LaneKind = "direct" | "relay";
+
+/** How long closing waits for the TURN server to confirm an allocation's release. */
+const RELEASE_TIMEOUT_MS = 500;
 
 /** How many remote candidates one session accepts; more is not a real peer. */
 const MAX_REMOTE_CANDIDATES = 64;
@@ -61,6 +71,11 @@ export class IceSession {
   private watchdog: NodeJS.Timeout | null = null;
   /** Send failures inside the library (socket closed under it, ...). */
   sendErrors = 0;
+  /** When a datagram or a check response last came back on the selected pair (ms, Date.now()). */
+  lastRxAt = 0;
+  /** When a datagram was last sent on the selected pair. */
+  lastTxAt = 0;
+  private gatherSawServerCandidate = false;
 
   constructor(
     readonly generation: number,
@@ -69,13 +84,24 @@ export class IceSession {
     private readonly cfg: ResolvedIceConfig,
     private readonly events: SessionEvents,
     private readonly log: Logger,
+    readonly lane: LaneKind = cfg.relayOnly ? "relay" : "direct",
+    /** Credentials to use instead of fresh ones: the lanes of one generation share theirs. */
+    credentials?: RemoteCredentials,
   ) {
     this.conn = new Connection(controlling, libraryOptions(cfg, hostAddresses));
+    if (credentials !== undefined) {
+      this.conn.localUsername = credentials.ufrag;
+      this.conn.localPassword = credentials.pwd;
+      // Incoming checks are answered with the password recorded for their username.
+      (this.conn as unknown as { userHistory: Record<string, string> }).userHistory[credentials.ufrag] = credentials.pwd;
+    }
     // The library falls back to a public STUN server when none is given; set it explicitly.
     this.conn.stunServer = cfg.stun === null ? undefined : [cfg.stun.host, cfg.stun.port];
     this.conn.onIceCandidate.subscribe((c) => this.onLocalCandidate(c));
     this.conn.onData.subscribe((buf) => {
-      if (!this.done) this.events.data(buf);
+      if (this.done) return;
+      this.lastRxAt = Date.now();
+      this.events.data(buf);
     });
     this.conn.stateChanged.subscribe((state) => {
       if (state === "failed") this.fail("consent to send expired");
@@ -108,6 +134,16 @@ export class IceSession {
 
   get closed(): boolean {
     return this.done;
+  }
+
+  /** The TURN server of a relay lane, or null. */
+  get turnServer(): ResolvedIceConfig["turn"] {
+    return this.lane === "relay" ? this.cfg.turn : null;
+  }
+
+  /** Gathering ended without any candidate from a server this session was given (STUN or TURN). */
+  get serverSilent(): boolean {
+    return this.gatheredFlag && !this.gatherSawServerCandidate && (this.lane === "relay" ? this.cfg.turn !== null : this.cfg.stun !== null);
   }
 
   /**
@@ -174,10 +210,54 @@ export class IceSession {
    */
   send(buf: Uint8Array): boolean {
     if (!this.connectedFlag || this.done || this.conn.nominated === undefined) return false;
+    this.lastTxAt = Date.now();
     this.conn.send(Buffer.from(buf)).catch(() => {
       this.sendErrors++;
     });
     return true;
+  }
+
+  /**
+   * Asks the peer over the selected pair whether it still answers (a STUN binding request with
+   * the session's credentials, as a consent check, sent `tries` times `timeoutMs` apart).
+   * Resolves true on the first response; false when none came, or there is no pair.
+   */
+  async probe(timeoutMs: number, tries = 2): Promise<boolean> {
+    const pair = this.conn.nominated;
+    if (!this.connectedFlag || this.done || pair === undefined) return false;
+    const conn = this.conn as unknown as {
+      buildRequest(o: { nominate: boolean; localUsername: string; remoteUsername: string; iceControlling: boolean; localCandidate: Candidate }): Message;
+      remotePassword: string;
+      remoteUsername: string;
+    };
+    const attempts: Promise<boolean>[] = [];
+    for (let i = 0; i < tries; i++) {
+      if (i > 0) await sleep(timeoutMs / tries);
+      if (this.done || this.conn.nominated !== pair) break;
+      const request = conn.buildRequest({
+        nominate: false,
+        localUsername: this.conn.localUsername,
+        remoteUsername: conn.remoteUsername,
+        iceControlling: this.controlling,
+        localCandidate: pair.localCandidate,
+      });
+      attempts.push(
+        pair.protocol
+          .request(request, pair.remoteAddr, Buffer.from(conn.remotePassword, "utf8"), { retransmissions: 0, responseTimeout: timeoutMs })
+          .then(
+            () => true,
+            () => false,
+          ),
+      );
+    }
+    const ok = (await Promise.all(attempts)).some((x) => x);
+    if (ok && !this.done) this.lastRxAt = Date.now();
+    return ok;
+  }
+
+  /** Ends the session now as failed (e.g. its pair stopped answering). No-op once closed. */
+  abandon(reason: string): void {
+    this.fail(reason);
   }
 
   /** The selected pair, once connected. */
@@ -197,11 +277,34 @@ export class IceSession {
     if (this.done) return;
     this.done = true;
     this.clearTimers();
+    await this.releaseAllocations();
     try {
       await this.conn.close();
     } catch (e) {
       this.log.debug(`closing ICE session ${this.generation}: ${message(e)}`);
     }
+  }
+
+  /**
+   * Releases the session's TURN allocations (Refresh with LIFETIME 0, RFC 8656 §7): the library
+   * only closes its socket, and the server would keep the relayed port for its whole lifetime.
+   * Waits at most {@link RELEASE_TIMEOUT_MS}; a server that does not answer lets it expire.
+   */
+  private async releaseAllocations(): Promise<void> {
+    const protocols = (this.conn as unknown as { protocols?: unknown }).protocols;
+    if (!Array.isArray(protocols)) return;
+    const releases: Promise<unknown>[] = [];
+    for (const p of protocols as unknown[]) {
+      const turn = pick(p, "turn") as { requestWithRetry?: (m: Message, addr: unknown) => Promise<unknown>; server?: unknown; relayedAddress?: unknown } | undefined;
+      if (typeof turn?.requestWithRetry !== "function" || turn.relayedAddress === undefined) continue;
+      const request = new Message(methods.REFRESH, classes.REQUEST);
+      request.setAttribute("LIFETIME", 0);
+      releases.push(turn.requestWithRetry(request, turn.server).catch((e: unknown) => this.log.debug(`releasing the TURN allocation: ${message(e)}`)));
+    }
+    if (releases.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(releases), new Promise((r) => (timer = setTimeout(r, RELEASE_TIMEOUT_MS)))]);
+    clearTimeout(timer);
   }
 
   private onLocalCandidate(c: Candidate): void {
@@ -215,6 +318,7 @@ export class IceSession {
     const key = `${type} ${addrKey}`;
     if (this.localSeen.has(key)) return;
     this.localSeen.add(key);
+    if (type !== "host") this.gatherSawServerCandidate = true;
     const sdp = formatCandidate(c);
     this.localSdp.push(sdp);
     this.localCandidates.push(candidateInfo(c));
@@ -281,6 +385,7 @@ export class IceSession {
       clearTimeout(this.connectTimer);
       this.connectTimer = null;
     }
+    this.lastRxAt = Date.now();
     this.startWatchdog();
     this.events.connected();
   }
@@ -305,6 +410,7 @@ export class IceSession {
         pair = p;
         responses = p.responsesReceived;
         lastResponseAt = now;
+        this.lastRxAt = Math.max(this.lastRxAt, now);
       } else if (now - lastResponseAt > this.cfg.consentTimeoutMs) {
         this.fail(`no consent response for ${Math.round((now - lastResponseAt) / 1000)} s`);
       }
@@ -315,7 +421,7 @@ export class IceSession {
     if (this.done) return;
     this.done = true;
     this.clearTimers();
-    this.conn.close().catch(() => undefined);
+    void this.releaseAllocations().then(() => this.conn.close().catch(() => undefined));
     this.events.failed(reason);
   }
 
@@ -337,6 +443,10 @@ function pick(obj: unknown, ...path: string[]): unknown {
     cur = (cur as Record<string, unknown>)[k];
   }
   return cur;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function message(e: unknown): string {
