@@ -106,6 +106,11 @@ export interface PeerAgentOptions extends IceAgentConfig {
   channel: Pick<SignalingChannel, "send">;
   /** Settings already checked by {@link resolveIceConfig} (the manager shares one); overrides the rest. */
   resolved?: ResolvedIceConfig;
+  /**
+   * Compare this machine's addresses every second and restart on a change. Default true; a
+   * manager watches once for all its agents and calls {@link PeerAgent.networkChanged} instead.
+   */
+  watchAddresses?: boolean;
 }
 
 type DataListener = (data: Uint8Array) => void;
@@ -128,6 +133,8 @@ const QUEUE_MAX_AGE_MS = 5000;
 export const SUSPECT_AFTER_MS = 1000;
 /** A probe of a suspect path waits this long (two checks, half of it apart) for an answer. */
 export const PROBE_TIMEOUT_MS = 1000;
+/** A path whose probe was answered is not probed again this soon while the peer is heard on another lane. */
+const VERIFIED_FOR_MS = 10_000;
 /** How often the path's liveness is checked. */
 const TICK_MS = 250;
 /** How often this machine's addresses are compared with the last ones seen. */
@@ -178,6 +185,9 @@ export class PeerAgent {
   private lastConnectMs: number | null = null;
   private lastError: string | null = null;
   private pathChanges = 0;
+  /** When a datagram last came from the peer, on any lane, and on which. */
+  private lastRxAt = 0;
+  private lastRxLane: IceSession | null = null;
   private queue: { data: Buffer; at: number }[] = [];
   private readonly counters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, txDropped: 0, txQueued: 0 };
   /** Signaling messages that could not be handed to the channel. */
@@ -188,8 +198,11 @@ export class PeerAgent {
   private readonly stateListeners = new Set<StateListener>();
   private readonly pathListeners = new Set<PathListener>();
 
+  private readonly watchAddresses: boolean;
+
   constructor(opts: PeerAgentOptions) {
     this.cfg = opts.resolved ?? resolveIceConfig(opts);
+    this.watchAddresses = opts.watchAddresses ?? true;
     this.peerKey = Uint8Array.from(opts.peerKey);
     this.peer = keyToBase64(this.peerKey);
     this.role = iceRole(opts.localKey, opts.peerKey);
@@ -638,8 +651,13 @@ export class PeerAgent {
     }
   }
 
-  /** The next-best connected lane other than `a`, for mirroring traffic while `a` is suspect. */
+  /**
+   * The lane to mirror traffic to while `a` is suspect: the one the peer was last heard on (it
+   * evidently works), else the next-best connected lane.
+   */
   private backupLane(a: IceSession): IceSession | null {
+    const heard = this.lastRxLane;
+    if (heard !== null && heard !== a && heard.connected) return heard;
     for (const g of [this.gen, this.prev]) {
       for (const l of g?.connectedLanes() ?? []) if (l !== a) return l;
     }
@@ -652,10 +670,14 @@ export class PeerAgent {
     const now = Date.now();
     const a = this.active;
     if (a !== null && this.suspect === null && a.connected) {
-      const sentSince = a.lastTxAt > a.lastRxAt && now - a.lastTxAt < SUSPECT_AFTER_MS;
-      if (sentSince && now - a.lastRxAt >= SUSPECT_AFTER_MS) {
+      const heard = a.lastRxAt;
+      const sentSince = a.lastTxAt > heard && now - a.lastTxAt < SUSPECT_AFTER_MS;
+      // Each side picks its own best pair, so replies may come back on another lane: a path the
+      // probe confirmed lately is not suspected again while the peer is heard elsewhere.
+      const heardElsewhere = now - this.lastRxAt < SUSPECT_AFTER_MS && now - a.lastProbeOkAt < VERIFIED_FOR_MS;
+      if (sentSince && now - heard >= SUSPECT_AFTER_MS && !heardElsewhere) {
         this.suspect = a;
-        this.log.debug(`${a.lane} path: sent for ${now - a.lastRxAt} ms with nothing back; probing`);
+        this.log.debug(`${a.lane} path: sent for ${now - heard} ms with nothing back on it; probing`);
         void a.probe(PROBE_TIMEOUT_MS).then((ok) => {
           if (this.suspect === a) this.suspect = null;
           if (!ok && !a.closed && !this.closedFlag) a.abandon(`no answer on the selected pair for ${Date.now() - a.lastRxAt} ms`);
@@ -667,17 +689,27 @@ export class PeerAgent {
       this.counters.txDropped += this.queue.length - keep.length;
       this.queue = keep;
     }
-    if (now - this.lastAddressCheck >= ADDRESS_CHECK_MS) {
+    if (this.watchAddresses && now - this.lastAddressCheck >= ADDRESS_CHECK_MS) {
       this.lastAddressCheck = now;
       const addrs = safeWatched(this.cfg);
       if (addrs !== null && this.addresses !== null && !sameList(addrs, this.addresses)) {
         this.log.info(`local addresses changed (${this.addresses.join(", ") || "none"} -> ${addrs.join(", ") || "none"})`);
         this.addresses = addrs;
-        this.restartNow("local addresses changed");
+        this.networkChanged();
       } else if (addrs !== null) {
         this.addresses = addrs;
       }
     }
+  }
+
+  /**
+   * This machine's addresses changed: paths from a gone address are dead, and a new address may
+   * allow a better one, so a new generation starts at once (the current path carries on meanwhile
+   * if it still works).
+   */
+  networkChanged(): void {
+    if (this.closedFlag || !this.started) return;
+    this.restartNow("local addresses changed");
   }
 
   /** Closes a replaced generation after `graceMs` (datagrams in flight on it still arrive meanwhile). */
@@ -739,8 +771,10 @@ export class PeerAgent {
     if (g.gathered) this.signal({ type: "candidate", generation: g.generation, candidate: null });
   }
 
-  private deliver(g: IceGeneration, _lane: IceSession, buf: Buffer): void {
+  private deliver(g: IceGeneration, lane: IceSession, buf: Buffer): void {
     if (g !== this.gen && g !== this.prev && !this.retiring.has(g)) return;
+    this.lastRxAt = Date.now();
+    this.lastRxLane = lane;
     this.counters.rxPackets++;
     this.counters.rxBytes += buf.byteLength;
     for (const l of this.dataListeners) l(buf);

@@ -10,7 +10,7 @@ import type { Logger } from "../log/logger.js";
 import type { SignalingChannel, SignalingMessage } from "../signaling/types.js";
 import { PeerAgent, type IceAgentState, type IcePath, type PeerAgentStatus } from "./agent.js";
 import type { CandidateInfo } from "./candidates.js";
-import { MAX_TURN_SERVERS, resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
+import { MAX_TURN_SERVERS, resolveIceConfig, watchedAddresses, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole } from "./role.js";
 
 /** A public key as 32 bytes or as base64 text. */
@@ -44,6 +44,9 @@ type DataListener = (peer: string, data: Uint8Array) => void;
 type StateListener = (peer: string, state: IceAgentState) => void;
 type PathListener = (peer: string, path: IcePath | null) => void;
 
+/** How often this machine's addresses are compared with the last ones seen. */
+const ADDRESS_CHECK_MS = 1000;
+
 export class IceManager {
   readonly publicKey: Uint8Array;
   private readonly cfg: ResolvedIceConfig;
@@ -57,6 +60,9 @@ export class IceManager {
   private readonly dataListeners = new Set<DataListener>();
   private readonly stateListeners = new Set<StateListener>();
   private readonly pathListeners = new Set<PathListener>();
+  private readonly networkListeners = new Set<(addresses: string[]) => void>();
+  private addressTimer: NodeJS.Timeout | null = null;
+  private addresses: string[] | null = null;
   private running = false;
   private closed = false;
   private subscribed = false;
@@ -122,11 +128,52 @@ export class IceManager {
     }
     this.syncChannelPeers();
     if (!this.lazy) for (const id of this.peerKeys.keys()) this.agentFor(id);
+    this.addresses = this.currentAddresses();
+    this.addressTimer = setInterval(() => this.checkAddresses(), ADDRESS_CHECK_MS);
+    this.addressTimer.unref?.();
+  }
+
+  /**
+   * This machine's addresses changed (checked every second while running): listeners run first
+   * (the owner of the signaling transport reconnects it, since its connection may hang on a gone
+   * address), then every agent starts a new generation. Returns an unsubscribe function.
+   */
+  onNetworkChange(listener: (addresses: string[]) => void): () => void {
+    this.networkListeners.add(listener);
+    return () => this.networkListeners.delete(listener);
+  }
+
+  private currentAddresses(): string[] | null {
+    try {
+      return watchedAddresses(this.cfg);
+    } catch {
+      return null;
+    }
+  }
+
+  private checkAddresses(): void {
+    if (!this.running) return;
+    const now = this.currentAddresses();
+    const before = this.addresses;
+    if (now === null) return;
+    this.addresses = now;
+    if (before === null || (now.length === before.length && now.every((a, i) => a === before[i]))) return;
+    this.log.info(`local addresses changed: ${before.join(", ") || "none"} -> ${now.join(", ") || "none"}`);
+    for (const l of this.networkListeners) {
+      try {
+        l(now);
+      } catch (e) {
+        this.log.warn(`network change listener threw: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    for (const a of this.agents.values()) a.networkChanged();
   }
 
   /** Closes every agent; peers stay configured and start() brings them back. */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.addressTimer !== null) clearInterval(this.addressTimer);
+    this.addressTimer = null;
     const agents = [...this.agents.values()];
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close()));
@@ -142,6 +189,7 @@ export class IceManager {
     this.dataListeners.clear();
     this.stateListeners.clear();
     this.pathListeners.clear();
+    this.networkListeners.clear();
   }
 
   /**
@@ -257,7 +305,7 @@ export class IceManager {
   private agentFor(id: string): PeerAgent {
     const existing = this.agents.get(id);
     if (existing !== undefined) return existing;
-    const agent = new PeerAgent({ localKey: this.publicKey, peerKey: this.peerKeys.get(id)!, channel: this.channel, resolved: this.cfg });
+    const agent = new PeerAgent({ localKey: this.publicKey, peerKey: this.peerKeys.get(id)!, channel: this.channel, resolved: this.cfg, watchAddresses: false });
     this.agents.set(id, agent);
     agent.onData((data) => {
       for (const l of this.dataListeners) l(id, data);

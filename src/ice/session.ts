@@ -75,6 +75,8 @@ export class IceSession {
   lastRxAt = 0;
   /** When a datagram was last sent on the selected pair. */
   lastTxAt = 0;
+  /** When a probe of the selected pair was last answered. */
+  lastProbeOkAt = 0;
   private gatherSawServerCandidate = false;
 
   constructor(
@@ -251,7 +253,7 @@ export class IceSession {
       );
     }
     const ok = (await Promise.all(attempts)).some((x) => x);
-    if (ok && !this.done) this.lastRxAt = Date.now();
+    if (ok && !this.done) this.lastRxAt = this.lastProbeOkAt = Date.now();
     return ok;
   }
 

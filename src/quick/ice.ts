@@ -83,6 +83,9 @@ export async function startIce(opts: {
     logger: log.child("ice"),
   });
   for (const p of opts.peers) manager.addPeer(p);
+  // A connection to the signaling service from an address that is gone would only be noticed
+  // dead at its ping timeout, and the ICE restart that follows a network change needs it now.
+  manager.onNetworkChange(() => transport.reconnectNow?.());
   manager.onStateChange((peer, state) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`));
   manager.onPathChange((peer, path) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${path === null ? "no path" : describePath(path)}`));
   const bind = new IceBind(manager);
