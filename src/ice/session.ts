@@ -77,6 +77,8 @@ export class IceSession {
   lastTxAt = 0;
   /** When a probe of the selected pair was last answered. */
   lastProbeOkAt = 0;
+  /** TURN allocations the server confirmed released on close. */
+  allocationsReleased = 0;
   private gatherSawServerCandidate = false;
 
   constructor(
@@ -301,7 +303,12 @@ export class IceSession {
       if (typeof turn?.requestWithRetry !== "function" || turn.relayedAddress === undefined) continue;
       const request = new Message(methods.REFRESH, classes.REQUEST);
       request.setAttribute("LIFETIME", 0);
-      releases.push(turn.requestWithRetry(request, turn.server).catch((e: unknown) => this.log.debug(`releasing the TURN allocation: ${message(e)}`)));
+      releases.push(
+        turn.requestWithRetry(request, turn.server).then(
+          () => this.allocationsReleased++,
+          (e: unknown) => this.log.debug(`releasing the TURN allocation: ${message(e)}`),
+        ),
+      );
     }
     if (releases.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
