@@ -186,18 +186,36 @@ class PingRun {
 
 /** Pings from the first reply on (but the last `tail` sent, still in flight) that got no reply. */
 function lostSinceFirstReply(ping: PingRun, tail = 10): number {
+  return lostSeqs(ping, tail).length;
+}
+
+function lostSeqs(ping: PingRun, tail = 10): number[] {
   const seqs = new Set(ping.replies().map((r) => r.seq));
-  if (seqs.size === 0) return 0;
-  const last = Math.max(...seqs) + 0;
-  let lost = 0;
-  for (let q = Math.min(...seqs); q <= last - tail; q++) if (!seqs.has(q)) lost++;
-  return lost;
+  if (seqs.size === 0) return [];
+  const first = ping.replies()[0]!.seq;
+  const last = Math.max(...seqs);
+  const out: number[] = [];
+  for (let q = first; q <= last - tail; q++) if (!seqs.has(q)) out.push(q);
+  return out;
 }
 
 /** One line per scenario run, collected for the timing table in docs/ice.md. */
 function timing(scenario: string, figures: Record<string, string | number>): void {
   const parts = Object.entries(figures).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(2) : v}`);
   console.log(`ICE-TIMING ${scenario} ${parts.join(" ")}`);
+}
+
+/** Which pings went unanswered, as seq ranges, for the log. */
+function lostRanges(ping: PingRun): string {
+  const out: string[] = [];
+  for (const q of lostSeqs(ping)) {
+    const lastRange = out.at(-1);
+    const m = lastRange === undefined ? null : /^(\d+)(?:-(\d+))?$/.exec(lastRange);
+    const end = m === null ? -2 : Number(m[2] ?? m[1]);
+    if (m !== null && end === q - 1) out[out.length - 1] = `${m[1]}-${q}`;
+    else out.push(String(q));
+  }
+  return out.join(",") || "none";
 }
 
 /** Waits until `tswg show` reports a pair that satisfies `ok`; returns it. */
@@ -258,7 +276,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     await ping!.finish();
     const r = await transfer(a.host, b.host, "10.99.0.2", 20 * MB);
     expect(r.received).toBe(r.sent.replace("sent", "received"));
-    console.log(`scenario a: first reply ${t.toFixed(2)} s after the second tswg up; pair ${pair}; 20 MB in ${r.seconds.toFixed(2)} s`);
+    console.log(`scenario a: first reply ${t.toFixed(2)} s after the second tswg up (seq ${ping!.replies()[0]?.seq}); lost ${lostRanges(ping!)}; pair ${pair}; 20 MB in ${r.seconds.toFixed(2)} s`);
     timing("a-direct", { first_reply_s: t, from_interface_up_s: t - (pb.upAt - pb.startedAt) / 1000, lost: lostSinceFirstReply(ping!) });
   }, 120_000);
 
@@ -270,7 +288,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     const r = await transfer(a.host, b.host, "10.99.0.2", 10 * MB);
     expect(r.received).toBe(r.sent.replace("sent", "received"));
     const pair = await icePair(pa);
-    console.log(`scenario b: first reply ${t.toFixed(2)} s after the second tswg up; pair ${pair}; 10 MB in ${r.seconds.toFixed(2)} s`);
+    console.log(`scenario b: first reply ${t.toFixed(2)} s after the second tswg up (seq ${ping!.replies()[0]?.seq}); lost ${lostRanges(ping!)}; pair ${pair}; 10 MB in ${r.seconds.toFixed(2)} s`);
     timing("b-symmetric-relay", { first_reply_s: t, from_interface_up_s: t - (pb.upAt - pb.startedAt) / 1000, lost: lostSinceFirstReply(ping!) });
     expect(pair).toMatch(/relay/);
   }, 120_000);
@@ -312,7 +330,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     const replies = ping!.replies();
     expect(replies.some((r) => r.at > cutAt + 500)).toBe(true); // traffic flows again after the cut
     const gap = ping!.longestGap(cutAt - 1000);
-    console.log(`scenario d: path cut; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (gaps > 0.3 s, from a second before the cut: ${ping!.gaps(cutAt - 1000)}); pair before: ${before}; after: ${after}`);
+    console.log(`scenario d: path cut; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (${lostRanges(ping!)}; gaps > 0.3 s, from a second before the cut: ${ping!.gaps(cutAt - 1000)}); pair before: ${before}; after: ${after}`);
     timing("d-cut-path", { longest_gap_s: gap, lost });
     expect(gap).toBeLessThan(20); // generous: recovery must come from the fail-over, not from the 30 s consent expiry
     expect(after).not.toBe(before);
@@ -366,9 +384,29 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     if (!replies.some((r) => r.at > changedAt + 1000)) throw new Error(`no reply after the address change\n${logTail(pa)}\n${logTail(pb)}`);
     const gap = ping!.longestGap(changedAt - 1000);
     const pair = await icePair(pa);
-    console.log(`scenario h: address ${old} -> 10.1.0.77; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (gaps > 0.3 s, from a second before the change: ${ping!.gaps(changedAt - 1000)}); pair now ${pair}`);
+    console.log(`scenario h: address ${old} -> 10.1.0.77; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (${lostRanges(ping!)}; gaps > 0.3 s, from a second before the change: ${ping!.gaps(changedAt - 1000)}); pair now ${pair}`);
     timing("h-address-change", { longest_gap_s: gap, lost });
     expect(gap).toBeLessThan(20);
+  }, 200_000);
+
+  it("i) one host's interface goes down for 2 s and comes back: traffic resumes within seconds of it coming back", async () => {
+    const s = await scene("icei");
+    const { a, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 16);
+    await firstReply(ping!, pa, pb);
+    await waitPair(pa, (p) => p !== "" && !p.includes("relay"), 30_000, "a direct pair");
+    await new Promise((r) => setTimeout(r, 2000));
+    await a.exec(["ip", "link", "set", "eth0", "down"]);
+    await new Promise((r) => setTimeout(r, 2000));
+    const upAt = Date.now();
+    await a.exec(["ip", "link", "set", "eth0", "up"]);
+    await a.exec(["ip", "route", "replace", "default", "via", "10.1.0.1"]);
+    await ping!.finish();
+    const after = ping!.replies().filter((r) => r.at > upAt);
+    if (after.length === 0) throw new Error(`no reply after the interface came back\n${logTail(pa)}\n${logTail(pb)}`);
+    const back = (after[0]!.at - upAt) / 1000;
+    const pair = await icePair(pa);
+    console.log(`scenario i: interface down 2 s; first reply ${back.toFixed(2)} s after it came back; longest gap ${ping!.longestGap(upAt - 3000).toFixed(2)} s; pair now ${pair}`);
+    timing("i-interface-down-up", { reply_after_up_s: back, longest_gap_s: ping!.longestGap(upAt - 3000) });
   }, 200_000);
 
   it("e) the signaling server restarts: the tunnel keeps working and a new peer still connects", async () => {
