@@ -319,6 +319,8 @@ export class IceSession {
   private onLocalCandidate(c: Candidate): void {
     if (this.done) return;
     const type = c.type as CandidateType;
+    // The server answered, even if what it told is not offered (a srflx equal to a host candidate).
+    if (type !== "host") this.gatherSawServerCandidate = true;
     if (!this.cfg.types.has(type)) return;
     if (c.transport.toLowerCase() !== "udp") return;
     const addrKey = `${c.host} ${c.port}`;
@@ -327,7 +329,6 @@ export class IceSession {
     const key = `${type} ${addrKey}`;
     if (this.localSeen.has(key)) return;
     this.localSeen.add(key);
-    if (type !== "host") this.gatherSawServerCandidate = true;
     const sdp = formatCandidate(c);
     this.localSdp.push(sdp);
     this.localCandidates.push(candidateInfo(c));

@@ -22,9 +22,8 @@ interface IcePeer {
   keys: KeyPair;
   tunnelIp: string;
   proc: TrackedProcess;
-  /** When `tswg up` was started, and when it reported the interface up (ms since the epoch). */
+  /** When `tswg up` was started (ms since the epoch). */
   startedAt: number;
-  upAt: number;
 }
 
 /** Everything a scenario needs: the internet, a server host with coturn and signaling. */
@@ -75,7 +74,7 @@ class Scene {
     const startedAt = Date.now();
     const proc = node.spawn(["node", TSWG_BIN, "up", conf, "--log-level", "debug"], { env: { TSWG_RUN_DIR: this.dir } });
     await proc.waitForOutput(`interface ${ifname} is up`, { timeoutMs: 20_000 });
-    return { node, ifname, keys, tunnelIp, proc, startedAt, upAt: Date.now() };
+    return { node, ifname, keys, tunnelIp, proc, startedAt };
   }
 
   /**
@@ -189,6 +188,17 @@ function lostSinceFirstReply(ping: PingRun, tail = 10): number {
   return lostSeqs(ping, tail).length;
 }
 
+/** Unanswered pings sent at or after `at` (ms since the epoch; send times from the 10/s schedule). */
+function lostSince(ping: PingRun, at: number): number {
+  return lostSeqs(ping).filter((q) => ping.startedAt + (q - 1) * 100 >= at).length;
+}
+
+/** Seconds from the start of ICE in `p`'s `tswg up` (its log) to `at` (ms since the epoch). */
+function sinceIceStart(p: IcePeer, at: number): number {
+  const m = /^(\S+) .*starting as (?:controlling|controlled)/m.exec(p.proc.stderr);
+  return m === null ? Number.NaN : (at - Date.parse(m[1]!)) / 1000;
+}
+
 function lostSeqs(ping: PingRun, tail = 10): number[] {
   const seqs = new Set(ping.replies().map((r) => r.seq));
   if (seqs.size === 0) return [];
@@ -277,7 +287,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     const r = await transfer(a.host, b.host, "10.99.0.2", 20 * MB);
     expect(r.received).toBe(r.sent.replace("sent", "received"));
     console.log(`scenario a: first reply ${t.toFixed(2)} s after the second tswg up (seq ${ping!.replies()[0]?.seq}); lost ${lostRanges(ping!)}; pair ${pair}; 20 MB in ${r.seconds.toFixed(2)} s`);
-    timing("a-direct", { first_reply_s: t, from_interface_up_s: t - (pb.upAt - pb.startedAt) / 1000, lost: lostSinceFirstReply(ping!) });
+    timing("a-direct", { first_reply_s: t, from_ice_start_s: sinceIceStart(pb, ping!.replies()[0]!.at), lost_startup: lostSinceFirstReply(ping!) });
   }, 120_000);
 
   it("b) two symmetric NATs: the relay carries the traffic from the first packet", async () => {
@@ -289,7 +299,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     expect(r.received).toBe(r.sent.replace("sent", "received"));
     const pair = await icePair(pa);
     console.log(`scenario b: first reply ${t.toFixed(2)} s after the second tswg up (seq ${ping!.replies()[0]?.seq}); lost ${lostRanges(ping!)}; pair ${pair}; 10 MB in ${r.seconds.toFixed(2)} s`);
-    timing("b-symmetric-relay", { first_reply_s: t, from_interface_up_s: t - (pb.upAt - pb.startedAt) / 1000, lost: lostSinceFirstReply(ping!) });
+    timing("b-symmetric-relay", { first_reply_s: t, from_ice_start_s: sinceIceStart(pb, ping!.replies()[0]!.at), lost_startup: lostSinceFirstReply(ping!) });
     expect(pair).toMatch(/relay/);
   }, 120_000);
 
@@ -311,7 +321,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     expect(r.received).toBe(r.sent.replace("sent", "received"));
     const path = await icePath(pa);
     console.log(`scenario c: first reply ${t.toFixed(2)} s after the second tswg up; path ${path}`);
-    timing("c-udp-blocked-turn-tcp", { first_reply_s: t, from_interface_up_s: t - (pb.upAt - pb.startedAt) / 1000, lost: lostSinceFirstReply(ping!) });
+    timing("c-udp-blocked-turn-tcp", { first_reply_s: t, from_ice_start_s: sinceIceStart(pb, ping!.replies()[0]!.at), lost_startup: lostSinceFirstReply(ping!) });
     expect(path).toMatch(/relay via TURN .* over tcp/);
   }, 120_000);
 
@@ -331,7 +341,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     expect(replies.some((r) => r.at > cutAt + 500)).toBe(true); // traffic flows again after the cut
     const gap = ping!.longestGap(cutAt - 1000);
     console.log(`scenario d: path cut; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (${lostRanges(ping!)}; gaps > 0.3 s, from a second before the cut: ${ping!.gaps(cutAt - 1000)}); pair before: ${before}; after: ${after}`);
-    timing("d-cut-path", { longest_gap_s: gap, lost });
+    timing("d-cut-path", { longest_gap_s: gap, lost_at_cut: lostSince(ping!, cutAt - 1000) });
     expect(gap).toBeLessThan(20); // generous: recovery must come from the fail-over, not from the 30 s consent expiry
     expect(after).not.toBe(before);
     const r = await transfer(a.host, b.host, "10.99.0.2", 5 * MB);
@@ -360,8 +370,12 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     await ping!.proc.stop();
     const replies = ping!.replies();
     const lost = lostSinceFirstReply(ping!);
-    console.log(`scenario g: first reply ${t.toFixed(2)} s over ${relayPair}; direct ${upgradeS.toFixed(1)} s after the path opened (${direct}); ${lost} pings lost`);
-    timing("g-relay-to-direct", { first_reply_s: t, from_interface_up_s: t - (pb.upAt - pb.startedAt) / 1000, upgrade_after_s: upgradeS, lost });
+    const lostAtUpgrade = lostSince(ping!, openedAt - 1000);
+    console.log(
+      `scenario g: first reply ${t.toFixed(2)} s over ${relayPair}; direct ${upgradeS.toFixed(1)} s after the path opened (${direct}); ` +
+        `${lostAtUpgrade} pings lost from the opening on (${lost} in all: ${lostRanges(ping!)})`,
+    );
+    timing("g-relay-to-direct", { first_reply_s: t, from_ice_start_s: sinceIceStart(pb, replies[0]!.at), upgrade_after_s: upgradeS, lost_at_upgrade: lostAtUpgrade, lost_startup: lost - lostAtUpgrade });
     expect(replies.some((r) => r.at > openedAt + upgradeS * 1000)).toBe(true);
   }, 200_000);
 
@@ -385,7 +399,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     const gap = ping!.longestGap(changedAt - 1000);
     const pair = await icePair(pa);
     console.log(`scenario h: address ${old} -> 10.1.0.77; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (${lostRanges(ping!)}; gaps > 0.3 s, from a second before the change: ${ping!.gaps(changedAt - 1000)}); pair now ${pair}`);
-    timing("h-address-change", { longest_gap_s: gap, lost });
+    timing("h-address-change", { longest_gap_s: gap, lost_at_change: lostSince(ping!, changedAt - 1000) });
     expect(gap).toBeLessThan(20);
   }, 200_000);
 
@@ -406,7 +420,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     const back = (after[0]!.at - upAt) / 1000;
     const pair = await icePair(pa);
     console.log(`scenario i: interface down 2 s; first reply ${back.toFixed(2)} s after it came back; longest gap ${ping!.longestGap(upAt - 3000).toFixed(2)} s; pair now ${pair}`);
-    timing("i-interface-down-up", { reply_after_up_s: back, longest_gap_s: ping!.longestGap(upAt - 3000) });
+    timing("i-interface-down-up", { reply_after_up_s: back, longest_gap_s: ping!.longestGap(upAt - 3000), lost_after_up: lostSince(ping!, upAt) });
   }, 200_000);
 
   it("e) the signaling server restarts: the tunnel keeps working and a new peer still connects", async () => {
