@@ -139,6 +139,12 @@ const VERIFIED_FOR_MS = 10_000;
 const TICK_MS = 250;
 /** How often this machine's addresses are compared with the last ones seen. */
 const ADDRESS_CHECK_MS = 1000;
+/**
+ * Once a relay carries traffic, a direct lane that has found nothing this long after the
+ * credentials were exchanged ends, and the next generation (after the back-off) tries again:
+ * checks take well under a second where a direct path exists.
+ */
+const DIRECT_DEADLINE_WITH_RELAY_MS = 6000;
 /** A replaced generation keeps receiving this long after traffic moved away from it. */
 const RETIRE_GRACE_MS = 3000;
 /** Do not answer repeated credentials or restart requests more often than this. */
@@ -517,6 +523,7 @@ export class PeerAgent {
       }
       this.clearTimer();
     }
+    if (lane.lane === "relay") g.direct()?.shortenDeadline(DIRECT_DEADLINE_WITH_RELAY_MS);
     const pair = lane.selectedPair();
     this.log.info(
       `${lane.lane} lane connected (generation ${g.generation}, ${Date.now() - g.createdAt} ms): ` +

@@ -66,6 +66,8 @@ export class IceSession {
   private readonly remoteSeen = new Set<string>();
   private readonly localSeen = new Set<string>();
   private connectTimer: NodeJS.Timeout | null = null;
+  /** When the peer's credentials arrived (ms since the epoch), 0 before. */
+  private remoteAt = 0;
   private gatherTimer: NodeJS.Timeout | null = null;
   private gatherDeadlinePassed = false;
   private watchdog: NodeJS.Timeout | null = null;
@@ -183,11 +185,27 @@ export class IceSession {
   setRemote(creds: RemoteCredentials): void {
     if (this.done || this.remoteCreds !== null) return;
     this.remoteCreds = { ...creds };
+    this.remoteAt = Date.now();
     this.connectTimer = setTimeout(() => {
       this.connectTimer = null;
       if (!this.connectedFlag) this.fail(`no candidate pair worked within ${this.cfg.connectTimeoutMs} ms`);
     }, this.cfg.connectTimeoutMs);
     this.maybeConnect();
+  }
+
+  /**
+   * Brings the connect deadline forward to at most `ms` from the peer's credentials (never later
+   * than it was). Used for a direct lane once a relay carries traffic: a direct path that has not
+   * shown up by then is looked for again by a new generation rather than waited for.
+   */
+  shortenDeadline(ms: number): void {
+    if (this.done || this.connectedFlag || this.connectTimer === null || this.remoteAt === 0) return;
+    if (ms >= this.cfg.connectTimeoutMs) return;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (!this.connectedFlag) this.fail(`no direct pair within ${ms} ms while a relay works`);
+    }, Math.max(0, this.remoteAt + ms - Date.now()));
   }
 
   /** A remote candidate, or null for end-of-candidates. Duplicates are ignored. */
