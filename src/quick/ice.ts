@@ -7,6 +7,7 @@
  */
 import { IceBind } from "../bind/ice.js";
 import type { CandidateType } from "../ice/candidates.js";
+import type { IcePath } from "../ice/agent.js";
 import { IceManager } from "../ice/manager.js";
 import { parseIceServers } from "../ice/servers.js";
 import type { Logger } from "../log/logger.js";
@@ -38,6 +39,13 @@ function describePair(p: { local: { type: string; address: string; port: number 
   const side = (c: { type: string; address: string; port: number }) =>
     `${c.type} ${c.address.includes(":") ? `[${c.address}]` : c.address}:${c.port}`;
   return `${side(p.local)} -> ${side(p.remote)}`;
+}
+
+/** "direct", or "relay via TURN 192.0.2.1:3478 over tcp": what a user needs to know when UDP is blocked. */
+function describePath(p: IcePath): string {
+  if (p.relay === null) return p.local.type === "host" && p.remote.type === "host" ? "direct" : "direct (through NAT)";
+  const host = p.relay.host.includes(":") ? `[${p.relay.host}]` : p.relay.host;
+  return `relay via TURN ${host}:${p.relay.port} over ${p.relay.transport}`;
 }
 
 export async function startIce(opts: {
@@ -75,7 +83,11 @@ export async function startIce(opts: {
     logger: log.child("ice"),
   });
   for (const p of opts.peers) manager.addPeer(p);
+  // A connection to the signaling service from an address that is gone would only be noticed
+  // dead at its ping timeout, and the ICE restart that follows a network change needs it now.
+  manager.onNetworkChange(() => transport.reconnectNow?.());
   manager.onStateChange((peer, state) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`));
+  manager.onPathChange((peer, path) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${path === null ? "no path" : describePath(path)}`));
   const bind = new IceBind(manager);
   const iceKeys = new Set(opts.peers.map((p) => Buffer.from(p).toString("base64")));
   return {
@@ -88,6 +100,7 @@ export async function startIce(opts: {
       if (s === undefined || s === null) return undefined;
       const extra: Record<string, string> = { tswg_ice_state: s.state, tswg_ice_restarts: String(s.restarts) };
       if (s.selectedPair !== null) extra.tswg_ice_pair = describePair(s.selectedPair);
+      if (s.path !== null) extra.tswg_ice_path = describePath(s.path);
       if (s.rttMs !== null) extra.tswg_ice_rtt = `${s.rttMs.toFixed(1)} ms`;
       return extra;
     },
