@@ -25,7 +25,7 @@ import { keyToBase64, parseKey } from "../crypto/keys.js";
 import type { Endpoint, OpenResult, Received } from "./bind.js";
 import { BindClosedError } from "./errors.js";
 import { EndpointParseError, formatAddrPort } from "./addr-port.js";
-import type { SocketRidingBind, SocketSharingBind } from "./capabilities.js";
+import type { ActivityObservingBind, SocketRidingBind, SocketSharingBind } from "./capabilities.js";
 import { IceEndpoint } from "./ice-endpoint.js";
 import { ReceiveQueue } from "./receive-queue.js";
 
@@ -49,7 +49,7 @@ export interface IceBindStats {
 
 const PREFIX = "ice:";
 
-export class IceBind implements SocketRidingBind {
+export class IceBind implements SocketRidingBind, ActivityObservingBind {
   readonly kind = "ice";
   private readonly batch: number;
   private readonly queueCapacity: number;
@@ -89,6 +89,12 @@ export class IceBind implements SocketRidingBind {
   sourceEndpoint(address: string, port: number): Endpoint | null {
     const peer = this.manager.peerAt(address, port);
     return peer === null ? null : this.endpointFor(peer);
+  }
+
+  /** The data plane carried datagrams for a peer of ours: its ICE agent checks that path's liveness. */
+  noteActivity(endpoint: Endpoint, sent: boolean, received: boolean): void {
+    if (endpoint.bind !== this || !(endpoint instanceof IceEndpoint)) return;
+    this.manager.noteActivity(endpoint.peer, sent, received);
   }
 
   onCarrierChange(listener: (endpoint: Endpoint) => void): () => void {
@@ -201,6 +207,7 @@ export class IceBind implements SocketRidingBind {
     if (carrier !== undefined) {
       // The pair is on the shared socket: straight out of it, as the native plane does.
       this.counters.sent += bufs.length;
+      this.manager.noteActivity(endpoint.peer, true, false);
       return carrier.bind.send(bufs, carrier);
     }
     for (const buf of bufs) {

@@ -15,7 +15,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
-import { carrierOf, isAddressEndpoint, ridesSocket, sharesSocket } from "../bind/capabilities.js";
+import { carrierOf, isAddressEndpoint, observesActivity, ridesSocket, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -448,6 +448,11 @@ export class Device {
       roamed: (p, ep) => {
         this.log.debug(`peer ${shortKey(p.handle.id)} roamed to ${ep.dstToString()}`);
         p.endpoint = ep;
+      },
+      activity: (p, sent, received) => {
+        // A carried endpoint's own Bind (ICE) saw none of it: tell it, for its liveness checks.
+        const ep = p.endpoint;
+        if (ep !== null && observesActivity(ep.bind)) ep.bind.noteActivity(ep, sent, received);
       },
     }, this.dataPathWanted);
     if (choice.path === null) {

@@ -221,6 +221,8 @@ export class PeerAgent {
   private readonly pathListeners = new Set<PathListener>();
 
   private readonly watchAddresses: boolean;
+  /** When a data plane last sent for this peer without {@link send} (see {@link noteActivity}). */
+  private carriedTxAt = 0;
   private readonly sharedSocket: () => SharedSocketRouter | null;
   /** What the last path event said, so that a repeat of it is not announced again. */
   private pathKey = "";
@@ -702,12 +704,13 @@ export class PeerAgent {
     const a = this.active;
     if (this.closedFlag || a === null) return;
     const now = Date.now();
-    if (sent) a.lastTxAt = now;
-    if (received) {
-      a.lastRxAt = now;
-      this.lastRxAt = now;
-      this.lastRxLane = a;
+    if (sent) {
+      a.lastTxAt = now;
+      this.carriedTxAt = now;
     }
+    // What comes back cannot be told apart by lane here (a peer may already have moved to
+    // another one), so it only says the peer is alive; the path itself is verified by probes.
+    if (received) this.lastRxAt = now;
   }
 
   private flushQueue(): void {
@@ -748,7 +751,10 @@ export class PeerAgent {
       const sentSince = a.lastTxAt > heard && now - a.lastTxAt < SUSPECT_AFTER_MS;
       // Each side picks its own best pair, so replies may come back on another lane: a path the
       // probe confirmed lately is not suspected again while the peer is heard elsewhere.
-      const heardElsewhere = now - this.lastRxAt < SUSPECT_AFTER_MS && now - a.lastProbeOkAt < VERIFIED_FOR_MS;
+      // Traffic a data plane carries itself is not seen per lane: such a path is verified by
+      // a probe whenever it has been sending for SUSPECT_AFTER_MS since the last answer.
+      const carried = now - this.carriedTxAt < SUSPECT_AFTER_MS;
+      const heardElsewhere = !carried && now - this.lastRxAt < SUSPECT_AFTER_MS && now - a.lastProbeOkAt < VERIFIED_FOR_MS;
       if (sentSince && now - heard >= SUSPECT_AFTER_MS && !heardElsewhere) {
         this.suspect = a;
         this.log.debug(`${a.lane} path: sent for ${now - heard} ms with nothing back on it; probing`);

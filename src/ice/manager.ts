@@ -189,6 +189,8 @@ export class IceManager {
         this.log.warn(`network change listener threw: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
+    // An allocation belongs to the address it was made from: new generations allocate afresh.
+    this.router?.recheckRelays();
     for (const a of this.agents.values()) a.networkChanged();
   }
 
@@ -259,6 +261,14 @@ export class IceManager {
   /** A peer's current path, or null. */
   pathOf(key: PeerKey): IcePath | null {
     return this.agents.get(normalize(key)[0])?.path() ?? null;
+  }
+
+  /**
+   * A data plane carried traffic for a peer without {@link send} (its path is on the shared
+   * socket): counted for the path's liveness checks.
+   */
+  noteActivity(key: PeerKey, sent: boolean, received: boolean): void {
+    this.agents.get(typeof key === "string" ? key : keyToBase64(key))?.noteActivity(sent, received);
   }
 
   /** Status of every configured peer (peers without an agent yet show state "new"). */

@@ -110,6 +110,8 @@ export class SharedSocketRouter {
   /** TURN servers' transports by their address: what they send that no transaction claims. */
   private readonly servers = new Map<string, SharedTransport>();
   private readonly relays = new Map<string, Promise<SharedRelay>>();
+  /** Relays made before a network change: checked before they are handed out again. */
+  private readonly stale = new Set<string>();
   private lastSweep = Date.now();
   private readonly unsubscribe: () => void;
   private readonly counters: SharedSocketStats = { routed: 0, unclaimed: 0, channelData: 0 };
@@ -154,6 +156,20 @@ export class SharedSocketRouter {
   relay(turn: IceServer): Promise<SharedRelay> {
     const k = `${turn.host}|${turn.port}|${turn.username ?? ""}`;
     let r = this.relays.get(k);
+    if (r !== undefined && this.stale.delete(k)) {
+      // A server keeps one allocation per client address and port, so a second one from this
+      // socket is refused while the first lives: keep it if the server still knows it as ours,
+      // else release what is left of it and allocate from the address the socket has now.
+      r = r.then(async (relay) => {
+        if (await relay.stillOurs()) return relay;
+        await this.forget(relay);
+        return this.allocate(turn);
+      });
+      this.relays.set(k, r);
+      r.catch(() => {
+        if (this.relays.get(k) === r) this.relays.delete(k);
+      });
+    }
     if (r === undefined) {
       r = this.allocate(turn);
       this.relays.set(k, r);
@@ -164,6 +180,14 @@ export class SharedSocketRouter {
     return r;
   }
 
+  /**
+   * This machine's addresses changed: each relay is checked with its server the next time a
+   * session asks for it (see {@link relay}); lanes already on it carry on meanwhile.
+   */
+  recheckRelays(): void {
+    for (const k of this.relays.keys()) this.stale.add(k);
+  }
+
   /** Stops listening on the socket; sessions still registered go quiet, relays are released. */
   close(): void {
     this.unsubscribe();
@@ -172,6 +196,16 @@ export class SharedSocketRouter {
     this.relays.clear();
     for (const t of this.servers.values()) t.closed = true;
     this.servers.clear();
+  }
+
+  private async forget(relay: SharedRelay): Promise<void> {
+    const key = sourceKey(relay.server.address, relay.server.port);
+    await relay.close();
+    const t = this.servers.get(key);
+    if (t !== undefined) {
+      t.closed = true;
+      this.servers.delete(key);
+    }
   }
 
   private async allocate(turn: IceServer): Promise<SharedRelay> {
