@@ -151,6 +151,11 @@ export const SUSPECT_AFTER_MS = 1000;
 export const PROBE_TIMEOUT_MS = 1000;
 /** A path whose probe was answered is not probed again this soon while the peer is heard on another lane. */
 const VERIFIED_FOR_MS = 10_000;
+/**
+ * A path the data plane carries is probed this often while it sends: its replies are not seen
+ * per lane, so the answers to these probes are what shows the path alive.
+ */
+const CARRIED_PROBE_MS = 500;
 /** How often the path's liveness is checked. */
 const TICK_MS = 250;
 /** How often this machine's addresses are compared with the last ones seen. */
@@ -183,6 +188,13 @@ export class PeerAgent {
   /** The lane datagrams are sent over. */
   private active: IceSession | null = null;
   private suspect: IceSession | null = null;
+  /**
+   * While a path the data plane carries is suspect: the lane the data plane is pointed at
+   * instead (it cannot mirror datagrams as {@link send} does), until the probe decides.
+   */
+  private standIn: IceSession | null = null;
+  /** When the carried path was last probed in passing (see {@link CARRIED_PROBE_MS}). */
+  private lastCarriedProbeAt = 0;
   private generation = 0;
   private stateValue: IceAgentState = "new";
   private sessionsStarted = 0;
@@ -337,7 +349,7 @@ export class PeerAgent {
 
   /** The current path, or null. */
   path(): IcePath | null {
-    const a = this.active;
+    const a = this.standIn ?? this.active;
     const pair = a?.selectedPair() ?? null;
     if (a === null || pair === null) return null;
     const t = a.turnServer;
@@ -570,6 +582,10 @@ export class PeerAgent {
     if (this.closedFlag) return;
     const wasActive = this.active === lane;
     if (this.suspect === lane) this.suspect = null;
+    if (this.standIn === lane) {
+      this.standIn = null;
+      this.announcePath();
+    }
     if (g !== this.gen) {
       // A lane of a replaced generation: traffic may have to move.
       if (g === this.prev && g.connectedLanes().length === 0) {
@@ -653,6 +669,7 @@ export class PeerAgent {
     const before = this.active;
     this.active = best;
     this.suspect = null;
+    this.standIn = null;
     this.pathChanges++;
     const path = this.path();
     if (path !== null) {
@@ -754,12 +771,26 @@ export class PeerAgent {
       // Traffic a data plane carries itself is not seen per lane: such a path is verified by
       // a probe whenever it has been sending for SUSPECT_AFTER_MS since the last answer.
       const carried = now - this.carriedTxAt < SUSPECT_AFTER_MS;
+      if (carried && now - this.lastCarriedProbeAt >= CARRIED_PROBE_MS) {
+        this.lastCarriedProbeAt = now;
+        void a.probe(PROBE_TIMEOUT_MS, 1);
+      }
       const heardElsewhere = !carried && now - this.lastRxAt < SUSPECT_AFTER_MS && now - a.lastProbeOkAt < VERIFIED_FOR_MS;
       if (sentSince && now - heard >= SUSPECT_AFTER_MS && !heardElsewhere) {
         this.suspect = a;
         this.log.debug(`${a.lane} path: sent for ${now - heard} ms with nothing back on it; probing`);
+        if (carried) {
+          // The data plane cannot send copies over a second lane: point it at that lane instead
+          // until the probe decides (back to this path if it answers).
+          this.standIn = this.backupLane(a);
+          if (this.standIn !== null) this.announcePath();
+        }
         void a.probe(PROBE_TIMEOUT_MS).then((ok) => {
           if (this.suspect === a) this.suspect = null;
+          if (this.standIn !== null && this.active === a) {
+            this.standIn = null;
+            if (ok) this.announcePath();
+          }
           if (!ok && !a.closed && !this.closedFlag) a.abandon(`no answer on the selected pair for ${Date.now() - a.lastRxAt} ms`);
         });
       }
