@@ -11,7 +11,11 @@
  * 4. The addresses that send us checks for a session are remembered, so the WireGuard side can
  *    tell that a datagram from such an address belongs to that session's peer ({@link peerAt}).
  *
- * Relayed candidates keep the library's own TURN socket (see session.ts).
+ * 5. TURN over UDP is allocated on this socket too, once per server, and shared by every session
+ *    (shared-relay.ts); what its server sends comes to that relay, not by ufrag. The lanes of an
+ *    ICE generation share a ufrag, and only the direct lane registers it here (generation.ts).
+ *
+ * TURN over TCP/TLS keeps the library's own client and connection (see session.ts).
  */
 import { lookup } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
