@@ -230,7 +230,10 @@ export class Device {
     this.nativePath?.close();
     this.nativePath = null;
     await this.serialBinds(async () => {
-      for (const b of this.binds) await b.close();
+      // A Bind riding another's socket first: it may still send on it while closing (ICE
+      // releases its TURN allocations there).
+      for (const b of this.binds.filter(ridesSocket)) await b.close();
+      for (const b of this.binds) if (!ridesSocket(b)) await b.close();
     });
     await this.tun.close();
     await Promise.allSettled([...this.receiveLoops, this.tunLoopDone]);

@@ -202,6 +202,9 @@ export class IceManager {
     const agents = [...this.agents.values()];
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close()));
+    // Allocations on the shared socket outlive the agents' lanes: released here, while the
+    // socket is still open (the device closes the Binds that ride a socket first).
+    await this.router?.releaseRelays();
   }
 
   /** Stops for good. The channel is left open for its owner to close. */

@@ -192,14 +192,27 @@ export class SharedSocketRouter {
     for (const k of this.relays.keys()) this.stale.add(k);
   }
 
+  /** Releases every relay (a Refresh with lifetime 0 each, bounded); sessions ask anew later. */
+  async releaseRelays(): Promise<void> {
+    const releases = [...this.relays.values()].map((r) => r.then((relay) => this.forget(relay), () => undefined));
+    this.relays.clear();
+    this.stale.clear();
+    await Promise.all(releases);
+  }
+
   /** Stops listening on the socket; sessions still registered go quiet, relays are released. */
   close(): void {
-    this.unsubscribe();
     for (const s of [...this.sessions.values()]) s.close();
-    for (const r of this.relays.values()) void r.then((relay) => relay.close(), () => undefined);
+    // The relays' releases (a Refresh each, bounded) go out and are answered on this socket
+    // before the router stops listening.
+    const releases = [...this.relays.values()].map((r) => r.then((relay) => relay.close(), () => undefined));
     this.relays.clear();
-    for (const t of this.servers.values()) t.closed = true;
+    const servers = [...this.servers.values()];
     this.servers.clear();
+    void Promise.all(releases).finally(() => {
+      this.unsubscribe();
+      for (const t of servers) t.closed = true;
+    });
   }
 
   private async forget(relay: SharedRelay): Promise<void> {

@@ -223,6 +223,12 @@ describe.skipIf(skip !== null)("ICE on the interface's UDP socket", () => {
         } finally {
           await pinger.stop();
         }
+        // The shared allocation is released on the server when the device closes, not left to expire.
+        const relays = [...(a.manager as unknown as { router: { relays: Map<string, Promise<{ released: boolean }>> } }).router.relays.values()];
+        expect(relays.length).toBe(1);
+        const relay = await relays[0]!;
+        await a.device.close();
+        expect(relay.released).toBe(true);
       },
       90_000,
     );
