@@ -31,6 +31,14 @@ export interface SocketRidingBind extends Bind {
   onCarrierChange(listener: (endpoint: Endpoint) => void): () => void;
 }
 
+/**
+ * A Bind that wants to hear when a data plane moved datagrams for one of its endpoints without
+ * it (carried endpoints): ICE checks the liveness of the path that carries them.
+ */
+export interface ActivityObservingBind extends Bind {
+  noteActivity(endpoint: Endpoint, sent: boolean, received: boolean): void;
+}
+
 /** An endpoint whose datagrams currently travel as those of another endpoint (of another Bind). */
 export interface CarriedEndpoint extends Endpoint {
   carrier(): Endpoint | null;
@@ -60,6 +68,10 @@ export function sharesSocket(b: Bind): b is SocketSharingBind {
 export function ridesSocket(b: Bind): b is SocketRidingBind {
   const x = b as Partial<SocketRidingBind>;
   return typeof x.rideSocket === "function" && typeof x.sourceEndpoint === "function" && typeof x.onCarrierChange === "function";
+}
+
+export function observesActivity(b: Bind): b is ActivityObservingBind {
+  return typeof (b as Partial<ActivityObservingBind>).noteActivity === "function";
 }
 
 export function isCarried(e: Endpoint): e is CarriedEndpoint {

@@ -12,8 +12,10 @@
  * that socket its endpoint names the UDP endpoint that carries it (`carrier()`), so the data
  * plane sends to the peer directly; every change of pair is announced to `onCarrierChange`.
  *
- * Sending to a peer with no selected pair drops the datagram and counts it, as UDP would lose
- * it; WireGuard's own retransmissions carry on once ICE connects. Datagrams are not checked
+ * Sending to a peer that has no path yet hands the datagram to its agent, which holds a few in a
+ * small queue and sends them the moment a pair is selected (so the first handshake initiation is
+ * not lost); which pair carries them, and when that changes, is the agent's business (see
+ * src/ice/agent.ts and IceManager.onPathChange). Datagrams are not checked
  * here: the ICE library accepts non-STUN datagrams from any sender on a candidate socket, and
  * WireGuard authenticates every packet.
  */
@@ -23,7 +25,7 @@ import { keyToBase64, parseKey } from "../crypto/keys.js";
 import type { Endpoint, OpenResult, Received } from "./bind.js";
 import { BindClosedError } from "./errors.js";
 import { EndpointParseError, formatAddrPort } from "./addr-port.js";
-import type { SocketRidingBind, SocketSharingBind } from "./capabilities.js";
+import type { ActivityObservingBind, SocketRidingBind, SocketSharingBind } from "./capabilities.js";
 import { IceEndpoint } from "./ice-endpoint.js";
 import { ReceiveQueue } from "./receive-queue.js";
 
@@ -35,9 +37,9 @@ export interface IceBindOptions {
 }
 
 export interface IceBindStats {
-  /** Datagrams handed to a peer's selected pair. */
+  /** Datagrams handed to a peer's agent (sent over its path, or held until it has one). */
   sent: number;
-  /** Datagrams dropped because the peer had no selected pair (or is not a configured peer). */
+  /** Datagrams dropped because the peer is not a configured peer or its agent is stopped. */
   sendDropped: number;
   /** Datagrams queued for the receiver. */
   received: number;
@@ -47,7 +49,7 @@ export interface IceBindStats {
 
 const PREFIX = "ice:";
 
-export class IceBind implements SocketRidingBind {
+export class IceBind implements SocketRidingBind, ActivityObservingBind {
   readonly kind = "ice";
   private readonly batch: number;
   private readonly queueCapacity: number;
@@ -89,6 +91,12 @@ export class IceBind implements SocketRidingBind {
     return peer === null ? null : this.endpointFor(peer);
   }
 
+  /** The data plane carried datagrams for a peer of ours: its ICE agent checks that path's liveness. */
+  noteActivity(endpoint: Endpoint, sent: boolean, received: boolean): void {
+    if (endpoint.bind !== this || !(endpoint instanceof IceEndpoint)) return;
+    this.manager.noteActivity(endpoint.peer, sent, received);
+  }
+
   onCarrierChange(listener: (endpoint: Endpoint) => void): () => void {
     this.carrierListeners.add(listener);
     return () => this.carrierListeners.delete(listener);
@@ -99,9 +107,9 @@ export class IceBind implements SocketRidingBind {
     const owner = this.owner;
     let carrier: Endpoint | null = null;
     try {
-      if (owner !== null && path !== null && path.relay !== null) {
+      if (owner !== null && path !== null && path.sharedRelay !== null) {
         // Relayed by the shared socket's allocation: ChannelData to the TURN server.
-        const { server, channel } = path.relay;
+        const { server, channel } = path.sharedRelay;
         carrier = owner.channelEndpoint(server.address, server.port, channel);
       } else if (owner !== null && path !== null && path.shared) {
         const r = path.remote;
@@ -187,7 +195,7 @@ export class IceBind implements SocketRidingBind {
   /**
    * Hands each datagram to the peer's agent. Resolves at once: the ICE library queues the
    * datagrams on its socket. Rejects only for a closed Bind, a non-ICE endpoint or an
-   * oversized batch; a peer without a path drops and counts.
+   * oversized batch; a datagram for an unknown or stopped peer is dropped and counted.
    */
   send(bufs: Uint8Array[], endpoint: Endpoint): Promise<void> {
     if (!(endpoint instanceof IceEndpoint)) {
@@ -199,6 +207,7 @@ export class IceBind implements SocketRidingBind {
     if (carrier !== undefined) {
       // The pair is on the shared socket: straight out of it, as the native plane does.
       this.counters.sent += bufs.length;
+      this.manager.noteActivity(endpoint.peer, true, false);
       return carrier.bind.send(bufs, carrier);
     }
     for (const buf of bufs) {

@@ -15,7 +15,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
-import { carrierOf, isAddressEndpoint, ridesSocket, sharesSocket } from "../bind/capabilities.js";
+import { carrierOf, isAddressEndpoint, observesActivity, ridesSocket, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -253,7 +253,10 @@ export class Device {
     this.nativePath?.close();
     this.nativePath = null;
     await this.serialBinds(async () => {
-      for (const b of this.binds) await b.close();
+      // A Bind riding another's socket first: it may still send on it while closing (ICE
+      // releases its TURN allocations there).
+      for (const b of this.binds.filter(ridesSocket)) await b.close();
+      for (const b of this.binds) if (!ridesSocket(b)) await b.close();
     });
     await this.tun.close();
     await Promise.allSettled([...this.receiveLoops, this.tunLoopDone]);
@@ -483,6 +486,11 @@ export class Device {
       roamed: (p, ep) => {
         this.log.debug(`peer ${shortKey(p.handle.id)} roamed to ${ep.dstToString()}`);
         p.endpoint = ep;
+      },
+      activity: (p, sent, received) => {
+        // A carried endpoint's own Bind (ICE) saw none of it: tell it, for its liveness checks.
+        const ep = p.endpoint;
+        if (ep !== null && observesActivity(ep.bind)) ep.bind.noteActivity(ep, sent, received);
       },
     }, this.dataPathWanted);
     if (choice.path === null) {

@@ -57,6 +57,8 @@ export interface NativePathHost<P extends NativePeerView> {
   process(out: Output<Endpoint>): void;
   /** The native side saw the peer's packets come from a new endpoint. */
   roamed(peer: P, endpoint: Endpoint): void;
+  /** The native side sent or received for the peer since the last report. */
+  activity?(peer: P, sent: boolean, received: boolean): void;
 }
 
 /** A TUN whose descriptor the addon holds (the Linux TUN): what the native plane reads and writes. */
@@ -327,6 +329,7 @@ export class NativePath<P extends NativePeerView> {
         if (ep !== null && ep.key !== p.endpoint?.key) this.host.roamed(p, ep);
       }
       this.host.process(this.host.engine.recordActivity(p.handle, activity));
+      this.host.activity?.(p, activity.sentAgoMs !== undefined, activity.receivedAgoMs !== undefined);
     }
   }
 

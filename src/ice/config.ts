@@ -67,8 +67,14 @@ export class IceConfigError extends Error {
 
 /** {@link IceAgentConfig} checked and with defaults applied. */
 export interface ResolvedIceConfig {
+  /** The STUN server this session asks (for a lane: the one chosen; the first of stunServers). */
   stun: IceServer | null;
+  /** The TURN server of a relay lane (the first of turnServers in the shared settings). */
   turn: IceServer | null;
+  /** Every usable STUN server, in order: the first that answers is used, the others are fall-backs. */
+  stunServers: IceServer[];
+  /** Every usable TURN server, in order (at most {@link MAX_TURN_SERVERS}); each gets a relay lane. */
+  turnServers: IceServer[];
   unusedServers: IceServer[];
   types: ReadonlySet<CandidateType>;
   /** Only relay candidates: checks go through the TURN server alone. */
@@ -87,6 +93,9 @@ export interface ResolvedIceConfig {
   backoff: Required<Pick<IceBackoffOptions, "minMs" | "maxMs">> & Pick<IceBackoffOptions, "random">;
   logger: Logger;
 }
+
+/** Relay lanes per peer: each TURN server listed gets one, up to this many. */
+export const MAX_TURN_SERVERS = 3;
 
 // Consent checks go out every 4-6 s: a shorter deadline would fail healthy paths.
 const MIN_CONSENT_TIMEOUT_MS = 8000;
@@ -107,8 +116,11 @@ export function resolveIceConfig(cfg: IceAgentConfig = {}): ResolvedIceConfig {
 
   const selected = selectIceServers(cfg.servers ?? []);
   // A server is only contacted when a candidate type that needs it is allowed.
-  const stun = types.has("srflx") ? selected.stun : null;
-  const turn = types.has("relay") ? selected.turn : null;
+  const stunServers = types.has("srflx") ? selected.stunServers : [];
+  const allTurn = types.has("relay") ? selected.turnServers : [];
+  const turnServers = allTurn.slice(0, MAX_TURN_SERVERS);
+  const stun = stunServers[0] ?? null;
+  const turn = turnServers[0] ?? null;
   const producible = types.has("host") || stun !== null || turn !== null;
   if (!producible) {
     const wanted = [...types].join(", ");
@@ -152,7 +164,9 @@ export function resolveIceConfig(cfg: IceAgentConfig = {}): ResolvedIceConfig {
   return {
     stun,
     turn,
-    unusedServers: selected.unused,
+    stunServers,
+    turnServers,
+    unusedServers: allTurn.slice(MAX_TURN_SERVERS),
     types,
     relayOnly: !types.has("host") && !types.has("srflx"),
     portRange,
@@ -182,6 +196,19 @@ export function currentHostAddresses(cfg: ResolvedIceConfig): string[] {
     ipv6: cfg.ipv6,
     excludeInterfaces: cfg.excludeInterfaces,
     extraAddresses: cfg.hostAddresses,
+  });
+}
+
+/**
+ * The addresses whose change means "a new network": the host addresses ICE would offer, also
+ * when only relays are offered (a relay's allocation is tied to the address it was made from).
+ */
+export function watchedAddresses(cfg: ResolvedIceConfig): string[] {
+  return selectHostAddresses(cfg.networkInterfaces(), {
+    ipv4: cfg.ipv4,
+    ipv6: cfg.ipv6,
+    excludeInterfaces: cfg.excludeInterfaces,
+    extraAddresses: [],
   });
 }
 

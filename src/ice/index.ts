@@ -1,4 +1,6 @@
-export { PeerAgent, type IceAgentState, type PeerAgentOptions, type PeerAgentStatus, type SelectedPair } from "./agent.js";
+export { PeerAgent, type IceAgentState, type IcePath, type PeerAgentOptions, type PeerAgentStatus, type SelectedPair } from "./agent.js";
+export { IceGeneration, pathRank } from "./generation.js";
+export type { LaneKind } from "./session.js";
 export {
   CANDIDATE_TYPES,
   CandidateFilterError,
@@ -12,7 +14,7 @@ export {
   type HostAddressOptions,
   type NetworkInterfaceMap,
 } from "./candidates.js";
-export { IceConfigError, currentHostAddresses, resolveIceConfig, type IceAgentConfig, type IceBackoffOptions, type ResolvedIceConfig } from "./config.js";
+export { IceConfigError, MAX_TURN_SERVERS, currentHostAddresses, watchedAddresses, resolveIceConfig, type IceAgentConfig, type IceBackoffOptions, type ResolvedIceConfig } from "./config.js";
 export { IceManager, type IceManagerOptions, type IceManagerStats, type PeerKey } from "./manager.js";
 export { compareKeys, iceRole, type IceRole } from "./role.js";
 export {

@@ -10,7 +10,7 @@ import type { Logger } from "../log/logger.js";
 import type { SignalingChannel, SignalingMessage } from "../signaling/types.js";
 import { PeerAgent, type IceAgentState, type IcePath, type PeerAgentStatus } from "./agent.js";
 import type { CandidateInfo } from "./candidates.js";
-import { resolveIceConfig, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
+import { MAX_TURN_SERVERS, resolveIceConfig, watchedAddresses, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole } from "./role.js";
 import { SharedSocketRouter, type SharedSocketStats } from "./shared-socket.js";
 import type { PacketSocket } from "../stun/packet-socket.js";
@@ -46,6 +46,9 @@ type DataListener = (peer: string, data: Uint8Array) => void;
 type StateListener = (peer: string, state: IceAgentState) => void;
 type PathListener = (peer: string, path: IcePath | null) => void;
 
+/** How often this machine's addresses are compared with the last ones seen. */
+const ADDRESS_CHECK_MS = 1000;
+
 export class IceManager {
   readonly publicKey: Uint8Array;
   private readonly cfg: ResolvedIceConfig;
@@ -60,6 +63,9 @@ export class IceManager {
   private readonly stateListeners = new Set<StateListener>();
   private readonly pathListeners = new Set<PathListener>();
   private router: SharedSocketRouter | null = null;
+  private readonly networkListeners = new Set<(addresses: string[]) => void>();
+  private addressTimer: NodeJS.Timeout | null = null;
+  private addresses: string[] | null = null;
   private running = false;
   private closed = false;
   private subscribed = false;
@@ -74,7 +80,7 @@ export class IceManager {
     this.manageChannelPeers = opts.manageChannelPeers ?? true;
     this.lazy = opts.lazy ?? false;
     this.log = this.cfg.logger;
-    for (const s of this.cfg.unusedServers) this.log.warn(`ICE server ${s.url} is not used: one STUN and one TURN server are supported`);
+    for (const s of this.cfg.unusedServers) this.log.warn(`ICE server ${s.url} is not used: at most ${MAX_TURN_SERVERS} TURN servers are used`);
   }
 
   /** True between start() and stop()/close(). */
@@ -145,14 +151,60 @@ export class IceManager {
     }
     this.syncChannelPeers();
     if (!this.lazy) for (const id of this.peerKeys.keys()) this.agentFor(id);
+    this.addresses = this.currentAddresses();
+    this.addressTimer = setInterval(() => this.checkAddresses(), ADDRESS_CHECK_MS);
+    this.addressTimer.unref?.();
+  }
+
+  /**
+   * This machine's addresses changed (checked every second while running): listeners run first
+   * (the owner of the signaling transport reconnects it, since its connection may hang on a gone
+   * address), then every agent starts a new generation. Returns an unsubscribe function.
+   */
+  onNetworkChange(listener: (addresses: string[]) => void): () => void {
+    this.networkListeners.add(listener);
+    return () => this.networkListeners.delete(listener);
+  }
+
+  private currentAddresses(): string[] | null {
+    try {
+      return watchedAddresses(this.cfg);
+    } catch {
+      return null;
+    }
+  }
+
+  private checkAddresses(): void {
+    if (!this.running) return;
+    const now = this.currentAddresses();
+    const before = this.addresses;
+    if (now === null) return;
+    this.addresses = now;
+    if (before === null || (now.length === before.length && now.every((a, i) => a === before[i]))) return;
+    this.log.info(`local addresses changed: ${before.join(", ") || "none"} -> ${now.join(", ") || "none"}`);
+    for (const l of this.networkListeners) {
+      try {
+        l(now);
+      } catch (e) {
+        this.log.warn(`network change listener threw: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    // An allocation belongs to the address it was made from: new generations allocate afresh.
+    this.router?.recheckRelays();
+    for (const a of this.agents.values()) a.networkChanged();
   }
 
   /** Closes every agent; peers stay configured and start() brings them back. */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.addressTimer !== null) clearInterval(this.addressTimer);
+    this.addressTimer = null;
     const agents = [...this.agents.values()];
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close()));
+    // Allocations on the shared socket outlive the agents' lanes: released here, while the
+    // socket is still open (the device closes the Binds that ride a socket first).
+    await this.router?.releaseRelays();
   }
 
   /** Stops for good. The channel is left open for its owner to close. */
@@ -167,6 +219,7 @@ export class IceManager {
     this.dataListeners.clear();
     this.stateListeners.clear();
     this.pathListeners.clear();
+    this.networkListeners.clear();
   }
 
   /**
@@ -198,16 +251,27 @@ export class IceManager {
     return () => this.stateListeners.delete(listener);
   }
 
-  /** Path changes of any peer (see {@link PeerAgent.onPathChange}). Returns an unsubscribe function. */
+  /**
+   * The pair a peer's datagrams take changed (first path, relay to direct, fail-over), or null
+   * when it has none. One event per change; a data path that sends to peers itself follows it.
+   * Returns an unsubscribe function.
+   */
   onPathChange(listener: PathListener): () => void {
     this.pathListeners.add(listener);
     return () => this.pathListeners.delete(listener);
   }
 
-  /** The current path of a peer, or null. */
-  path(key: PeerKey): IcePath | null {
-    const id = typeof key === "string" ? key : keyToBase64(key);
-    return this.agents.get(id)?.path() ?? null;
+  /** A peer's current path, or null. */
+  pathOf(key: PeerKey): IcePath | null {
+    return this.agents.get(normalize(key)[0])?.path() ?? null;
+  }
+
+  /**
+   * A data plane carried traffic for a peer without {@link send} (its path is on the shared
+   * socket): counted for the path's liveness checks.
+   */
+  noteActivity(key: PeerKey, sent: boolean, received: boolean): void {
+    this.agents.get(typeof key === "string" ? key : keyToBase64(key))?.noteActivity(sent, received);
   }
 
   /** Status of every configured peer (peers without an agent yet show state "new"). */
@@ -228,6 +292,8 @@ export class IceManager {
       generation: 0,
       restarts: 0,
       selectedPair: null,
+      path: null,
+      pathChanges: 0,
       rttMs: null,
       localCandidates: [],
       remoteCandidates: [],
@@ -239,6 +305,7 @@ export class IceManager {
       rxPackets: 0,
       rxBytes: 0,
       txDropped: 0,
+      txQueued: 0,
     };
   }
 
@@ -276,13 +343,7 @@ export class IceManager {
   private agentFor(id: string): PeerAgent {
     const existing = this.agents.get(id);
     if (existing !== undefined) return existing;
-    const agent = new PeerAgent({
-      localKey: this.publicKey,
-      peerKey: this.peerKeys.get(id)!,
-      channel: this.channel,
-      resolved: this.cfg,
-      sharedSocket: () => this.router,
-    });
+    const agent = new PeerAgent({ localKey: this.publicKey, peerKey: this.peerKeys.get(id)!, channel: this.channel, resolved: this.cfg, watchAddresses: false, sharedSocket: () => this.router });
     this.agents.set(id, agent);
     agent.onData((data) => {
       for (const l of this.dataListeners) l(id, data);

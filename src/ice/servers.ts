@@ -184,28 +184,42 @@ export interface SelectedServers {
   stun: IceServer | null;
   /** Where relay candidates are allocated, or null. */
   turn: IceServer | null;
-  /** Servers beyond the first of each kind; the ICE library takes one of each. */
+  /** Servers beyond the first of each kind (fall-backs). */
   unused: IceServer[];
+  /** Every STUN server in order (with the UDP TURN stand-in when none is listed). */
+  stunServers: IceServer[];
+  /** Every TURN server in order. */
+  turnServers: IceServer[];
 }
 
 /**
- * Picks the servers an agent uses: the first STUN server and the first TURN server. With no STUN
- * server but a TURN server reached over UDP, that TURN server answers STUN too (every TURN
- * server is a STUN server), so srflx candidates still come from configured servers only.
+ * Sorts the servers an agent uses: STUN servers in order (the first that answers is used, the
+ * rest are fall-backs) and TURN servers in order (each gets a relay lane). With no STUN server
+ * but TURN servers reached over UDP, those answer STUN too (every TURN server is a STUN server),
+ * so srflx candidates still come from configured servers only.
  */
 export function selectIceServers(servers: readonly IceServer[]): SelectedServers {
   let stun: IceServer | null = null;
   let turn: IceServer | null = null;
   const unused: IceServer[] = [];
+  const stunServers: IceServer[] = [];
+  const turnServers: IceServer[] = [];
   for (const s of servers) {
+    if (s.scheme === "stun") stunServers.push(s);
+    else turnServers.push(s);
     if (s.scheme === "stun" && stun === null) stun = s;
     else if (s.scheme !== "stun" && turn === null) turn = s;
     else unused.push(s);
   }
-  if (stun === null && turn !== null && turn.transport === "udp") {
-    stun = { scheme: "stun", host: turn.host, port: turn.port, transport: "udp", url: `stun:${turn.host}:${turn.port}` };
+  if (stun === null) {
+    for (const t of turnServers) {
+      if (t.transport !== "udp") continue;
+      const standIn: IceServer = { scheme: "stun", host: t.host, port: t.port, transport: "udp", url: `stun:${t.host}:${t.port}` };
+      stun ??= standIn;
+      stunServers.push(standIn);
+    }
   }
-  return { stun, turn, unused };
+  return { stun, turn, unused, stunServers, turnServers };
 }
 
 function decode(s: string, what: string, fail: (why: string) => never): string {

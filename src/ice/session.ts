@@ -16,7 +16,10 @@ import {
   Candidate,
   candidateFoundation,
   candidatePriority,
+  classes,
   Connection,
+  Message,
+  methods,
   serverReflexiveCandidate,
   StunProtocol,
   type CandidatePair,
@@ -67,6 +70,16 @@ export interface RemoteCredentials {
   pwd: string;
 }
 
+/**
+ * What a session is for: "direct" checks host and server-reflexive pairs from the host sockets;
+ * "relay" checks only through one TURN allocation (the library checks relay pairs reliably only
+ * when told to use nothing else, so relays get sessions of their own, run beside the direct one).
+ */
+export type LaneKind = "direct" | "relay";
+
+/** How long closing waits for the TURN server to confirm an allocation's release. */
+const RELEASE_TIMEOUT_MS = 500;
+
 /** How many remote candidates one session accepts; more is not a real peer. */
 const MAX_REMOTE_CANDIDATES = 64;
 
@@ -87,6 +100,8 @@ export class IceSession {
   private readonly remoteSeen = new Set<string>();
   private readonly localSeen = new Set<string>();
   private connectTimer: NodeJS.Timeout | null = null;
+  /** When the peer's credentials arrived (ms since the epoch), 0 before. */
+  private remoteAt = 0;
   private gatherTimer: NodeJS.Timeout | null = null;
   private gatherDeadlinePassed = false;
   private watchdog: NodeJS.Timeout | null = null;
@@ -95,6 +110,15 @@ export class IceSession {
   private readonly sharedSession: SharedSession | null = null;
   /** The shared socket's relay, once this session offers a candidate on it. */
   private sharedRelay: SharedRelay | null = null;
+  /** When a datagram or a check response last came back on the selected pair (ms, Date.now()). */
+  lastRxAt = 0;
+  /** When a datagram was last sent on the selected pair. */
+  lastTxAt = 0;
+  /** When a probe of the selected pair was last answered. */
+  lastProbeOkAt = 0;
+  /** TURN allocations the server confirmed released on close. */
+  allocationsReleased = 0;
+  private gatherSawServerCandidate = false;
 
   constructor(
     readonly generation: number,
@@ -103,18 +127,31 @@ export class IceSession {
     private readonly cfg: ResolvedIceConfig,
     private readonly events: SessionEvents,
     private readonly log: Logger,
+    readonly lane: LaneKind = cfg.relayOnly ? "relay" : "direct",
+    /** Credentials to use instead of fresh ones: the lanes of one generation share theirs. */
+    credentials?: RemoteCredentials,
     shared: SharedSocketUse | null = null,
   ) {
     this.conn = new Connection(controlling, libraryOptions(cfg, hostAddresses));
+    if (credentials !== undefined) {
+      this.conn.localUsername = credentials.ufrag;
+      this.conn.localPassword = credentials.pwd;
+      // Incoming checks are answered with the password recorded for their username.
+      (this.conn as unknown as { userHistory: Record<string, string> }).userHistory[credentials.ufrag] = credentials.pwd;
+    }
     // The library falls back to a public STUN server when none is given; set it explicitly.
     this.conn.stunServer = cfg.stun === null ? undefined : [cfg.stun.host, cfg.stun.port];
     if (shared !== null) {
-      this.sharedSession = shared.router.register(shared.peer, this.conn.localUsername);
-      this.gatherOnSharedSocket(this.sharedSession);
+      // The lanes of a generation share a ufrag; only the direct lane's checks reach the socket
+      // itself, so only it is routed by ufrag there (a relay lane's come through its relay).
+      if (!cfg.relayOnly) this.sharedSession = shared.router.register(shared.peer, this.conn.localUsername);
+      this.gatherOnSharedSocket(shared.router, this.sharedSession);
     }
     this.conn.onIceCandidate.subscribe((c) => this.onLocalCandidate(c));
     this.conn.onData.subscribe((buf) => {
-      if (!this.done) this.events.data(buf);
+      if (this.done) return;
+      this.lastRxAt = Date.now();
+      this.events.data(buf);
     });
     this.conn.stateChanged.subscribe((state) => {
       if (state === "failed") this.fail("consent to send expired");
@@ -147,6 +184,16 @@ export class IceSession {
 
   get closed(): boolean {
     return this.done;
+  }
+
+  /** The TURN server of a relay lane, or null. */
+  get turnServer(): ResolvedIceConfig["turn"] {
+    return this.lane === "relay" ? this.cfg.turn : null;
+  }
+
+  /** Gathering ended without any candidate from a server this session was given (STUN or TURN). */
+  get serverSilent(): boolean {
+    return this.gatheredFlag && !this.gatherSawServerCandidate && (this.lane === "relay" ? this.cfg.turn !== null : this.cfg.stun !== null);
   }
 
   /**
@@ -182,11 +229,27 @@ export class IceSession {
   setRemote(creds: RemoteCredentials): void {
     if (this.done || this.remoteCreds !== null) return;
     this.remoteCreds = { ...creds };
+    this.remoteAt = Date.now();
     this.connectTimer = setTimeout(() => {
       this.connectTimer = null;
       if (!this.connectedFlag) this.fail(`no candidate pair worked within ${this.cfg.connectTimeoutMs} ms`);
     }, this.cfg.connectTimeoutMs);
     this.maybeConnect();
+  }
+
+  /**
+   * Brings the connect deadline forward to at most `ms` from the peer's credentials (never later
+   * than it was). Used for a direct lane once a relay carries traffic: a direct path that has not
+   * shown up by then is looked for again by a new generation rather than waited for.
+   */
+  shortenDeadline(ms: number): void {
+    if (this.done || this.connectedFlag || this.connectTimer === null || this.remoteAt === 0) return;
+    if (ms >= this.cfg.connectTimeoutMs) return;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
+      if (!this.connectedFlag) this.fail(`no direct pair within ${ms} ms while a relay works`);
+    }, Math.max(0, this.remoteAt + ms - Date.now()));
   }
 
   /** A remote candidate, or null for end-of-candidates. Duplicates are ignored. */
@@ -213,10 +276,54 @@ export class IceSession {
    */
   send(buf: Uint8Array): boolean {
     if (!this.connectedFlag || this.done || this.conn.nominated === undefined) return false;
+    this.lastTxAt = Date.now();
     this.conn.send(Buffer.from(buf)).catch(() => {
       this.sendErrors++;
     });
     return true;
+  }
+
+  /**
+   * Asks the peer over the selected pair whether it still answers (a STUN binding request with
+   * the session's credentials, as a consent check, sent `tries` times `timeoutMs` apart).
+   * Resolves true on the first response; false when none came, or there is no pair.
+   */
+  async probe(timeoutMs: number, tries = 2): Promise<boolean> {
+    const pair = this.conn.nominated;
+    if (!this.connectedFlag || this.done || pair === undefined) return false;
+    const conn = this.conn as unknown as {
+      buildRequest(o: { nominate: boolean; localUsername: string; remoteUsername: string; iceControlling: boolean; localCandidate: Candidate }): Message;
+      remotePassword: string;
+      remoteUsername: string;
+    };
+    const attempts: Promise<boolean>[] = [];
+    for (let i = 0; i < tries; i++) {
+      if (i > 0) await sleep(timeoutMs / tries);
+      if (this.done || this.conn.nominated !== pair) break;
+      const request = conn.buildRequest({
+        nominate: false,
+        localUsername: this.conn.localUsername,
+        remoteUsername: conn.remoteUsername,
+        iceControlling: this.controlling,
+        localCandidate: pair.localCandidate,
+      });
+      attempts.push(
+        pair.protocol
+          .request(request, pair.remoteAddr, Buffer.from(conn.remotePassword, "utf8"), { retransmissions: 0, responseTimeout: timeoutMs })
+          .then(
+            () => true,
+            () => false,
+          ),
+      );
+    }
+    const ok = (await Promise.all(attempts)).some((x) => x);
+    if (ok && !this.done) this.lastRxAt = this.lastProbeOkAt = Date.now();
+    return ok;
+  }
+
+  /** Ends the session now as failed (e.g. its pair stopped answering). No-op once closed. */
+  abandon(reason: string): void {
+    this.fail(reason);
   }
 
   /** The selected pair, once connected. */
@@ -258,6 +365,7 @@ export class IceSession {
     this.done = true;
     this.clearTimers();
     this.sharedSession?.close();
+    await this.releaseAllocations();
     try {
       await this.conn.close();
     } catch (e) {
@@ -265,9 +373,38 @@ export class IceSession {
     }
   }
 
+  /**
+   * Releases the session's TURN allocations (Refresh with LIFETIME 0, RFC 8656 §7): the library
+   * only closes its socket, and the server would keep the relayed port for its whole lifetime.
+   * Waits at most {@link RELEASE_TIMEOUT_MS}; a server that does not answer lets it expire.
+   */
+  private async releaseAllocations(): Promise<void> {
+    const protocols = (this.conn as unknown as { protocols?: unknown }).protocols;
+    if (!Array.isArray(protocols)) return;
+    const releases: Promise<unknown>[] = [];
+    for (const p of protocols as unknown[]) {
+      const turn = pick(p, "turn") as { requestWithRetry?: (m: Message, addr: unknown) => Promise<unknown>; server?: unknown; relayedAddress?: unknown } | undefined;
+      if (typeof turn?.requestWithRetry !== "function" || turn.relayedAddress === undefined) continue;
+      const request = new Message(methods.REFRESH, classes.REQUEST);
+      request.setAttribute("LIFETIME", 0);
+      releases.push(
+        turn.requestWithRetry(request, turn.server).then(
+          () => this.allocationsReleased++,
+          (e: unknown) => this.log.debug(`releasing the TURN allocation: ${message(e)}`),
+        ),
+      );
+    }
+    if (releases.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(releases), new Promise((r) => (timer = setTimeout(r, RELEASE_TIMEOUT_MS)))]);
+    clearTimeout(timer);
+  }
+
   private onLocalCandidate(c: Candidate): void {
     if (this.done) return;
     const type = c.type as CandidateType;
+    // The server answered, even if what it told is not offered (a srflx equal to a host candidate).
+    if (type !== "host") this.gatherSawServerCandidate = true;
     if (!this.cfg.types.has(type)) return;
     if (c.transport.toLowerCase() !== "udp") return;
     const addrKey = `${c.host} ${c.port}`;
@@ -310,10 +447,10 @@ export class IceSession {
    * Host candidates on the shared socket instead of a socket per address: the library's
    * gathering is replaced on this Connection (its `getCandidatePromises`, private in its types
    * only) by one that gives each host address a StunProtocol over a {@link SharedTransport}
-   * and asks the STUN server through it. Relay gathering is left to the library (its TURN
-   * client keeps a socket of its own).
+   * and asks the STUN server through it. A relay lane over UDP TURN takes the shared socket's
+   * allocation for its server instead; TURN over TCP/TLS keeps the library's own client.
    */
-  private gatherOnSharedSocket(session: SharedSession): void {
+  private gatherOnSharedSocket(router: SharedSocketRouter, session: SharedSession | null): void {
     const conn = this.conn as unknown as GatheringInternals;
     const libraryGathering = conn.getCandidatePromises.bind(conn);
     const stun = this.cfg.stun;
@@ -325,9 +462,9 @@ export class IceSession {
       // server will not relay to) would hold up every peer's relay behind it.
       const turn = this.cfg.turn;
       const promises: Promise<Candidate | undefined>[] = [];
-      if (turn !== null && turn.transport === "udp" && this.cfg.relayOnly) promises.push(this.relayOnSharedSocket(conn, session, turn));
+      if (turn !== null && turn.transport === "udp" && this.cfg.relayOnly) promises.push(this.relayOnSharedSocket(conn, router, turn));
       else if (turn !== null) promises.push(...libraryGathering([], timeout));
-      if (this.cfg.relayOnly) return promises;
+      if (this.cfg.relayOnly || session === null) return promises;
       const families = session.router.families();
       const port = session.router.socket.localPort;
       if (port === null) return promises;
@@ -371,10 +508,10 @@ export class IceSession {
     };
   }
 
-  private async relayOnSharedSocket(conn: GatheringInternals, session: SharedSession, turn: IceServer): Promise<Candidate | undefined> {
+  private async relayOnSharedSocket(conn: GatheringInternals, router: SharedSocketRouter, turn: IceServer): Promise<Candidate | undefined> {
     let relay: SharedRelay;
     try {
-      relay = await session.router.relay(turn);
+      relay = await router.relay(turn);
     } catch (e) {
       this.log.debug(`TURN allocation at ${turn.host}:${turn.port} on the shared socket failed: ${message(e)}`);
       return undefined;
@@ -459,6 +596,7 @@ export class IceSession {
       clearTimeout(this.connectTimer);
       this.connectTimer = null;
     }
+    this.lastRxAt = Date.now();
     this.startWatchdog();
     this.events.connected();
   }
@@ -484,6 +622,7 @@ export class IceSession {
         pair = p;
         responses = p.responsesReceived;
         lastResponseAt = now;
+        this.lastRxAt = Math.max(this.lastRxAt, now);
       } else if (now - lastResponseAt > this.cfg.consentTimeoutMs) {
         this.fail(`no consent response for ${Math.round((now - lastResponseAt) / 1000)} s`);
       }
@@ -495,7 +634,7 @@ export class IceSession {
     this.done = true;
     this.clearTimers();
     this.sharedSession?.close();
-    this.conn.close().catch(() => undefined);
+    void this.releaseAllocations().then(() => this.conn.close().catch(() => undefined));
     this.events.failed(reason);
   }
 
@@ -517,6 +656,10 @@ function pick(obj: unknown, ...path: string[]): unknown {
     cur = (cur as Record<string, unknown>)[k];
   }
   return cur;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function message(e: unknown): string {

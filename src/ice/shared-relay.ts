@@ -13,7 +13,7 @@
  *
  * The channel bound to a peer address is what a data plane needs to send ChannelData itself.
  */
-import { StunOverTurnProtocol, StunProtocol, TurnProtocol } from "werift-ice";
+import { classes, Message, methods, StunOverTurnProtocol, StunProtocol, TurnProtocol } from "werift-ice";
 import { isStunMessage, stunClass, stunUsername } from "../stun/classify.js";
 
 type Address = readonly [string, number];
@@ -27,6 +27,13 @@ const EventClass = new StunProtocol().onDataReceived.constructor as new () => Li
 
 /** Allocation lifetime asked for, in seconds (the library refreshes before it ends). */
 const ALLOCATION_LIFETIME_S = 600;
+/** How long a Refresh (to release or to check the allocation) may take. */
+const REFRESH_TIMEOUT_MS = 2000;
+
+/** The library's TurnProtocol request method, typed here (absent from its public types). */
+interface TurnRequests {
+  requestWithRetry(request: Message, addr: Address): Promise<unknown>;
+}
 
 /** The part of a transport the TURN client needs (the shared socket's transport to the server). */
 export interface ServerTransport {
@@ -81,6 +88,9 @@ export class SharedRelay {
   private readonly byPeer = new Map<string, RelayFacade>();
   private readonly channels = new Map<string, number>();
   private unsubscribe: () => void = () => undefined;
+  private closedFlag = false;
+  /** The server confirmed the release on close. */
+  released = false;
 
   constructor(
     /** The server's IP address and port, as datagrams from it show. */
@@ -128,12 +138,42 @@ export class SharedRelay {
     for (const [k, f] of this.byPeer) if (f === facade) this.byPeer.delete(k);
   }
 
+  /**
+   * Released on the server (Refresh with lifetime 0) rather than left to expire, then closed.
+   * Sessions still attached go quiet.
+   */
   async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
     this.unsubscribe();
     for (const f of this.sessions.values()) f.closed = true;
     this.sessions.clear();
     this.byPeer.clear();
+    if (await this.refresh(0)) this.released = true;
     await this.turn.close().catch(() => undefined);
+  }
+
+  /** The allocation is still this socket's (after a network change): a Refresh it answers. */
+  stillOurs(): Promise<boolean> {
+    return this.closedFlag ? Promise.resolve(false) : this.refresh(ALLOCATION_LIFETIME_S);
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  private async refresh(lifetime: number): Promise<boolean> {
+    const request = new Message(methods.REFRESH, classes.REQUEST);
+    request.setAttribute("LIFETIME", lifetime);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), REFRESH_TIMEOUT_MS)));
+    const answer = (this.turn as unknown as TurnRequests).requestWithRetry(request, [this.server.address, this.server.port]).then(
+      () => true,
+      () => false,
+    );
+    const ok = await Promise.race([answer, deadline]);
+    clearTimeout(timer);
+    return ok;
   }
 
   private dispatch(data: Buffer, addr: Address): void {

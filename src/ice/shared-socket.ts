@@ -11,7 +11,11 @@
  * 4. The addresses that send us checks for a session are remembered, so the WireGuard side can
  *    tell that a datagram from such an address belongs to that session's peer ({@link peerAt}).
  *
- * Relayed candidates keep the library's own TURN socket (see session.ts).
+ * 5. TURN over UDP is allocated on this socket too, once per server, and shared by every session
+ *    (shared-relay.ts); what its server sends comes to that relay, not by ufrag. The lanes of an
+ *    ICE generation share a ufrag, and only the direct lane registers it here (generation.ts).
+ *
+ * TURN over TCP/TLS keeps the library's own client and connection (see session.ts).
  */
 import { lookup } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
@@ -110,6 +114,8 @@ export class SharedSocketRouter {
   /** TURN servers' transports by their address: what they send that no transaction claims. */
   private readonly servers = new Map<string, SharedTransport>();
   private readonly relays = new Map<string, Promise<SharedRelay>>();
+  /** Relays made before a network change: checked before they are handed out again. */
+  private readonly stale = new Set<string>();
   private lastSweep = Date.now();
   private readonly unsubscribe: () => void;
   private readonly counters: SharedSocketStats = { routed: 0, unclaimed: 0, channelData: 0 };
@@ -154,6 +160,20 @@ export class SharedSocketRouter {
   relay(turn: IceServer): Promise<SharedRelay> {
     const k = `${turn.host}|${turn.port}|${turn.username ?? ""}`;
     let r = this.relays.get(k);
+    if (r !== undefined && this.stale.delete(k)) {
+      // A server keeps one allocation per client address and port, so a second one from this
+      // socket is refused while the first lives: keep it if the server still knows it as ours,
+      // else release what is left of it and allocate from the address the socket has now.
+      r = r.then(async (relay) => {
+        if (await relay.stillOurs()) return relay;
+        await this.forget(relay);
+        return this.allocate(turn);
+      });
+      this.relays.set(k, r);
+      r.catch(() => {
+        if (this.relays.get(k) === r) this.relays.delete(k);
+      });
+    }
     if (r === undefined) {
       r = this.allocate(turn);
       this.relays.set(k, r);
@@ -164,14 +184,45 @@ export class SharedSocketRouter {
     return r;
   }
 
+  /**
+   * This machine's addresses changed: each relay is checked with its server the next time a
+   * session asks for it (see {@link relay}); lanes already on it carry on meanwhile.
+   */
+  recheckRelays(): void {
+    for (const k of this.relays.keys()) this.stale.add(k);
+  }
+
+  /** Releases every relay (a Refresh with lifetime 0 each, bounded); sessions ask anew later. */
+  async releaseRelays(): Promise<void> {
+    const releases = [...this.relays.values()].map((r) => r.then((relay) => this.forget(relay), () => undefined));
+    this.relays.clear();
+    this.stale.clear();
+    await Promise.all(releases);
+  }
+
   /** Stops listening on the socket; sessions still registered go quiet, relays are released. */
   close(): void {
-    this.unsubscribe();
     for (const s of [...this.sessions.values()]) s.close();
-    for (const r of this.relays.values()) void r.then((relay) => relay.close(), () => undefined);
+    // The relays' releases (a Refresh each, bounded) go out and are answered on this socket
+    // before the router stops listening.
+    const releases = [...this.relays.values()].map((r) => r.then((relay) => relay.close(), () => undefined));
     this.relays.clear();
-    for (const t of this.servers.values()) t.closed = true;
+    const servers = [...this.servers.values()];
     this.servers.clear();
+    void Promise.all(releases).finally(() => {
+      this.unsubscribe();
+      for (const t of servers) t.closed = true;
+    });
+  }
+
+  private async forget(relay: SharedRelay): Promise<void> {
+    const key = sourceKey(relay.server.address, relay.server.port);
+    await relay.close();
+    const t = this.servers.get(key);
+    if (t !== undefined) {
+      t.closed = true;
+      this.servers.delete(key);
+    }
   }
 
   private async allocate(turn: IceServer): Promise<SharedRelay> {

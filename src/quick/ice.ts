@@ -7,6 +7,7 @@
  */
 import { IceBind } from "../bind/ice.js";
 import type { CandidateType } from "../ice/candidates.js";
+import type { IcePath } from "../ice/agent.js";
 import { IceManager } from "../ice/manager.js";
 import { parseIceServers } from "../ice/servers.js";
 import type { Logger } from "../log/logger.js";
@@ -38,6 +39,13 @@ function describePair(p: { local: { type: string; address: string; port: number 
   const side = (c: { type: string; address: string; port: number }) =>
     `${c.type} ${c.address.includes(":") ? `[${c.address}]` : c.address}:${c.port}`;
   return `${side(p.local)} -> ${side(p.remote)}`;
+}
+
+/** "direct", or "relay via TURN 192.0.2.1:3478 over tcp": what a user needs to know when UDP is blocked. */
+function describePath(p: IcePath): string {
+  if (p.relay === null) return p.local.type === "host" && p.remote.type === "host" ? "direct" : "direct (through NAT)";
+  const host = p.relay.host.includes(":") ? `[${p.relay.host}]` : p.relay.host;
+  return `relay via TURN ${host}:${p.relay.port} over ${p.relay.transport}`;
 }
 
 export async function startIce(opts: {
@@ -75,17 +83,21 @@ export async function startIce(opts: {
     logger: log.child("ice"),
   });
   for (const p of opts.peers) manager.addPeer(p);
-  // Path switches: each time a peer connects on a different pair than it last used.
-  const lastPair = new Map<string, string>();
+  // A connection to the signaling service from an address that is gone would only be noticed
+  // dead at its ping timeout, and the ICE restart that follows a network change needs it now.
+  manager.onNetworkChange(() => transport.reconnectNow?.());
+  manager.onStateChange((peer, state) => log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`));
+  // Path switches: each time a peer's traffic moves from one path to another (upgrade, fail-over,
+  // restart), as the ICE layer announces it to the data plane.
+  const lastPath = new Map<string, string>();
   const switches = new Map<string, number>();
-  manager.onStateChange((peer, state) => {
-    log.info(`ice: peer ${peer.slice(0, 8)}…: ${state}`);
-    const pair = state === "connected" ? manager.statusOf(peer)?.selectedPair : null;
-    if (pair === null || pair === undefined) return;
-    const text = describePair(pair);
-    const before = lastPair.get(peer);
+  manager.onPathChange((peer, path) => {
+    log.info(`ice: peer ${peer.slice(0, 8)}…: ${path === null ? "no path" : describePath(path)}`);
+    if (path === null) return;
+    const text = describePath(path);
+    const before = lastPath.get(peer);
     if (before !== undefined && before !== text) switches.set(peer, (switches.get(peer) ?? 0) + 1);
-    lastPair.set(peer, text);
+    lastPath.set(peer, text);
   });
   const bind = new IceBind(manager);
   return {
@@ -98,11 +110,16 @@ export async function startIce(opts: {
       if (s === undefined || s === null) return undefined;
       const extra: Record<string, string> = { tswg_ice_state: s.state, tswg_ice_restarts: String(s.restarts) };
       if (s.selectedPair !== null) extra.tswg_ice_pair = describePair(s.selectedPair);
+      if (s.path !== null) extra.tswg_ice_path = describePath(s.path);
       if (s.rttMs !== null) extra.tswg_ice_rtt = `${s.rttMs.toFixed(1)} ms`;
       extra.tswg_path_switches = String(switches.get(k) ?? 0);
-      // Datagrams through the ICE path, which for an ICE peer are all of its packets.
-      extra.tswg_tx_packets = String(s.txPackets);
-      extra.tswg_rx_packets = String(s.rxPackets);
+      // Datagrams through the ICE path, which for an ICE peer are all of its packets — unless the
+      // data plane carries the path on the interface's own socket, where the agent sees none.
+      const carried = s.path !== null && (s.path.shared || s.path.sharedRelay !== null);
+      if (!carried) {
+        extra.tswg_tx_packets = String(s.txPackets);
+        extra.tswg_rx_packets = String(s.rxPackets);
+      }
       return extra;
     },
     async close() {

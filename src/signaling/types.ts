@@ -54,6 +54,11 @@ export interface SignalingTransport {
   readonly connected: boolean;
   /** "connected" / "disconnected" events for logs and status. */
   on(event: "connected" | "disconnected", listener: () => void): this;
+  /**
+   * Optional: drop the connection and dial again now, because the network changed (a connection
+   * from an address that is gone would otherwise be noticed dead only after its ping timeout).
+   */
+  reconnectNow?(): void;
   close(): Promise<void>;
 }
 

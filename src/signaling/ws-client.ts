@@ -152,6 +152,24 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
     });
   }
 
+  /**
+   * The network changed (an address came or went): the connection may be tied to an address
+   * that is gone and would only be noticed dead after the ping timeout, so drop it and dial again
+   * at once. Messages sent meanwhile wait for the new connection.
+   */
+  reconnectNow(): void {
+    if (this.closed) return;
+    const ws = this.ws;
+    this.ws = null;
+    this.stopTimers();
+    this.setConnected(false);
+    this.attempt = 0;
+    // Its close event is ignored: it is no longer this.ws.
+    if (ws !== null) ws.terminate();
+    this.log.debug(`signaling: the network changed; reconnecting to ${this.url}`);
+    this.connect();
+  }
+
   private connect(): void {
     if (this.closed) return;
     this.retryTimer = null;

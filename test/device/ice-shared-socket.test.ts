@@ -12,6 +12,7 @@ import { getBackend } from "../../src/crypto/index.js";
 import { keyToBase64 } from "../../src/crypto/keys.js";
 import { Device } from "../../src/device/device.js";
 import type { IceAgentConfig } from "../../src/ice/config.js";
+import type { IceSession } from "../../src/ice/session.js";
 import { IceManager } from "../../src/ice/manager.js";
 import { parseIceServers } from "../../src/ice/servers.js";
 import { loadNative } from "../../src/native/load.js";
@@ -180,6 +181,57 @@ describe.skipIf(skip !== null)("ICE on the interface's UDP socket", () => {
       // The JavaScript ICE path carried next to nothing.
       expect(a.manager.status()[0]!.txPackets).toBeLessThan(50);
     }, 90_000);
+
+    it.skipIf(nativeSkip !== null)(
+      "native plane, every candidate type: direct lane on the WireGuard port, warm relay lane on its allocation, and the data plane follows a fail-over",
+      async () => {
+        const [a, b] = await pair("native", {
+          servers: parseIceServers([{ urls: `turn:127.0.0.1:${turn.port}`, username: TURN_USER, credential: TURN_PASSWORD }]),
+          backoff: { minMs: 100, maxMs: 800 },
+        });
+        await ping(a, b);
+        await waitFor(() => a.manager.status()[0]!.path?.lane === "direct" && b.manager.status()[0]!.path?.lane === "direct", {
+          timeoutMs: 10_000,
+          what: "the direct path on both sides",
+        });
+        expectSharedPair(a, b);
+        const agent = a.manager.agent(a.manager.status()[0]!.peer)!;
+        const lanes = (agent as unknown as { gen: { lanes: IceSession[] } }).gen.lanes;
+        // One ufrag for the generation; the relay lane's candidate comes from the allocation on the WireGuard port.
+        expect(lanes.map((l) => l.lane)).toEqual(["direct", "relay"]);
+        expect(new Set(lanes.map((l) => l.ufrag)).size).toBe(1);
+        await waitFor(() => lanes[1]!.connected, { timeoutMs: 10_000, what: "the relay lane connected (warm)" });
+        // Break the direct lane as a network would, for ICE only: its checks on the socket stop.
+        const direct = (agent as unknown as { active: IceSession }).active;
+        expect(direct.lane).toBe("direct");
+        await direct.conn.nominated!.protocol.close();
+        // The data plane sends (pings), the probes go unanswered: the path moves to the relay and
+        // the native plane's endpoint with it.
+        const pinger = a.host.spawn(["ping", "-i", "0.1", "-w", "30", b.ip]);
+        try {
+          await waitFor(() => /TURN channel/.test(a.device.status().peers[0]!.carriedBy ?? ""), {
+            timeoutMs: 15_000,
+            what: "the native plane on the relay after the fail-over",
+          });
+          await ping(a, b);
+          // The restart in the background finds the direct path again, and the data plane follows.
+          await waitFor(() => a.device.status().peers[0]!.carriedBy === `udp 127.0.0.1:${b.device.listenPort}` && a.manager.status()[0]!.generation > direct.generation, {
+            timeoutMs: 20_000,
+            what: "the native plane on a direct pair of a new generation",
+          });
+          await ping(a, b);
+        } finally {
+          await pinger.stop();
+        }
+        // The shared allocation is released on the server when the device closes, not left to expire.
+        const relays = [...(a.manager as unknown as { router: { relays: Map<string, Promise<{ released: boolean }>> } }).router.relays.values()];
+        expect(relays.length).toBe(1);
+        const relay = await relays[0]!;
+        await a.device.close();
+        expect(relay.released).toBe(true);
+      },
+      90_000,
+    );
 
     it("portable plane: relayed through the same allocation, framed in TypeScript", async () => {
       const [a, b] = await pair("portable", relayOnly());

@@ -61,15 +61,18 @@ describe("IceBind", () => {
     expect(toB.dstToString()).toBe(`ice:${keyToBase64(kb)}`); // no path yet
     expect(toB.dstIP()).toBe("");
 
-    // Before a path exists: dropped and counted, never thrown.
-    await ba.send([Uint8Array.of(0)], toB);
-    expect(ba.stats().sendDropped).toBe(1);
+    // Before a path exists: held (a first handshake must not be lost) and sent once one is selected.
+    await ba.send([Uint8Array.of(0xee)], toB);
+    expect(ba.stats().sendDropped).toBe(0);
+    const early = await receiveN(rb.receivers[0]!, 1);
+    expect(early.map((r) => [...r.data])).toEqual([[0xee]]);
+    expect(ma.statusOf(kb)?.txQueued).toBe(1);
 
     await waitFor(() => ma.statusOf(kb)?.state === "connected" && mb.statusOf(ka)?.state === "connected", { what: "ICE to connect", timeoutMs: 10_000 });
 
     const batch = Array.from({ length: 16 }, (_, i) => Uint8Array.of(i, 0xaa));
     await ba.send(batch, toB);
-    expect(ba.stats().sent).toBe(16);
+    expect(ba.stats().sent).toBe(17);
     const got = await receiveN(rb.receivers[0]!, 16);
     expect(got.map((r) => r.data[0])).toEqual(batch.map((b) => b[0]));
     const from = got[0]!.endpoint;
@@ -90,7 +93,7 @@ describe("IceBind", () => {
     const back = await receiveN(ra.receivers[0]!, 1);
     expect(back.map((r) => [...r.data])).toEqual([[7]]);
     expect(back[0]!.endpoint.key).toBe(`ice:${keyToBase64(kb)}`);
-    expect(bb.stats().received).toBe(16);
+    expect(bb.stats().received).toBe(17);
   });
 
   it("refuses bad input with clear errors", async () => {

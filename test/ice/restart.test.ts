@@ -17,9 +17,9 @@ afterEach(async () => {
 
 const FAST = { ...LOOPBACK, backoff: { minMs: 100, maxMs: 800 }, connectTimeoutMs: 3000, consentTimeoutMs: 8000 };
 
-/** The agent's current session (private; reached into to break its path as a network would). */
+/** The session (lane) carrying the agent's traffic (private; reached into to break its path as a network would). */
 function sessionOf(agent: PeerAgent): IceSession {
-  const s = (agent as unknown as { session: IceSession | null }).session;
+  const s = (agent as unknown as { active: IceSession | null }).active;
   if (s === null) throw new Error("no session");
   return s;
 }
@@ -34,17 +34,18 @@ describe("ICE restarts", () => {
     const gen0 = a.status().generation;
     const oldPort = a.status().selectedPair!.local.port;
 
-    const states: string[] = [];
-    a.onStateChange((s) => states.push(s));
     // Close the socket under the selected pair: consent checks stop getting answers on both sides.
+    // With no traffic, only the consent deadline notices.
     const t0 = performance.now();
     await sessionOf(a).conn.nominated!.protocol.close();
 
-    await waitFor(() => states.includes("failed"), { what: "the dead path to be noticed", timeoutMs: 15_000, intervalMs: 50 });
-    const failedMs = performance.now() - t0;
-    await waitFor(() => a.state === "connected" && b.state === "connected", { what: "reconnection", timeoutMs: 10_000, intervalMs: 20 });
+    await waitFor(() => a.status().generation > gen0 && a.state === "connected" && b.state === "connected" && a.status().selectedPair?.local.port !== oldPort, {
+      what: "a new path",
+      timeoutMs: 20_000,
+      intervalMs: 20,
+    });
     const recoveredMs = performance.now() - t0;
-    console.log(`ice restart: failure noticed after ${failedMs.toFixed(0)} ms, connected again after ${recoveredMs.toFixed(0)} ms`);
+    console.log(`ice restart (idle path): connected again after ${recoveredMs.toFixed(0)} ms`);
 
     const sa = a.status();
     expect(sa.restarts).toBeGreaterThanOrEqual(1);
@@ -56,6 +57,43 @@ describe("ICE restarts", () => {
     expect(got.map((d) => [...d])).toEqual([[7, 7]]);
     const back = await exchange(b, a, [Uint8Array.of(8)]);
     expect(back.length).toBe(1);
+  }, 40_000);
+
+  it("with traffic flowing, a dead path is abandoned within seconds and traffic moves to a new one", async () => {
+    // Consent alone would take 30 s here: the recovery below comes from the liveness probe.
+    pair = agentPair({ ...FAST, consentTimeoutMs: 30_000 });
+    const { a, b } = pair;
+    a.start();
+    b.start();
+    await waitConnected([a, b]);
+    const oldPort = a.status().selectedPair!.local.port;
+    let lastAtB = 0;
+    let longestGap = 0;
+    b.onData(() => {
+      const now = performance.now();
+      if (lastAtB > 0) longestGap = Math.max(longestGap, now - lastAtB);
+      lastAtB = now;
+    });
+    a.onData(() => undefined);
+    // 20 datagrams/s from a to b, answered by b, like pings.
+    b.onData((d) => b.send(d));
+    const pinger = setInterval(() => a.send(Uint8Array.of(1, 2, 3)), 50);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = performance.now();
+      await sessionOf(a).conn.nominated!.protocol.close();
+      await waitFor(() => a.status().selectedPair !== null && a.status().selectedPair!.local.port !== oldPort && performance.now() - lastAtB < 100, {
+        what: "traffic on a new path",
+        timeoutMs: 15_000,
+        intervalMs: 20,
+      });
+      const recoveredMs = performance.now() - t0;
+      console.log(`ice fail-over with traffic (loopback): traffic on a new path ${recoveredMs.toFixed(0)} ms after the cut; longest gap at b ${longestGap.toFixed(0)} ms`);
+      // Generous (the figure is printed above); without the liveness probe it would take the 30 s consent deadline.
+      expect(recoveredMs).toBeLessThan(15_000);
+    } finally {
+      clearInterval(pinger);
+    }
   }, 40_000);
 
   it("a peer asking for a restart gets one; a stale request only gets the credentials again", async () => {

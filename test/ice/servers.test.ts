@@ -85,6 +85,6 @@ describe("ICE server URLs", () => {
     const onlyTurn = selectIceServers(parseIceServers("turn:u:p@t1.example:3479"));
     expect(onlyTurn.stun).toMatchObject({ scheme: "stun", host: "t1.example", port: 3479 });
     expect(selectIceServers(parseIceServers("turns:u:p@t1.example")).stun).toBeNull();
-    expect(selectIceServers([])).toEqual({ stun: null, turn: null, unused: [] });
+    expect(selectIceServers([])).toEqual({ stun: null, turn: null, unused: [], stunServers: [], turnServers: [] });
   });
 });
