@@ -48,25 +48,43 @@ uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark) {
   return mtu;
 }
 
-PmtuEntry* PathMtuTable::Find(const SockAddr& to) {
-  for (PmtuEntry& e : entries_) {
-    if (SameSockAddr(e.to, to)) return &e;
+namespace {
+// Family, port and address (and IPv6 scope) as bytes: equal exactly when SameSockAddr says so.
+std::string AddrKey(const SockAddr& to) {
+  if (to.family() == AF_INET) {
+    const sockaddr_in& a = to.u.v4;
+    std::string k(1, '4');
+    k.append(reinterpret_cast<const char*>(&a.sin_port), sizeof(a.sin_port));
+    k.append(reinterpret_cast<const char*>(&a.sin_addr), sizeof(a.sin_addr));
+    return k;
   }
-  return nullptr;
+  const sockaddr_in6& a = to.u.v6;
+  std::string k(1, '6');
+  k.append(reinterpret_cast<const char*>(&a.sin6_port), sizeof(a.sin6_port));
+  k.append(reinterpret_cast<const char*>(&a.sin6_addr), sizeof(a.sin6_addr));
+  k.append(reinterpret_cast<const char*>(&a.sin6_scope_id), sizeof(a.sin6_scope_id));
+  return k;
+}
+}  // namespace
+
+PmtuEntry* PathMtuTable::Find(const SockAddr& to) {
+  auto it = entries_.find(AddrKey(to));
+  return it == entries_.end() ? nullptr : &it->second;
 }
 
 PmtuEntry* PathMtuTable::Insert(const SockAddr& to) {
   if (entries_.size() >= kMaxEntries) {
     // Forget the entry checked longest ago; it is re-read when next used.
-    size_t oldest = 0;
-    for (size_t i = 1; i < entries_.size(); i++) {
-      if (entries_[i].checked_ms < entries_[oldest].checked_ms) oldest = i;
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.checked_ms < oldest->second.checked_ms) oldest = it;
     }
-    entries_.erase(entries_.begin() + static_cast<long>(oldest));
+    entries_.erase(oldest);
   }
-  entries_.emplace_back();
-  entries_.back().to = to;
-  return &entries_.back();
+  PmtuEntry& e = entries_[AddrKey(to)];
+  e = PmtuEntry{};
+  e.to = to;
+  return &e;
 }
 
 uint32_t PathMtuTable::Get(const SockAddr& to) {

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 #include <mutex>
-#include <vector>
+#include <string>
+#include <unordered_map>
 
 #include "udp_socket.h"
 
@@ -65,7 +66,9 @@ class PathMtuTable {
   PmtuEntry* Insert(const SockAddr& to);
 
   std::mutex mu_;
-  std::vector<PmtuEntry> entries_;
+  // Keyed by the address bytes (AddrKey): the TUN reader looks a peer's endpoint up per batch,
+  // so the lookup must not grow with the number of destinations.
+  std::unordered_map<std::string, PmtuEntry> entries_;
   uint32_t mark_ = 0;
 };
 
