@@ -53,13 +53,25 @@ function preflight() {
   }
 }
 
+/** Echoes a child's output stream line by line, each line prefixed (chunks need not end at a newline). */
+function echoLines(stream, prefix) {
+  let partial = "";
+  stream.on("data", (d) => {
+    const lines = (partial + d.toString()).split("\n");
+    partial = lines.pop();
+    for (const line of lines) process.stdout.write(`${prefix}${line}\n`);
+  });
+  stream.on("end", () => {
+    if (partial !== "") process.stdout.write(`${prefix}${partial}\n`);
+  });
+}
+
 function waitForLine(child, text, ms) {
   return new Promise((resolve, reject) => {
     let seen = "";
     const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}"; output so far:\n${seen}`)), ms);
     const onData = (d) => {
       seen += d.toString();
-      process.stdout.write(d.toString().replace(/^/gm, "  [tswg] "));
       if (seen.includes(text)) {
         clearTimeout(timer);
         resolve();
@@ -137,6 +149,8 @@ AllowedIPs = 10.240.0.1/32
     env: { ...process.env, TSWG_RUN_DIR: dir },
   });
   children.push(tswg);
+  echoLines(tswg.stdout, "  [tswg] ");
+  echoLines(tswg.stderr, "  [tswg] ");
   await waitForLine(tswg, "is up", 20_000);
 
   say("ping through the tunnel, left (tswg) -> right (wireguard-go)");
