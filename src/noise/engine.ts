@@ -1,13 +1,15 @@
 /**
- * The WireGuard protocol for one device, with no I/O: a device hands it datagrams and plaintext
- * packets and gets back what to transmit, what to deliver, and which peers were authenticated
- * from which source. Time comes from an injected clock and timers are served by {@link Engine.tick}
+ * The WireGuard control plane for one device, with no I/O: handshakes, cookies and timers. A
+ * device hands it handshake messages and gets back what to transmit, which peers were
+ * authenticated from which source, and which packets to seal; transport data itself is sealed
+ * and opened by a data plane (src/dataplane), which installs the keypairs derived here and
+ * reports its activity back ({@link Engine.recordActivity}, {@link Engine.confirmKeypair}). Time comes from an injected clock and timers are served by {@link Engine.tick}
  * at {@link Engine.nextDeadline}, so every behaviour can be tested with a fake clock.
  *
  * See docs/protocol.md for the message flow and how a device is meant to drive this class.
  */
 import type { CryptoBackend } from "../crypto/backend.js";
-import { constantTimeEqual, counterNonce, isZero, wipe } from "../crypto/index.js";
+import { constantTimeEqual, isZero, wipe } from "../crypto/index.js";
 import { RateLimiter } from "../ratelimiter/index.js";
 import { after, whitenedFromMillis } from "../tai64n/index.js";
 import {
@@ -20,13 +22,11 @@ import {
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
-  PADDING_MULTIPLE,
   REJECT_AFTER_MESSAGES,
   REJECT_AFTER_TIME,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
-  TRANSPORT_HEADER_SIZE,
   UNDER_LOAD_AFTER_TIME,
 } from "./constants.js";
 import { CookieChecker, cryptoRandom, type RandomBytes } from "./cookie.js";
@@ -40,8 +40,6 @@ import {
   parseCookieReply,
   parseInitiation,
   parseResponse,
-  parseTransport,
-  writeTransportHeader,
 } from "./messages.js";
 import { Peer, type PeerHandle } from "./peer.js";
 
@@ -89,16 +87,14 @@ export type DropReason =
   | "unknown-index"
   | "bad-cookie-reply"
   | "expired-keypair"
-  | "decryption-failed"
-  | "replayed-counter"
-  | "bad-inner-packet"
+  | "transport-message"
   | "internal-error";
 
 export interface Output<S extends Source = Source> {
   /** In order. A device applies {@link Output.authenticated} first: replies go to the new endpoint. */
   transmit: Transmit<S>[];
-  /** Decrypted inner IP packets with padding removed. AllowedIPs checks are the device's job. */
-  deliver: { peer: PeerHandle; packet: Uint8Array }[];
+  /** Packets (empty: keepalives) for the data plane to seal for a peer with its current keypair, in order. */
+  seal: { peer: PeerHandle; packets: Uint8Array[] }[];
   /** The peer sent an authenticated message from `src`: the device may roam its endpoint there. */
   authenticated: { peer: PeerHandle; src: S }[];
   events: EngineEvent[];
@@ -140,8 +136,6 @@ export interface EngineOptions {
   randomBytes?: RandomBytes;
   /** Uniform in [0, 1), for timer jitter only; default Math.random. */
   random?: () => number;
-  /** Tunnel MTU: padding never grows a packet past it. 0 (default) pads to 16 bytes regardless. */
-  mtu?: number;
   /** Packets queued per peer while no session exists (oldest dropped first). Default 1024. */
   maxStagedPackets?: number;
   /** Handshake messages per second above which the engine considers itself under load. Default 512. */
@@ -172,23 +166,7 @@ export interface HandshakeCounters {
 type IndexEntry = { peer: Peer; keypair: Keypair | null };
 
 function newOutput<S extends Source>(): Output<S> {
-  return { transmit: [], deliver: [], authenticated: [], events: [], dropped: [] };
-}
-
-/** The length of the IP packet at the start of `p`, or -1 when it is not a sane IPv4/IPv6 packet. */
-function innerPacketLength(p: Uint8Array): number {
-  const version = p[0]! >> 4;
-  if (version === 4) {
-    if (p.length < 20) return -1;
-    const length = (p[2]! << 8) | p[3]!;
-    return length < 20 || length > p.length ? -1 : length;
-  }
-  if (version === 6) {
-    if (p.length < 40) return -1;
-    const length = ((p[4]! << 8) | p[5]!) + 40;
-    return length > p.length ? -1 : length;
-  }
-  return -1;
+  return { transmit: [], seal: [], authenticated: [], events: [], dropped: [] };
 }
 
 export class Engine<S extends Source = Source> {
@@ -213,11 +191,7 @@ export class Engine<S extends Source = Source> {
   private readonly counters: HandshakeCounters = { initiationsReceived: 0, responsesReceived: 0, cookieRepliesSent: 0 };
   /** The earliest deadline any peer set since the last scan or take (see takeNewDeadline). */
   private newDeadline: number | undefined;
-  private readonly nonce = new Uint8Array(12);
   private keypairObserver: KeypairObserver | null = null;
-  /** Tunnel MTU for padding; 0 = pad to 16 regardless. */
-  mtu: number;
-
   constructor(opts: EngineOptions) {
     this.backend = opts.backend;
     this.clock = opts.clock;
@@ -231,7 +205,6 @@ export class Engine<S extends Source = Source> {
     this.underLoadThreshold = opts.underLoadThreshold ?? 512;
     this.rekeyAfterMessages = opts.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES;
     this.rejectAfterMessages = opts.rejectAfterMessages ?? REJECT_AFTER_MESSAGES;
-    this.mtu = opts.mtu ?? 0;
     if (opts.privateKey) this.setPrivateKey(opts.privateKey);
   }
 
@@ -417,8 +390,8 @@ export class Engine<S extends Source = Source> {
   // ---- sending -------------------------------------------------------------------------------
 
   /**
-   * Encrypts `packets` (whole IP packets) for `peer` with its current session, or queues them and
-   * starts a handshake when there is none usable.
+   * Hands `packets` (whole IP packets) to the data plane to seal with the current session
+   * ({@link Output.seal}), or queues them and starts a handshake when there is none usable.
    */
   send(peer: PeerHandle, packets: Uint8Array[]): Output<S> {
     const p = this.own(peer);
@@ -426,6 +399,19 @@ export class Engine<S extends Source = Source> {
     for (const packet of packets) p.staged.push(packet);
     this.sendStaged(p, out);
     this.trimStaged(p, out);
+    return out;
+  }
+
+  /**
+   * The data plane could not seal `packets` (no usable keypair): they wait for the next session
+   * and a handshake starts (at most one per REKEY_TIMEOUT).
+   */
+  queue(peer: PeerHandle, packets: Uint8Array[]): Output<S> {
+    const p = this.own(peer);
+    const out = newOutput<S>();
+    for (const packet of packets) p.staged.push(packet);
+    this.trimStaged(p, out);
+    this.initiate(p, false, out);
     return out;
   }
 
@@ -514,7 +500,8 @@ export class Engine<S extends Source = Source> {
     try {
       switch (messageType(datagram)) {
         case MESSAGE_TRANSPORT:
-          this.receiveTransport(datagram, src, out);
+          // Transport data is the data plane's.
+          out.dropped.push({ reason: "transport-message" });
           break;
         case MESSAGE_INITIATION:
           this.receiveInitiation(datagram, src, out);
@@ -703,43 +690,6 @@ export class Engine<S extends Source = Source> {
     if (!entry.peer.cookies.consumeReply(msg)) out.dropped.push({ reason: "bad-cookie-reply", peer: entry.peer });
   }
 
-  private receiveTransport(datagram: Uint8Array, src: S, out: Output<S>): void {
-    const msg = parseTransport(datagram);
-    if (msg === null) return void out.dropped.push({ reason: "malformed" });
-    const entry = this.index.get(msg.receiver);
-    const keypair = entry?.keypair;
-    if (!keypair) return void out.dropped.push({ reason: "unknown-index" });
-    const peer = entry!.peer;
-    const now = this.clock.now();
-    if (now - keypair.created > REJECT_AFTER_TIME || msg.counter >= this.rejectAfterMessages) {
-      return void out.dropped.push({ reason: "expired-keypair", peer });
-    }
-    this.nonce.fill(0, 0, 4);
-    this.nonce.set(msg.counterBytes, 4);
-    const plaintext = this.backend.aeadOpen(keypair.receiveKey, this.nonce, msg.sealed);
-    if (plaintext === null) return void out.dropped.push({ reason: "decryption-failed", peer });
-    if (!keypair.replay.check(msg.counter, this.rejectAfterMessages)) {
-      return void out.dropped.push({ reason: "replayed-counter", peer });
-    }
-    out.authenticated.push({ peer, src });
-    const { promoted, dropped } = peer.keypairs.received(keypair);
-    if (dropped !== null) this.retire(dropped);
-    if (promoted) this.keypairsChanged(peer);
-    if (promoted) {
-      this.handshakeComplete(peer, "responder", out);
-      this.sendStaged(peer, out);
-    }
-    this.keepKeyFreshReceiving(peer, now, out);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketReceived();
-    peer.stats.rxBytes += datagram.length;
-    if (plaintext.length === 0) return; // keepalive
-    peer.timers.dataReceived(now);
-    const length = innerPacketLength(plaintext);
-    if (length < 0) return void out.dropped.push({ reason: "bad-inner-packet", peer });
-    out.deliver.push({ peer, packet: plaintext.subarray(0, length) });
-  }
-
   // ---- internals -----------------------------------------------------------------------------
 
   private lookup(publicKey: Uint8Array): Peer | undefined {
@@ -867,7 +817,7 @@ export class Engine<S extends Source = Source> {
     this.sendStaged(peer, out);
   }
 
-  /** Encrypts and sends the queue with the current keypair, or starts a handshake when it is unusable. */
+  /** Hands the queue to the data plane while the current keypair can seal, or starts a handshake. */
   private sendStaged(peer: Peer, out: Output<S>): void {
     if (peer.staged.length === 0) return;
     const now = this.clock.now();
@@ -880,40 +830,7 @@ export class Engine<S extends Source = Source> {
       this.initiate(peer, false, out);
       return;
     }
-    let sent = 0;
-    let sentData = false;
-    while (peer.staged.length > 0) {
-      const counter = keypair.counter.take();
-      if (counter >= this.rejectAfterMessages) {
-        // Exhausted mid-queue: the rest waits for the new session.
-        this.initiate(peer, false, out);
-        break;
-      }
-      const packet = peer.staged.shift()!;
-      this.transmit(peer, this.seal(keypair, counter, packet), out);
-      sent++;
-      if (packet.length > 0) sentData = true;
-    }
-    if (sent === 0) return;
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketSent();
-    if (sentData) peer.timers.dataSent(now);
-    this.keepKeyFreshSending(peer, now, out);
-  }
-
-  private seal(keypair: Keypair, counter: number, packet: Uint8Array): Uint8Array {
-    let padded = packet.length === 0 ? 0 : Math.ceil(packet.length / PADDING_MULTIPLE) * PADDING_MULTIPLE;
-    if (this.mtu > 0 && padded > this.mtu) padded = Math.max(packet.length, this.mtu);
-    let plaintext = packet;
-    if (padded !== packet.length) {
-      plaintext = new Uint8Array(padded);
-      plaintext.set(packet);
-    }
-    const sealed = this.backend.aeadSeal(keypair.sendKey, counterNonce(counter, this.nonce), plaintext);
-    const out = new Uint8Array(TRANSPORT_HEADER_SIZE + sealed.length);
-    writeTransportHeader(out, keypair.remoteIndex, counter);
-    out.set(sealed, TRANSPORT_HEADER_SIZE);
-    return out;
+    out.seal.push({ peer, packets: peer.staged.splice(0) });
   }
 
   /** The initiator rekeys an old or heavily used session when it sends. */
