@@ -31,7 +31,9 @@ import {
 } from "./constants.js";
 import { CookieChecker, cryptoRandom, type RandomBytes } from "./cookie.js";
 import { deriveTransportKeys, readInitiation, readResponse, writeInitiation, writeResponse } from "./handshake.js";
-import { IndexTable } from "./indextable.js";
+import { applyActivity, type DataPathActivity } from "./activity.js";
+import { newOutput, type Output, type Source } from "./output.js";
+import { Sessions, type KeypairObserver, type SessionKeypairs } from "./sessions.js";
 import { Keypair } from "./keypair.js";
 import {
   encodeInitiation,
@@ -44,88 +46,15 @@ import {
 import { Peer, type PeerHandle } from "./peer.js";
 
 export type { PeerHandle, PeerStats } from "./peer.js";
+export type { DropReason, EngineEvent, Output, Source, Transmit } from "./output.js";
+export type { KeypairObserver, SessionKeypairs } from "./sessions.js";
+export type { DataPathActivity } from "./activity.js";
 
 export interface Clock {
   /** Monotonic milliseconds: drives every timer. */
   now(): number;
   /** Milliseconds since the Unix epoch: only for TAI64N timestamps and `lastHandshakeMs`. */
   wallNow(): number;
-}
-
-/**
- * Where a datagram came from. Only needed under load (cookies are bound to the address bytes and
- * the rate limiter counts per IP), so both are methods and are called only then. A Bind
- * endpoint fits as is.
- */
-export interface Source {
-  dstIP(): string;
-  dstToBytes(): Uint8Array;
-}
-
-/** A datagram to send: to the peer's current endpoint when `peer` is set, else back to `to`. */
-export type Transmit<S extends Source = Source> =
-  | { peer: PeerHandle; to?: undefined; data: Uint8Array }
-  | { peer?: undefined; to: S; data: Uint8Array };
-
-export type EngineEvent =
-  | { type: "handshake-initiated"; peer: PeerHandle; retry: boolean }
-  | { type: "handshake-complete"; peer: PeerHandle; role: "initiator" | "responder" }
-  | { type: "handshake-gave-up"; peer: PeerHandle; droppedPackets: number }
-  | { type: "keys-zeroed"; peer: PeerHandle; droppedPackets: number }
-  | { type: "queue-overflow"; peer: PeerHandle; droppedPackets: number };
-
-/** Why a received datagram was dropped; for debug logs and tests. */
-export type DropReason =
-  | "malformed"
-  | "no-private-key"
-  | "bad-mac1"
-  | "cookie-sent"
-  | "rate-limited"
-  | "handshake-failed"
-  | "replayed-initiation"
-  | "initiation-flood"
-  | "unknown-index"
-  | "bad-cookie-reply"
-  | "expired-keypair"
-  | "transport-message"
-  | "internal-error";
-
-export interface Output<S extends Source = Source> {
-  /** In order. A device applies {@link Output.authenticated} first: replies go to the new endpoint. */
-  transmit: Transmit<S>[];
-  /** Packets (empty: keepalives) for the data plane to seal for a peer with its current keypair, in order. */
-  seal: { peer: PeerHandle; packets: Uint8Array[] }[];
-  /** The peer sent an authenticated message from `src`: the device may roam its endpoint there. */
-  authenticated: { peer: PeerHandle; src: S }[];
-  events: EngineEvent[];
-  dropped: { reason: DropReason; peer?: PeerHandle }[];
-}
-
-/** A peer's session keypairs, as an external data path mirrors them. */
-export interface SessionKeypairs {
-  /** The keypair to send with. */
-  readonly current: Keypair | null;
-  /** The one it replaced, kept to decrypt packets still in flight. */
-  readonly previous: Keypair | null;
-  /** The responder's newest keypair, unconfirmed until a packet arrives under it. */
-  readonly next: Keypair | null;
-}
-
-/** Told whenever a peer's keypairs change: installed, promoted, retired (and wiped) or cleared. */
-export type KeypairObserver = (peer: PeerHandle, keypairs: SessionKeypairs) => void;
-
-/**
- * What a data path outside the engine (the native one) did for a peer since its last report:
- * bytes moved and how long ago it last sent and received (any packet, and data packets, i.e.
- * not keepalives). Absent times mean nothing of that kind since the last report.
- */
-export interface DataPathActivity {
-  txBytes: number;
-  rxBytes: number;
-  sentAgoMs?: number;
-  dataSentAgoMs?: number;
-  receivedAgoMs?: number;
-  dataReceivedAgoMs?: number;
 }
 
 export interface EngineOptions {
@@ -163,19 +92,13 @@ export interface HandshakeCounters {
   cookieRepliesSent: number;
 }
 
-type IndexEntry = { peer: Peer; keypair: Keypair | null };
-
-function newOutput<S extends Source>(): Output<S> {
-  return { transmit: [], seal: [], authenticated: [], events: [], dropped: [] };
-}
-
 export class Engine<S extends Source = Source> {
   private readonly backend: CryptoBackend;
   private readonly clock: Clock;
   private readonly randomBytes: RandomBytes;
   private readonly random: () => number;
   private readonly peersById = new Map<string, Peer>();
-  private readonly index: IndexTable<IndexEntry>;
+  private readonly sessions: Sessions;
   private readonly checker: CookieChecker;
   private readonly limiter: { allow(ip: string): boolean };
   private readonly maxStaged: number;
@@ -191,13 +114,12 @@ export class Engine<S extends Source = Source> {
   private readonly counters: HandshakeCounters = { initiationsReceived: 0, responsesReceived: 0, cookieRepliesSent: 0 };
   /** The earliest deadline any peer set since the last scan or take (see takeNewDeadline). */
   private newDeadline: number | undefined;
-  private keypairObserver: KeypairObserver | null = null;
   constructor(opts: EngineOptions) {
     this.backend = opts.backend;
     this.clock = opts.clock;
     this.randomBytes = opts.randomBytes ?? cryptoRandom;
     this.random = opts.random ?? Math.random;
-    this.index = new IndexTable<IndexEntry>(this.randomBytes);
+    this.sessions = new Sessions(this.randomBytes);
     const now = () => this.clock.now();
     this.checker = new CookieChecker(this.backend, now, this.randomBytes);
     this.limiter = opts.rateLimiter ?? new RateLimiter({ now });
@@ -303,13 +225,12 @@ export class Engine<S extends Source = Source> {
    * exist already: read those with {@link keypairsOf}.
    */
   observeKeypairs(observer: KeypairObserver | null): void {
-    this.keypairObserver = observer;
+    this.sessions.observer = observer;
   }
 
   /** A peer's current keypairs. */
   keypairsOf(peer: PeerHandle): SessionKeypairs {
-    const p = this.own(peer);
-    return { current: p.keypairs.current, previous: p.keypairs.previous, next: p.keypairs.next };
+    return this.sessions.slots(this.own(peer));
   }
 
   /** The rejection limit on message counters, which an external data path must apply too. */
@@ -325,15 +246,8 @@ export class Engine<S extends Source = Source> {
   confirmKeypair(peer: PeerHandle, localIndex: number): Output<S> {
     const p = this.own(peer);
     const out = newOutput<S>();
-    const next = p.keypairs.next;
-    if (next === null || next.localIndex !== localIndex) {
-      // Stale news (a newer handshake replaced it): let the data path resynchronise.
-      this.keypairsChanged(p);
-      return out;
-    }
-    const { dropped } = p.keypairs.received(next);
-    if (dropped !== null) this.retire(dropped);
-    this.keypairsChanged(p);
+    // Stale news (a newer handshake replaced it) only resynchronises the data plane.
+    if (!this.sessions.confirm(p, localIndex)) return out;
     this.handshakeComplete(p, "responder", out);
     this.sendStaged(p, out);
     return out;
@@ -350,40 +264,9 @@ export class Engine<S extends Source = Source> {
     const now = this.clock.now();
     p.stats.txBytes += activity.txBytes;
     p.stats.rxBytes += activity.rxBytes;
-    type Step = { at: number; order: number; apply: (t: number) => void };
-    const steps: Step[] = [];
-    const at = (ago: number | undefined): number | undefined => (ago === undefined ? undefined : now - Math.max(0, ago));
-    const received = at(activity.receivedAgoMs);
-    const dataReceived = at(activity.dataReceivedAgoMs);
-    const sent = at(activity.sentAgoMs);
-    const dataSent = at(activity.dataSentAgoMs);
-    // At equal times receiving goes first: an answer cannot precede what it answers.
-    if (received !== undefined) {
-      steps.push({
-        at: received,
-        order: 0,
-        apply: (t) => {
-          p.timers.anyAuthenticatedPacketTraversal(t);
-          p.timers.anyAuthenticatedPacketReceived();
-        },
-      });
-    }
-    if (dataReceived !== undefined) steps.push({ at: dataReceived, order: 1, apply: (t) => p.timers.dataReceived(t) });
-    if (sent !== undefined) {
-      steps.push({
-        at: sent,
-        order: 2,
-        apply: (t) => {
-          p.timers.anyAuthenticatedPacketTraversal(t);
-          p.timers.anyAuthenticatedPacketSent();
-        },
-      });
-    }
-    if (dataSent !== undefined) steps.push({ at: dataSent, order: 3, apply: (t) => p.timers.dataSent(t) });
-    steps.sort((x, y) => x.at - y.at || x.order - y.order);
-    for (const step of steps) step.apply(step.at);
-    if (sent !== undefined) this.keepKeyFreshSending(p, now, out);
-    if (received !== undefined) this.keepKeyFreshReceiving(p, now, out);
+    const { sent, received } = applyActivity(p.timers, activity, now);
+    if (sent) this.keepKeyFreshSending(p, now, out);
+    if (received) this.keepKeyFreshReceiving(p, now, out);
     return out;
   }
 
@@ -602,7 +485,7 @@ export class Engine<S extends Source = Source> {
 
     // Answer. Our own initiation in flight, if any, is abandoned: the peer's takes its place.
     this.dropHandshake(peer);
-    const localIndex = this.index.allocate({ peer, keypair: null });
+    const localIndex = this.sessions.allocate(peer);
     const ephemeralPrivate = this.backend.generatePrivateKey();
     let parts;
     try {
@@ -616,7 +499,7 @@ export class Engine<S extends Source = Source> {
       });
     } catch {
       // The initiator's ephemeral key is a low-order point: a valid MAC, but unusable.
-      this.index.delete(localIndex);
+      this.sessions.release(localIndex);
       read.state.wipe();
       return void out.dropped.push({ reason: "handshake-failed", peer });
     } finally {
@@ -632,7 +515,7 @@ export class Engine<S extends Source = Source> {
     peer.lastSentHandshakeAt = now;
     const [initiatorToResponder, responderToInitiator] = deriveTransportKeys(read.state);
     read.state.wipe();
-    this.installKeypair(
+    this.sessions.install(
       peer,
       new Keypair(responderToInitiator, initiatorToResponder, localIndex, msg.sender, now, false),
     );
@@ -646,7 +529,7 @@ export class Engine<S extends Source = Source> {
     const msg = parseResponse(datagram);
     if (msg === null) return void out.dropped.push({ reason: "malformed" });
     if (!this.admitHandshake(datagram, msg.sender, src, out)) return;
-    const entry = this.index.get(msg.receiver);
+    const entry = this.sessions.index.get(msg.receiver);
     const peer = entry?.peer;
     const pending = peer?.handshake;
     if (peer === undefined || entry!.keypair !== null || !pending || pending.localIndex !== msg.receiver) {
@@ -672,7 +555,7 @@ export class Engine<S extends Source = Source> {
     peer.handshake = null;
     pending.state.wipe();
     wipe(pending.ephemeralPrivate);
-    this.installKeypair(
+    this.sessions.install(
       peer,
       new Keypair(initiatorToResponder, responderToInitiator, localIndex, msg.sender, now, true),
     );
@@ -685,7 +568,7 @@ export class Engine<S extends Source = Source> {
   private receiveCookieReply(datagram: Uint8Array, out: Output<S>): void {
     const msg = parseCookieReply(datagram);
     if (msg === null) return void out.dropped.push({ reason: "malformed" });
-    const entry = this.index.get(msg.receiver);
+    const entry = this.sessions.index.get(msg.receiver);
     if (entry === undefined) return void out.dropped.push({ reason: "unknown-index" });
     if (!entry.peer.cookies.consumeReply(msg)) out.dropped.push({ reason: "bad-cookie-reply", peer: entry.peer });
   }
@@ -720,41 +603,21 @@ export class Engine<S extends Source = Source> {
   private expireSessions(peer: Peer): void {
     this.dropHandshake(peer);
     peer.lastSentHandshakeAt = -Infinity;
-    for (const k of [peer.keypairs.current, peer.keypairs.next]) {
-      if (k !== null) k.sendCounter = this.rejectAfterMessages;
-    }
+    this.sessions.expireForSending(peer, this.rejectAfterMessages);
   }
 
   private dropHandshake(peer: Peer): void {
     const hs = peer.handshake;
     if (hs === null) return;
-    this.index.delete(hs.localIndex);
+    this.sessions.release(hs.localIndex);
     hs.state.wipe();
     wipe(hs.ephemeralPrivate);
     peer.handshake = null;
   }
 
-  private installKeypair(peer: Peer, keypair: Keypair): void {
-    this.index.replace(keypair.localIndex, { peer, keypair });
-    for (const old of peer.keypairs.install(keypair)) this.retire(old);
-    this.keypairsChanged(peer);
-  }
-
-  private keypairsChanged(peer: Peer): void {
-    const k = peer.keypairs;
-    this.keypairObserver?.(peer, { current: k.current, previous: k.previous, next: k.next });
-  }
-
-  private retire(keypair: Keypair): void {
-    this.index.delete(keypair.localIndex);
-    keypair.wipe();
-  }
-
   /** Wipes a peer's keypairs, handshake and queue; the replay timestamp survives. */
   private zero(peer: Peer): void {
-    const had = peer.keypairs.clear();
-    for (const k of had) this.retire(k);
-    if (had.length > 0) this.keypairsChanged(peer);
+    this.sessions.clear(peer);
     this.dropHandshake(peer);
     peer.staged = [];
   }
@@ -787,7 +650,7 @@ export class Engine<S extends Source = Source> {
       ephemeralPrivate,
       payload: whitenedFromMillis(this.clock.wallNow()),
     });
-    const localIndex = this.index.allocate({ peer, keypair: null });
+    const localIndex = this.sessions.allocate(peer);
     peer.handshake = { localIndex, state, ephemeralPrivate };
     const msg = encodeInitiation({
       sender: localIndex,
