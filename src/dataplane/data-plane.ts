@@ -91,8 +91,10 @@ export interface DataPlane<P extends PlanePeer<E>, E extends SourceKey = Endpoin
    * source check are appended to `out`; anything else is counted as a drop.
    */
   receive(datagram: Uint8Array, src: E, out: Delivery<P>[]): void;
-  /** Ends a burst: pushes the activity gathered since the last call. */
+  /** Ends a burst of calls from JavaScript: pushes the activity they gathered. */
   flush(): void;
+  /** Pushes everything not yet reported, from every thread (before timers run). */
+  report(): void;
   /** True when the plane moves the peer's packets without JavaScript. */
   carries(peer: P): boolean;
   /** Packets dropped so far, by reason (the device's vocabulary). */

@@ -152,7 +152,7 @@ export class NativePlane<P extends PlanePeer> implements DataPlane<P> {
   close(): void {
     if (this.closed) return;
     // What happened since the last report still counts (byte counters, timers).
-    this.flush();
+    this.report();
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -198,6 +198,11 @@ export class NativePlane<P extends PlanePeer> implements DataPlane<P> {
   }
 
   flush(): void {
+    // The native side's own bursts are pushed by its events; this ends a JavaScript one.
+    this.js.flush();
+  }
+
+  report(): void {
     this.pollActivity();
     this.js.flush();
   }

@@ -166,6 +166,10 @@ export class PortablePlane<P extends PlanePeer<E>, E extends SourceKey = Endpoin
     }
   }
 
+  report(): void {
+    this.flush();
+  }
+
   carries(): boolean {
     return false;
   }

@@ -773,7 +773,7 @@ export class Device {
     this.timerAt = Infinity;
     if (this.state === "closed") return;
     // Timers decide on what happened: the data plane reports what it did since its last report.
-    this.plane?.flush();
+    this.plane?.report();
     this.timerScanned = false;
     void this.process(this.engine.tick());
   }
