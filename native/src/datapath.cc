@@ -426,9 +426,16 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
         if (p == peers.end() || k == index.end()) continue;
         NativePeer* peer = p->second.get();
         if (peer->next != k->second) continue;
+        // The old previous falls out of the slots: it is retired here, as the control plane
+        // retires it, so no packet opens under it any more and its index entry does not linger.
+        std::shared_ptr<NativeKeypair> retired = peer->previous;
         peer->previous = peer->current;
         peer->current = peer->next;
         peer->next.reset();
+        if (retired) {
+          auto r = index.find(retired->local_index);
+          if (r != index.end() && r->second == retired) index.erase(r);
+        }
       }
     }
     for (const auto& c : confirm_) Emit(kEventConfirmed, c.first, c.second);

@@ -2,16 +2,23 @@
  * A WireGuard device: the protocol engine joined to a packet side (TUN) and one or more
  * transports (Binds), with cryptokey routing in between.
  *
- * The device owns no protocol logic; it moves bytes. Plaintext packets read from the TUN are
- * routed to a peer by destination address (AllowedIPs) and handed to the engine; datagrams from
- * the Binds go to the engine and what it decrypts is written to the TUN when the inner source
- * address belongs to the peer that sent it. One timer serves every peer at the engine's
- * earliest deadline. All of it runs on the JavaScript thread, so the engine is never entered
- * twice at once.
+ * The device owns no protocol logic; it moves bytes between three parts it joins: the control
+ * plane (the engine: handshakes, cookies, timers), a data plane (src/dataplane: seals, opens,
+ * replay windows, counters) and the Binds and TUN.
  *
- * Where it can, `up()` also starts the native data path (native-path.ts): data packets then
- * move between the TUN and the UDP sockets on the addon's threads, and only what needs the
- * protocol engine reaches the loops here. See docs/device.md.
+ * 1. TUN: packets are routed to a peer by destination (AllowedIPs, the one table, owned here)
+ *    and handed to the data plane to seal; what it cannot seal goes to the engine to wait for
+ *    a handshake.
+ * 2. Binds: transport messages go to the data plane (which checks the inner source against
+ *    the same table), handshake messages to the engine.
+ * 3. The engine's keypairs are installed in the data plane as they change; the data plane's
+ *    events (activity, a confirmed keypair, handshake needed, roaming) drive the engine.
+ * 4. One timer serves every peer at the engine's earliest deadline.
+ *
+ * The data plane is chosen once at `up()`: the native one (dataplane/native.ts) moves data
+ * packets on the addon's threads where it can, so only what needs the engine reaches the loops
+ * here; else the portable one. All of it runs on the JavaScript thread, so the engine is never
+ * entered twice at once. See docs/device.md.
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
@@ -19,13 +26,16 @@ import { carrierOf, isAddressEndpoint, observesActivity, ridesSocket, sharesSock
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
-import { Engine, type Clock, type EngineEvent, type HandshakeCounters, type Output, type PeerHandle } from "../noise/engine.js";
+import { Engine, type Clock, type EngineEvent, type HandshakeCounters, type Output, type PeerHandle, type Transmit } from "../noise/engine.js";
 import type { Tun } from "../tun/tun.js";
 import type { Netstack } from "../netstack/netstack.js";
 import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
-import { NativePath } from "./native-path.js";
+import type { DataPlane, DataPlaneOptions, Delivery } from "../dataplane/data-plane.js";
+import { NativePlane } from "../dataplane/native.js";
+import { PortablePlane } from "../dataplane/portable.js";
 import { loadNative } from "../native/load.js";
+import { MESSAGE_TRANSPORT } from "../noise/constants.js";
 import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
 import { TooBigResponder } from "./icmp-too-big.js";
 
@@ -176,7 +186,8 @@ export class Device {
   readonly tooBig = new TooBigResponder();
   /** Datagrams the engine dropped, by its reason. */
   private readonly engineDrops = new Map<string, number>();
-  private nativePath: NativePath<DevicePeer> | null = null;
+  /** The data plane while up (chosen at `up()`). */
+  private plane: DataPlane<DevicePeer> | null = null;
   /**
    * AllowedIPs changed since the native table was last rebuilt. A rebuild costs every route, so
    * changes made in one go (a whole UAPI request, a config) share one rebuild, at the end of
@@ -199,10 +210,12 @@ export class Device {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
     this.dataPathWanted = opts.dataPath ?? dataPathPreference();
-    this.engine = new Engine<Endpoint>({ backend: this.backend, clock: this.clock, mtu: this.tun.mtu() });
-    this.tun.events.on("mtu", (mtu: number) => {
-      this.engine.mtu = mtu;
-      this.nativePath?.setMtu(mtu);
+    this.engine = new Engine<Endpoint>({ backend: this.backend, clock: this.clock });
+    this.tun.events.on("mtu", (mtu: number) => this.plane?.setMtu(mtu));
+    // Keypairs are derived by the engine and installed in the data plane as they change.
+    this.engine.observeKeypairs((handle, keypairs) => {
+      const p = this.peersById.get(handle.id);
+      if (p !== undefined) this.plane?.setKeypairs(p, keypairs);
     });
     // One socket per interface: a transport that can ride another's socket (ICE on the UDP
     // Bind's port) does, and whatever carries its endpoints is followed by the data plane.
@@ -248,10 +261,10 @@ export class Device {
     if (this.state === "closed") return;
     this.state = "closed";
     this.clearTimer();
-    // The native side goes first: it holds the TUN and the sockets while it runs.
-    if (this.nativePath !== null) for (const [r, n] of Object.entries(this.nativePath.drops())) this.engineDrops.set(r, (this.engineDrops.get(r) ?? 0) + n);
-    this.nativePath?.close();
-    this.nativePath = null;
+    // The data plane goes first: the native one holds the TUN and the sockets while it runs.
+    if (this.plane !== null) for (const [r, n] of Object.entries(this.plane.drops())) this.engineDrops.set(r, (this.engineDrops.get(r) ?? 0) + n);
+    this.plane?.close();
+    this.plane = null;
     await this.serialBinds(async () => {
       // A Bind riding another's socket first: it may still send on it while closing (ICE
       // releases its TURN allocations there).
@@ -281,7 +294,7 @@ export class Device {
 
   /** Which data path moves the packets: "native" (the addon's threads) or "portable" (TypeScript). */
   get dataPath(): "native" | "portable" {
-    return this.nativePath !== null ? "native" : "portable";
+    return this.plane?.kind ?? "portable";
   }
 
   /**
@@ -299,13 +312,13 @@ export class Device {
     add("source-not-allowed", this.drops.sourceNotAllowed);
     add("send-failed", this.drops.sendFailed);
     for (const [reason, n] of this.engineDrops) add(reason, n);
-    for (const [reason, n] of Object.entries(this.nativePath?.drops() ?? {})) add(reason, n);
+    for (const [reason, n] of Object.entries(this.plane?.drops() ?? {})) add(reason, n);
     return out;
   }
 
   /** The native data path's counters while it runs, else null. */
   nativeStats(): NativeDataPathStats | null {
-    return this.nativePath?.stats() ?? null;
+    return this.plane?.stats() ?? null;
   }
 
   // ---- configuration -------------------------------------------------------------------------
@@ -338,7 +351,7 @@ export class Device {
       for (const b of this.binds) await b.close();
       await Promise.allSettled(this.receiveLoops.splice(0));
       await this.openBinds(port);
-      this.nativePath?.rebind(this.binds);
+      this.plane?.rebind(this.binds);
     });
     this.log.info(`listening on port ${this.boundPort}`);
   }
@@ -379,7 +392,7 @@ export class Device {
       }
       p = new DevicePeer(this.engine.addPeer(cfg.publicKey), this.nextNativeId++);
       this.peersById.set(id, p);
-      this.nativePath?.addPeer(p);
+      this.plane?.addPeer(p);
       this.log.debug(`peer ${shortKey(id)} added`);
     }
     if (cfg.presharedKey !== undefined) p.handle.presharedKey = cfg.presharedKey;
@@ -390,8 +403,8 @@ export class Device {
       for (const prefix of cfg.removeAllowedIps) if (mine.has(normalizeCidr(prefix))) this.routes.remove(prefix);
     }
     for (const prefix of cfg.allowedIps ?? []) this.routes.insert(prefix, p);
-    if (this.nativePath !== null) {
-      if (endpoint !== undefined) this.nativePath.setEndpoint(p);
+    if (this.plane !== null) {
+      if (endpoint !== undefined) this.plane.setEndpoint(p);
       if (cfg.replaceAllowedIps || (cfg.removeAllowedIps?.length ?? 0) > 0 || (cfg.allowedIps?.length ?? 0) > 0) {
         this.markRoutesDirty();
       }
@@ -450,7 +463,7 @@ export class Device {
         endpoint: p.endpoint?.dstToString() ?? null,
         transport: p.endpoint?.bind.kind ?? null,
         carriedBy: carriedBy(p.endpoint),
-        dataPlane: this.nativePath?.carries(p) ? ("native" as const) : ("portable" as const),
+        dataPlane: this.plane?.carries(p) ? ("native" as const) : ("portable" as const),
         pathMtu: this.peerPathMtu(p),
         persistentKeepalive: p.handle.persistentKeepalive,
         allowedIps: this.routes.entriesFor(p),
@@ -474,32 +487,41 @@ export class Device {
     }
   }
 
-  /** Starts the native data path where it can run; says which path moves the packets, and why. */
+  /** Chooses the data plane (native where it can run and is wanted) and says which, and why. */
   private startDataPath(): void {
-    const choice = NativePath.choose<DevicePeer>(this.tun, this.binds, {
-      engine: this.engine,
-      clock: this.clock,
-      log: this.log,
-      peers: () => this.peersById.values(),
+    const opts: DataPlaneOptions<DevicePeer> = {
+      events: {
+        activity: (p, activity) => {
+          void this.process(this.engine.recordActivity(p.handle, activity));
+          // A carried endpoint's own Bind (ICE) saw none of it: tell it, for its liveness checks.
+          const ep = p.endpoint;
+          if (ep !== null && this.plane?.carries(p) && observesActivity(ep.bind)) {
+            ep.bind.noteActivity(ep, activity.sentAgoMs !== undefined, activity.receivedAgoMs !== undefined);
+          }
+        },
+        confirmed: (p, localIndex) => void this.process(this.engine.confirmKeypair(p.handle, localIndex)),
+        handshakeNeeded: (p, _why, waiting) => void this.process(this.engine.queue(p.handle, waiting)),
+        roamed: (p, ep) => {
+          if (p.endpoint !== null) this.log.debug(`peer ${shortKey(p.handle.id)} roamed to ${ep.dstToString()}`);
+          p.endpoint = ep;
+          this.plane?.setEndpoint(p);
+        },
+      },
+      sourceAllowed: (p, packet) => (packet[0]! >> 4 === 4 ? this.routes.lookupV4(packet, 12) : this.routes.lookupV6(packet, 8)) === p,
       allowedIps: (p) => this.routes.entriesFor(p),
-      process: (out) => void this.process(out),
-      roamed: (p, ep) => {
-        this.log.debug(`peer ${shortKey(p.handle.id)} roamed to ${ep.dstToString()}`);
-        p.endpoint = ep;
-      },
-      activity: (p, sent, received) => {
-        // A carried endpoint's own Bind (ICE) saw none of it: tell it, for its liveness checks.
-        const ep = p.endpoint;
-        if (ep !== null && observesActivity(ep.bind)) ep.bind.noteActivity(ep, sent, received);
-      },
-    }, this.dataPathWanted);
-    if (choice.path === null) {
-      this.log.info(`data path: portable (${choice.reason})`);
-      return;
+      rejectAfterMessages: this.engine.messageLimit,
+      mtu: this.tun.mtu(),
+      now: () => this.clock.now(),
+    };
+    const choice = NativePlane.choose<DevicePeer>(this.tun, this.binds, this.backend, opts, this.dataPathWanted);
+    const plane = choice.plane ?? new PortablePlane<DevicePeer>(this.backend, opts);
+    this.plane = plane;
+    for (const p of this.peersById.values()) {
+      plane.addPeer(p);
+      plane.setKeypairs(p, this.engine.keypairsOf(p.handle));
     }
-    this.nativePath = choice.path;
-    choice.path.start();
-    this.log.info(`data path: native (${choice.path.description})`);
+    plane.routesChanged();
+    this.log.info(choice.plane === null ? `data path: portable (${choice.reason})` : `data path: native (${plane.description})`);
   }
 
   private serialBinds<T>(fn: () => Promise<T>): Promise<T> {
@@ -531,9 +553,13 @@ export class Device {
         else g.push(pkt);
       }
       const pending: Promise<void>[] = [];
-      for (const [peer, list] of groups) pending.push(this.process(this.engine.send(peer.handle, list)));
+      const transmit: Transmit<Endpoint>[] = [];
+      for (const [peer, list] of groups) this.seal(peer, list, transmit);
       groups.clear();
+      if (transmit.length > 0) pending.push(this.transmit(transmit));
       if (answers.length > 0) pending.push(this.tun.write(answers.splice(0)).then(() => undefined, () => undefined));
+      // The burst's activity reaches the timers (a rekey may be due).
+      this.plane?.flush();
       await Promise.all(pending);
     }
   }
@@ -565,18 +591,25 @@ export class Device {
         return;
       }
       if (batch === null || this.state === "closed") return;
-      // One output for the whole batch: the decrypted packets then reach the TUN in one write,
-      // where segments of a TCP flow are joined.
-      const out: Output<Endpoint> = { transmit: [], deliver: [], authenticated: [], events: [], dropped: [] };
+      // Transport data to the data plane, handshakes to the engine. The opened packets of the
+      // whole batch then reach the TUN in one write, where segments of a TCP flow are joined.
+      const out: Output<Endpoint> = { transmit: [], seal: [], authenticated: [], events: [], dropped: [] };
+      const deliveries: Delivery<DevicePeer>[] = [];
+      const plane = this.plane;
       for (const { data, endpoint } of batch) {
+        if (data[0] === MESSAGE_TRANSPORT && plane !== null) {
+          plane.receive(data, endpoint, deliveries);
+          continue;
+        }
         const o = this.engine.receive(data, endpoint);
         for (const x of o.authenticated) out.authenticated.push(x);
         for (const x of o.transmit) out.transmit.push(x);
-        for (const x of o.deliver) out.deliver.push(x);
+        for (const x of o.seal) out.seal.push(x);
         for (const x of o.events) out.events.push(x);
         for (const x of o.dropped) out.dropped.push(x);
       }
-      await this.process(out);
+      plane?.flush();
+      await Promise.all([this.process(out), this.deliver(deliveries)]);
     }
   }
 
@@ -587,7 +620,7 @@ export class Device {
       if (p !== undefined && p.endpoint?.key !== src.key) {
         if (p.endpoint !== null) this.log.debug(`peer ${shortKey(peer.id)} roamed to ${src.dstToString()}`);
         p.endpoint = src;
-        this.nativePath?.setEndpoint(p);
+        this.plane?.setEndpoint(p);
       }
     }
     for (const ev of out.events) this.logEvent(ev);
@@ -597,17 +630,33 @@ export class Device {
         this.log.debug(`dropped a datagram${d.peer ? ` from peer ${shortKey(d.peer.id)}` : ""}: ${d.reason}`);
       }
     }
-    const work: Promise<void>[] = [];
-    if (out.transmit.length > 0) work.push(this.transmit(out));
-    if (out.deliver.length > 0) work.push(this.deliver(out));
+    let transmit = out.transmit;
+    if (out.seal.length > 0) {
+      transmit = transmit.slice();
+      for (const { peer, packets } of out.seal) {
+        const p = this.peersById.get(peer.id);
+        if (p !== undefined) this.seal(p, packets, transmit);
+      }
+      // What was sealed here reaches the timers now, not at the next burst.
+      this.plane?.flush();
+    }
     this.scheduleTimer();
-    return work.length === 0 ? Promise.resolve() : Promise.all(work).then(() => undefined);
+    return transmit.length === 0 ? Promise.resolve() : this.transmit(transmit);
   }
 
-  private async transmit(out: Output<Endpoint>): Promise<void> {
+  /** Has the data plane seal `packets` for a peer; the datagrams join `transmit`. */
+  private seal(p: DevicePeer, packets: Uint8Array[], transmit: Transmit<Endpoint>[]): void {
+    const plane = this.plane;
+    if (plane === null) return;
+    const sealed: Uint8Array[] = [];
+    plane.send(p, packets, sealed);
+    for (const data of sealed) transmit.push({ peer: p.handle, data });
+  }
+
+  private async transmit(list: Transmit<Endpoint>[]): Promise<void> {
     // Group by destination so each Bind gets whole batches.
     const byEndpoint = new Map<Endpoint, Uint8Array[]>();
-    for (const t of out.transmit) {
+    for (const t of list) {
       let ep: Endpoint | null;
       if (t.peer !== undefined) ep = this.peersById.get(t.peer.id)?.endpoint ?? null;
       else ep = t.to;
@@ -632,20 +681,10 @@ export class Device {
     }
   }
 
-  private async deliver(out: Output<Endpoint>): Promise<void> {
-    const packets: Uint8Array[] = [];
-    for (const { peer, packet } of out.deliver) {
-      const p = this.peersById.get(peer.id);
-      const version = packet[0]! >> 4;
-      // Cryptokey routing, inbound: the inner source must be one of the sender's AllowedIPs.
-      const owner = version === 4 ? this.routes.lookupV4(packet, 12) : this.routes.lookupV6(packet, 8);
-      if (p === undefined || owner !== p) {
-        this.drops.sourceNotAllowed++;
-        continue;
-      }
-      packets.push(packet);
-    }
-    if (packets.length === 0 || this.state === "closed") return;
+  /** Writes what the data plane opened (its source already checked) to the TUN. */
+  private async deliver(deliveries: Delivery<DevicePeer>[]): Promise<void> {
+    if (deliveries.length === 0 || this.state === "closed") return;
+    const packets = deliveries.map((d) => d.packet);
     const max = this.tun.batchSize();
     for (let i = 0; i < packets.length; i += max) await this.tun.write(packets.slice(i, i + max));
   }
@@ -720,7 +759,7 @@ export class Device {
   flushRoutes(): void {
     if (!this.routesDirty) return;
     this.routesDirty = false;
-    this.nativePath?.syncRoutes();
+    this.plane?.routesChanged();
   }
 
   private clearTimer(): void {
@@ -733,18 +772,18 @@ export class Device {
     this.timer = null;
     this.timerAt = Infinity;
     if (this.state === "closed") return;
-    // Timers decide on what happened: fold in what the native side did since its last report.
-    this.nativePath?.pollActivity();
+    // Timers decide on what happened: the data plane reports what it did since its last report.
+    this.plane?.report();
     this.timerScanned = false;
     void this.process(this.engine.tick());
   }
 
   /** What carries `ep` changed (an ICE pair selected, switched or lost): the data plane follows. */
   private carrierChanged(ep: Endpoint): void {
-    if (this.nativePath === null) return;
+    if (this.plane === null) return;
     for (const p of this.peersById.values()) {
       if (p.endpoint === ep) {
-        this.nativePath.setEndpoint(p);
+        this.plane.setEndpoint(p);
         const via = carrierOf(ep);
         this.log.debug(`peer ${shortKey(p.handle.id)}: ${via === null ? "no direct path" : `carried by ${via.bind.kind} ${via.dstToString()}`}`);
       }
@@ -754,8 +793,8 @@ export class Device {
   private forgetPeer(p: DevicePeer): void {
     this.routes.removeByValue(p);
     this.peersById.delete(p.handle.id);
-    if (this.nativePath !== null) {
-      this.nativePath.removePeer(p);
+    if (this.plane !== null) {
+      this.plane.removePeer(p);
       this.markRoutesDirty();
     }
     this.log.debug(`peer ${shortKey(p.handle.id)} removed`);

@@ -1,13 +1,15 @@
 /**
- * The WireGuard protocol for one device, with no I/O: a device hands it datagrams and plaintext
- * packets and gets back what to transmit, what to deliver, and which peers were authenticated
- * from which source. Time comes from an injected clock and timers are served by {@link Engine.tick}
+ * The WireGuard control plane for one device, with no I/O: handshakes, cookies and timers. A
+ * device hands it handshake messages and gets back what to transmit, which peers were
+ * authenticated from which source, and which packets to seal; transport data itself is sealed
+ * and opened by a data plane (src/dataplane), which installs the keypairs derived here and
+ * reports its activity back ({@link Engine.recordActivity}, {@link Engine.confirmKeypair}). Time comes from an injected clock and timers are served by {@link Engine.tick}
  * at {@link Engine.nextDeadline}, so every behaviour can be tested with a fake clock.
  *
  * See docs/protocol.md for the message flow and how a device is meant to drive this class.
  */
 import type { CryptoBackend } from "../crypto/backend.js";
-import { constantTimeEqual, counterNonce, isZero, wipe } from "../crypto/index.js";
+import { constantTimeEqual, isZero, wipe } from "../crypto/index.js";
 import { RateLimiter } from "../ratelimiter/index.js";
 import { after, whitenedFromMillis } from "../tai64n/index.js";
 import {
@@ -20,18 +22,18 @@ import {
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
-  PADDING_MULTIPLE,
   REJECT_AFTER_MESSAGES,
   REJECT_AFTER_TIME,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_TIME,
   REKEY_TIMEOUT,
-  TRANSPORT_HEADER_SIZE,
   UNDER_LOAD_AFTER_TIME,
 } from "./constants.js";
 import { CookieChecker, cryptoRandom, type RandomBytes } from "./cookie.js";
 import { deriveTransportKeys, readInitiation, readResponse, writeInitiation, writeResponse } from "./handshake.js";
-import { IndexTable } from "./indextable.js";
+import { applyActivity, type DataPathActivity } from "./activity.js";
+import { newOutput, type Output, type Source } from "./output.js";
+import { Sessions, type KeypairObserver, type SessionKeypairs } from "./sessions.js";
 import { Keypair } from "./keypair.js";
 import {
   encodeInitiation,
@@ -40,96 +42,19 @@ import {
   parseCookieReply,
   parseInitiation,
   parseResponse,
-  parseTransport,
-  writeTransportHeader,
 } from "./messages.js";
 import { Peer, type PeerHandle } from "./peer.js";
 
 export type { PeerHandle, PeerStats } from "./peer.js";
+export type { DropReason, EngineEvent, Output, Source, Transmit } from "./output.js";
+export type { KeypairObserver, SessionKeypairs } from "./sessions.js";
+export type { DataPathActivity } from "./activity.js";
 
 export interface Clock {
   /** Monotonic milliseconds: drives every timer. */
   now(): number;
   /** Milliseconds since the Unix epoch: only for TAI64N timestamps and `lastHandshakeMs`. */
   wallNow(): number;
-}
-
-/**
- * Where a datagram came from. Only needed under load (cookies are bound to the address bytes and
- * the rate limiter counts per IP), so both are methods and are called only then. A Bind
- * endpoint fits as is.
- */
-export interface Source {
-  dstIP(): string;
-  dstToBytes(): Uint8Array;
-}
-
-/** A datagram to send: to the peer's current endpoint when `peer` is set, else back to `to`. */
-export type Transmit<S extends Source = Source> =
-  | { peer: PeerHandle; to?: undefined; data: Uint8Array }
-  | { peer?: undefined; to: S; data: Uint8Array };
-
-export type EngineEvent =
-  | { type: "handshake-initiated"; peer: PeerHandle; retry: boolean }
-  | { type: "handshake-complete"; peer: PeerHandle; role: "initiator" | "responder" }
-  | { type: "handshake-gave-up"; peer: PeerHandle; droppedPackets: number }
-  | { type: "keys-zeroed"; peer: PeerHandle; droppedPackets: number }
-  | { type: "queue-overflow"; peer: PeerHandle; droppedPackets: number };
-
-/** Why a received datagram was dropped; for debug logs and tests. */
-export type DropReason =
-  | "malformed"
-  | "no-private-key"
-  | "bad-mac1"
-  | "cookie-sent"
-  | "rate-limited"
-  | "handshake-failed"
-  | "replayed-initiation"
-  | "initiation-flood"
-  | "unknown-index"
-  | "bad-cookie-reply"
-  | "expired-keypair"
-  | "decryption-failed"
-  | "replayed-counter"
-  | "bad-inner-packet"
-  | "internal-error";
-
-export interface Output<S extends Source = Source> {
-  /** In order. A device applies {@link Output.authenticated} first: replies go to the new endpoint. */
-  transmit: Transmit<S>[];
-  /** Decrypted inner IP packets with padding removed. AllowedIPs checks are the device's job. */
-  deliver: { peer: PeerHandle; packet: Uint8Array }[];
-  /** The peer sent an authenticated message from `src`: the device may roam its endpoint there. */
-  authenticated: { peer: PeerHandle; src: S }[];
-  events: EngineEvent[];
-  dropped: { reason: DropReason; peer?: PeerHandle }[];
-}
-
-/** A peer's session keypairs, as an external data path mirrors them. */
-export interface SessionKeypairs {
-  /** The keypair to send with. */
-  readonly current: Keypair | null;
-  /** The one it replaced, kept to decrypt packets still in flight. */
-  readonly previous: Keypair | null;
-  /** The responder's newest keypair, unconfirmed until a packet arrives under it. */
-  readonly next: Keypair | null;
-}
-
-/** Told whenever a peer's keypairs change: installed, promoted, retired (and wiped) or cleared. */
-export type KeypairObserver = (peer: PeerHandle, keypairs: SessionKeypairs) => void;
-
-/**
- * What a data path outside the engine (the native one) did for a peer since its last report:
- * bytes moved and how long ago it last sent and received (any packet, and data packets, i.e.
- * not keepalives). Absent times mean nothing of that kind since the last report.
- */
-export interface DataPathActivity {
-  txBytes: number;
-  rxBytes: number;
-  sentAgoMs?: number;
-  dataSentAgoMs?: number;
-  receivedAgoMs?: number;
-  dataReceivedAgoMs?: number;
 }
 
 export interface EngineOptions {
@@ -140,8 +65,6 @@ export interface EngineOptions {
   randomBytes?: RandomBytes;
   /** Uniform in [0, 1), for timer jitter only; default Math.random. */
   random?: () => number;
-  /** Tunnel MTU: padding never grows a packet past it. 0 (default) pads to 16 bytes regardless. */
-  mtu?: number;
   /** Packets queued per peer while no session exists (oldest dropped first). Default 1024. */
   maxStagedPackets?: number;
   /** Handshake messages per second above which the engine considers itself under load. Default 512. */
@@ -169,35 +92,13 @@ export interface HandshakeCounters {
   cookieRepliesSent: number;
 }
 
-type IndexEntry = { peer: Peer; keypair: Keypair | null };
-
-function newOutput<S extends Source>(): Output<S> {
-  return { transmit: [], deliver: [], authenticated: [], events: [], dropped: [] };
-}
-
-/** The length of the IP packet at the start of `p`, or -1 when it is not a sane IPv4/IPv6 packet. */
-function innerPacketLength(p: Uint8Array): number {
-  const version = p[0]! >> 4;
-  if (version === 4) {
-    if (p.length < 20) return -1;
-    const length = (p[2]! << 8) | p[3]!;
-    return length < 20 || length > p.length ? -1 : length;
-  }
-  if (version === 6) {
-    if (p.length < 40) return -1;
-    const length = ((p[4]! << 8) | p[5]!) + 40;
-    return length > p.length ? -1 : length;
-  }
-  return -1;
-}
-
 export class Engine<S extends Source = Source> {
   private readonly backend: CryptoBackend;
   private readonly clock: Clock;
   private readonly randomBytes: RandomBytes;
   private readonly random: () => number;
   private readonly peersById = new Map<string, Peer>();
-  private readonly index: IndexTable<IndexEntry>;
+  private readonly sessions: Sessions;
   private readonly checker: CookieChecker;
   private readonly limiter: { allow(ip: string): boolean };
   private readonly maxStaged: number;
@@ -213,17 +114,12 @@ export class Engine<S extends Source = Source> {
   private readonly counters: HandshakeCounters = { initiationsReceived: 0, responsesReceived: 0, cookieRepliesSent: 0 };
   /** The earliest deadline any peer set since the last scan or take (see takeNewDeadline). */
   private newDeadline: number | undefined;
-  private readonly nonce = new Uint8Array(12);
-  private keypairObserver: KeypairObserver | null = null;
-  /** Tunnel MTU for padding; 0 = pad to 16 regardless. */
-  mtu: number;
-
   constructor(opts: EngineOptions) {
     this.backend = opts.backend;
     this.clock = opts.clock;
     this.randomBytes = opts.randomBytes ?? cryptoRandom;
     this.random = opts.random ?? Math.random;
-    this.index = new IndexTable<IndexEntry>(this.randomBytes);
+    this.sessions = new Sessions(this.randomBytes);
     const now = () => this.clock.now();
     this.checker = new CookieChecker(this.backend, now, this.randomBytes);
     this.limiter = opts.rateLimiter ?? new RateLimiter({ now });
@@ -231,7 +127,6 @@ export class Engine<S extends Source = Source> {
     this.underLoadThreshold = opts.underLoadThreshold ?? 512;
     this.rekeyAfterMessages = opts.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES;
     this.rejectAfterMessages = opts.rejectAfterMessages ?? REJECT_AFTER_MESSAGES;
-    this.mtu = opts.mtu ?? 0;
     if (opts.privateKey) this.setPrivateKey(opts.privateKey);
   }
 
@@ -330,13 +225,12 @@ export class Engine<S extends Source = Source> {
    * exist already: read those with {@link keypairsOf}.
    */
   observeKeypairs(observer: KeypairObserver | null): void {
-    this.keypairObserver = observer;
+    this.sessions.observer = observer;
   }
 
   /** A peer's current keypairs. */
   keypairsOf(peer: PeerHandle): SessionKeypairs {
-    const p = this.own(peer);
-    return { current: p.keypairs.current, previous: p.keypairs.previous, next: p.keypairs.next };
+    return this.sessions.slots(this.own(peer));
   }
 
   /** The rejection limit on message counters, which an external data path must apply too. */
@@ -352,15 +246,8 @@ export class Engine<S extends Source = Source> {
   confirmKeypair(peer: PeerHandle, localIndex: number): Output<S> {
     const p = this.own(peer);
     const out = newOutput<S>();
-    const next = p.keypairs.next;
-    if (next === null || next.localIndex !== localIndex) {
-      // Stale news (a newer handshake replaced it): let the data path resynchronise.
-      this.keypairsChanged(p);
-      return out;
-    }
-    const { dropped } = p.keypairs.received(next);
-    if (dropped !== null) this.retire(dropped);
-    this.keypairsChanged(p);
+    // Stale news (a newer handshake replaced it) only resynchronises the data plane.
+    if (!this.sessions.confirm(p, localIndex)) return out;
     this.handshakeComplete(p, "responder", out);
     this.sendStaged(p, out);
     return out;
@@ -377,48 +264,17 @@ export class Engine<S extends Source = Source> {
     const now = this.clock.now();
     p.stats.txBytes += activity.txBytes;
     p.stats.rxBytes += activity.rxBytes;
-    type Step = { at: number; order: number; apply: (t: number) => void };
-    const steps: Step[] = [];
-    const at = (ago: number | undefined): number | undefined => (ago === undefined ? undefined : now - Math.max(0, ago));
-    const received = at(activity.receivedAgoMs);
-    const dataReceived = at(activity.dataReceivedAgoMs);
-    const sent = at(activity.sentAgoMs);
-    const dataSent = at(activity.dataSentAgoMs);
-    // At equal times receiving goes first: an answer cannot precede what it answers.
-    if (received !== undefined) {
-      steps.push({
-        at: received,
-        order: 0,
-        apply: (t) => {
-          p.timers.anyAuthenticatedPacketTraversal(t);
-          p.timers.anyAuthenticatedPacketReceived();
-        },
-      });
-    }
-    if (dataReceived !== undefined) steps.push({ at: dataReceived, order: 1, apply: (t) => p.timers.dataReceived(t) });
-    if (sent !== undefined) {
-      steps.push({
-        at: sent,
-        order: 2,
-        apply: (t) => {
-          p.timers.anyAuthenticatedPacketTraversal(t);
-          p.timers.anyAuthenticatedPacketSent();
-        },
-      });
-    }
-    if (dataSent !== undefined) steps.push({ at: dataSent, order: 3, apply: (t) => p.timers.dataSent(t) });
-    steps.sort((x, y) => x.at - y.at || x.order - y.order);
-    for (const step of steps) step.apply(step.at);
-    if (sent !== undefined) this.keepKeyFreshSending(p, now, out);
-    if (received !== undefined) this.keepKeyFreshReceiving(p, now, out);
+    const { sent, received } = applyActivity(p.timers, activity, now);
+    if (sent) this.keepKeyFreshSending(p, now, out);
+    if (received) this.keepKeyFreshReceiving(p, now, out);
     return out;
   }
 
   // ---- sending -------------------------------------------------------------------------------
 
   /**
-   * Encrypts `packets` (whole IP packets) for `peer` with its current session, or queues them and
-   * starts a handshake when there is none usable.
+   * Hands `packets` (whole IP packets) to the data plane to seal with the current session
+   * ({@link Output.seal}), or queues them and starts a handshake when there is none usable.
    */
   send(peer: PeerHandle, packets: Uint8Array[]): Output<S> {
     const p = this.own(peer);
@@ -426,6 +282,19 @@ export class Engine<S extends Source = Source> {
     for (const packet of packets) p.staged.push(packet);
     this.sendStaged(p, out);
     this.trimStaged(p, out);
+    return out;
+  }
+
+  /**
+   * The data plane could not seal `packets` (no usable keypair): they wait for the next session
+   * and a handshake starts (at most one per REKEY_TIMEOUT).
+   */
+  queue(peer: PeerHandle, packets: Uint8Array[]): Output<S> {
+    const p = this.own(peer);
+    const out = newOutput<S>();
+    for (const packet of packets) p.staged.push(packet);
+    this.trimStaged(p, out);
+    this.initiate(p, false, out);
     return out;
   }
 
@@ -514,7 +383,8 @@ export class Engine<S extends Source = Source> {
     try {
       switch (messageType(datagram)) {
         case MESSAGE_TRANSPORT:
-          this.receiveTransport(datagram, src, out);
+          // Transport data is the data plane's.
+          out.dropped.push({ reason: "transport-message" });
           break;
         case MESSAGE_INITIATION:
           this.receiveInitiation(datagram, src, out);
@@ -615,7 +485,7 @@ export class Engine<S extends Source = Source> {
 
     // Answer. Our own initiation in flight, if any, is abandoned: the peer's takes its place.
     this.dropHandshake(peer);
-    const localIndex = this.index.allocate({ peer, keypair: null });
+    const localIndex = this.sessions.allocate(peer);
     const ephemeralPrivate = this.backend.generatePrivateKey();
     let parts;
     try {
@@ -629,7 +499,7 @@ export class Engine<S extends Source = Source> {
       });
     } catch {
       // The initiator's ephemeral key is a low-order point: a valid MAC, but unusable.
-      this.index.delete(localIndex);
+      this.sessions.release(localIndex);
       read.state.wipe();
       return void out.dropped.push({ reason: "handshake-failed", peer });
     } finally {
@@ -645,7 +515,7 @@ export class Engine<S extends Source = Source> {
     peer.lastSentHandshakeAt = now;
     const [initiatorToResponder, responderToInitiator] = deriveTransportKeys(read.state);
     read.state.wipe();
-    this.installKeypair(
+    this.sessions.install(
       peer,
       new Keypair(responderToInitiator, initiatorToResponder, localIndex, msg.sender, now, false),
     );
@@ -659,7 +529,7 @@ export class Engine<S extends Source = Source> {
     const msg = parseResponse(datagram);
     if (msg === null) return void out.dropped.push({ reason: "malformed" });
     if (!this.admitHandshake(datagram, msg.sender, src, out)) return;
-    const entry = this.index.get(msg.receiver);
+    const entry = this.sessions.index.get(msg.receiver);
     const peer = entry?.peer;
     const pending = peer?.handshake;
     if (peer === undefined || entry!.keypair !== null || !pending || pending.localIndex !== msg.receiver) {
@@ -685,7 +555,7 @@ export class Engine<S extends Source = Source> {
     peer.handshake = null;
     pending.state.wipe();
     wipe(pending.ephemeralPrivate);
-    this.installKeypair(
+    this.sessions.install(
       peer,
       new Keypair(initiatorToResponder, responderToInitiator, localIndex, msg.sender, now, true),
     );
@@ -698,46 +568,9 @@ export class Engine<S extends Source = Source> {
   private receiveCookieReply(datagram: Uint8Array, out: Output<S>): void {
     const msg = parseCookieReply(datagram);
     if (msg === null) return void out.dropped.push({ reason: "malformed" });
-    const entry = this.index.get(msg.receiver);
+    const entry = this.sessions.index.get(msg.receiver);
     if (entry === undefined) return void out.dropped.push({ reason: "unknown-index" });
     if (!entry.peer.cookies.consumeReply(msg)) out.dropped.push({ reason: "bad-cookie-reply", peer: entry.peer });
-  }
-
-  private receiveTransport(datagram: Uint8Array, src: S, out: Output<S>): void {
-    const msg = parseTransport(datagram);
-    if (msg === null) return void out.dropped.push({ reason: "malformed" });
-    const entry = this.index.get(msg.receiver);
-    const keypair = entry?.keypair;
-    if (!keypair) return void out.dropped.push({ reason: "unknown-index" });
-    const peer = entry!.peer;
-    const now = this.clock.now();
-    if (now - keypair.created > REJECT_AFTER_TIME || msg.counter >= this.rejectAfterMessages) {
-      return void out.dropped.push({ reason: "expired-keypair", peer });
-    }
-    this.nonce.fill(0, 0, 4);
-    this.nonce.set(msg.counterBytes, 4);
-    const plaintext = this.backend.aeadOpen(keypair.receiveKey, this.nonce, msg.sealed);
-    if (plaintext === null) return void out.dropped.push({ reason: "decryption-failed", peer });
-    if (!keypair.replay.check(msg.counter, this.rejectAfterMessages)) {
-      return void out.dropped.push({ reason: "replayed-counter", peer });
-    }
-    out.authenticated.push({ peer, src });
-    const { promoted, dropped } = peer.keypairs.received(keypair);
-    if (dropped !== null) this.retire(dropped);
-    if (promoted) this.keypairsChanged(peer);
-    if (promoted) {
-      this.handshakeComplete(peer, "responder", out);
-      this.sendStaged(peer, out);
-    }
-    this.keepKeyFreshReceiving(peer, now, out);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketReceived();
-    peer.stats.rxBytes += datagram.length;
-    if (plaintext.length === 0) return; // keepalive
-    peer.timers.dataReceived(now);
-    const length = innerPacketLength(plaintext);
-    if (length < 0) return void out.dropped.push({ reason: "bad-inner-packet", peer });
-    out.deliver.push({ peer, packet: plaintext.subarray(0, length) });
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -770,41 +603,21 @@ export class Engine<S extends Source = Source> {
   private expireSessions(peer: Peer): void {
     this.dropHandshake(peer);
     peer.lastSentHandshakeAt = -Infinity;
-    for (const k of [peer.keypairs.current, peer.keypairs.next]) {
-      if (k !== null) k.sendCounter = this.rejectAfterMessages;
-    }
+    this.sessions.expireForSending(peer, this.rejectAfterMessages);
   }
 
   private dropHandshake(peer: Peer): void {
     const hs = peer.handshake;
     if (hs === null) return;
-    this.index.delete(hs.localIndex);
+    this.sessions.release(hs.localIndex);
     hs.state.wipe();
     wipe(hs.ephemeralPrivate);
     peer.handshake = null;
   }
 
-  private installKeypair(peer: Peer, keypair: Keypair): void {
-    this.index.replace(keypair.localIndex, { peer, keypair });
-    for (const old of peer.keypairs.install(keypair)) this.retire(old);
-    this.keypairsChanged(peer);
-  }
-
-  private keypairsChanged(peer: Peer): void {
-    const k = peer.keypairs;
-    this.keypairObserver?.(peer, { current: k.current, previous: k.previous, next: k.next });
-  }
-
-  private retire(keypair: Keypair): void {
-    this.index.delete(keypair.localIndex);
-    keypair.wipe();
-  }
-
   /** Wipes a peer's keypairs, handshake and queue; the replay timestamp survives. */
   private zero(peer: Peer): void {
-    const had = peer.keypairs.clear();
-    for (const k of had) this.retire(k);
-    if (had.length > 0) this.keypairsChanged(peer);
+    this.sessions.clear(peer);
     this.dropHandshake(peer);
     peer.staged = [];
   }
@@ -837,7 +650,7 @@ export class Engine<S extends Source = Source> {
       ephemeralPrivate,
       payload: whitenedFromMillis(this.clock.wallNow()),
     });
-    const localIndex = this.index.allocate({ peer, keypair: null });
+    const localIndex = this.sessions.allocate(peer);
     peer.handshake = { localIndex, state, ephemeralPrivate };
     const msg = encodeInitiation({
       sender: localIndex,
@@ -867,7 +680,7 @@ export class Engine<S extends Source = Source> {
     this.sendStaged(peer, out);
   }
 
-  /** Encrypts and sends the queue with the current keypair, or starts a handshake when it is unusable. */
+  /** Hands the queue to the data plane while the current keypair can seal, or starts a handshake. */
   private sendStaged(peer: Peer, out: Output<S>): void {
     if (peer.staged.length === 0) return;
     const now = this.clock.now();
@@ -880,40 +693,7 @@ export class Engine<S extends Source = Source> {
       this.initiate(peer, false, out);
       return;
     }
-    let sent = 0;
-    let sentData = false;
-    while (peer.staged.length > 0) {
-      const counter = keypair.counter.take();
-      if (counter >= this.rejectAfterMessages) {
-        // Exhausted mid-queue: the rest waits for the new session.
-        this.initiate(peer, false, out);
-        break;
-      }
-      const packet = peer.staged.shift()!;
-      this.transmit(peer, this.seal(keypair, counter, packet), out);
-      sent++;
-      if (packet.length > 0) sentData = true;
-    }
-    if (sent === 0) return;
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketSent();
-    if (sentData) peer.timers.dataSent(now);
-    this.keepKeyFreshSending(peer, now, out);
-  }
-
-  private seal(keypair: Keypair, counter: number, packet: Uint8Array): Uint8Array {
-    let padded = packet.length === 0 ? 0 : Math.ceil(packet.length / PADDING_MULTIPLE) * PADDING_MULTIPLE;
-    if (this.mtu > 0 && padded > this.mtu) padded = Math.max(packet.length, this.mtu);
-    let plaintext = packet;
-    if (padded !== packet.length) {
-      plaintext = new Uint8Array(padded);
-      plaintext.set(packet);
-    }
-    const sealed = this.backend.aeadSeal(keypair.sendKey, counterNonce(counter, this.nonce), plaintext);
-    const out = new Uint8Array(TRANSPORT_HEADER_SIZE + sealed.length);
-    writeTransportHeader(out, keypair.remoteIndex, counter);
-    out.set(sealed, TRANSPORT_HEADER_SIZE);
-    return out;
+    out.seal.push({ peer, packets: peer.staged.splice(0) });
   }
 
   /** The initiator rekeys an old or heavily used session when it sends. */

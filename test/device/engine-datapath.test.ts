@@ -18,11 +18,11 @@ function session(confirm = true): { net: Net; a: Node; b: Node; seen: Map<string
   const b = net.addNode("b");
   net.connect(a, b);
   const seen = new Map<string, SessionKeypairs[]>();
-  for (const n of [a, b]) n.engine.observeKeypairs((_peer, k) => seen.set(n.name, [...(seen.get(n.name) ?? []), k]));
-  net.collect(a, a.engine.initiateHandshake(a.peers.get("b")!));
+  for (const n of [a, b]) n.onKeypairs = ((_peer, k) => seen.set(n.name, [...(seen.get(n.name) ?? []), k]));
+  net.collect(a, a.initiateHandshake(a.peers.get("b")!));
   const step = (): void => {
     const w = net.inFlight.shift()!;
-    net.collect(w.to, w.to.engine.receive(w.data, w.from.addr));
+    net.collect(w.to, w.to.receive(w.data, w.from.addr));
   };
   step(); // the initiation reaches B; its response is in flight
   step(); // the response reaches A, which answers with a keepalive
@@ -44,7 +44,7 @@ describe("the engine with an external data path", () => {
     expect(atB.at(-1)!.current).toBeNull();
     // The first data under B's keypair confirms it.
     const next = atB.at(-1)!.next!;
-    const out = b.engine.receive(transportFrom(a, "b"), a.addr);
+    const out = b.receive(transportFrom(a, "b"), a.addr);
     expect(out.deliver).toHaveLength(1);
     expect(seen.get("b")!.at(-1)).toMatchObject({ current: next, next: null });
     b.engine.removePeer(peerOf(b, "a"));
@@ -82,8 +82,8 @@ describe("the engine with an external data path", () => {
     net.send(b, a, [ipPacket(80)]);
     expect(transportsOf(b)).toHaveLength(0);
     const next: Keypair = b.engine.keypairsOf(pa).next!;
-    expect(net.collect(b, b.engine.confirmKeypair(pa, next.localIndex ^ 1)).events).toEqual([]);
-    const out = net.collect(b, b.engine.confirmKeypair(pa, next.localIndex));
+    expect(net.collect(b, b.control((e) => e.confirmKeypair(pa, next.localIndex ^ 1))).events).toEqual([]);
+    const out = net.collect(b, b.control((e) => e.confirmKeypair(pa, next.localIndex)));
     expect(out.events).toContainEqual({ type: "handshake-complete", peer: pa, role: "responder" });
     expect(b.engine.keypairsOf(pa)).toMatchObject({ current: next, next: null });
     expect(transportsOf(b)).toHaveLength(1);
@@ -95,7 +95,7 @@ describe("the engine with an external data path", () => {
     const { net, a } = session();
     const pb = peerOf(a, "b");
     const tx = pb.stats.txBytes;
-    net.collect(a, a.engine.recordActivity(pb, { txBytes: 5000, rxBytes: 700, sentAgoMs: 0, dataSentAgoMs: 0 }));
+    net.collect(a, a.control((e) => e.recordActivity(pb, { txBytes: 5000, rxBytes: 700, sentAgoMs: 0, dataSentAgoMs: 0 })));
     expect(pb.stats.txBytes).toBe(tx + 5000);
     const initiations = initiationsOf(a).length;
     net.linkUp = false;
@@ -106,8 +106,8 @@ describe("the engine with an external data path", () => {
   it("an answer reported after the data cancels the new handshake", () => {
     const { net, a } = session();
     const pb = peerOf(a, "b");
-    net.collect(a, a.engine.recordActivity(pb, { txBytes: 100, rxBytes: 0, sentAgoMs: 50, dataSentAgoMs: 50 }));
-    net.collect(a, a.engine.recordActivity(pb, { txBytes: 0, rxBytes: 100, receivedAgoMs: 10, dataReceivedAgoMs: 10 }));
+    net.collect(a, a.control((e) => e.recordActivity(pb, { txBytes: 100, rxBytes: 0, sentAgoMs: 50, dataSentAgoMs: 50 })));
+    net.collect(a, a.control((e) => e.recordActivity(pb, { txBytes: 0, rxBytes: 100, receivedAgoMs: 10, dataReceivedAgoMs: 10 })));
     const initiations = initiationsOf(a).length;
     net.linkUp = false;
     // Past the 15 s (plus jitter) at which unanswered data would have started a handshake.
@@ -119,7 +119,7 @@ describe("the engine with an external data path", () => {
     const { net, b } = session();
     const pa = peerOf(b, "a");
     // Received 20 ms ago, nothing sent since: a keepalive is due in 10 s.
-    net.collect(b, b.engine.recordActivity(pa, { txBytes: 0, rxBytes: 200, receivedAgoMs: 20, dataReceivedAgoMs: 20 }));
+    net.collect(b, b.control((e) => e.recordActivity(pa, { txBytes: 0, rxBytes: 200, receivedAgoMs: 20, dataReceivedAgoMs: 20 })));
     const before = transportsOf(b).length;
     net.runFor(10_000);
     const keepalives = transportsOf(b).slice(before).filter((s) => s.data.length === 32);
@@ -127,7 +127,7 @@ describe("the engine with an external data path", () => {
     // Received, then sent: the answer went out, no keepalive.
     const { net: net2, b: b2 } = session();
     const pa2 = peerOf(b2, "a");
-    net2.collect(b2, b2.engine.recordActivity(pa2, { txBytes: 300, rxBytes: 200, receivedAgoMs: 30, dataReceivedAgoMs: 30, sentAgoMs: 5, dataSentAgoMs: 5 }));
+    net2.collect(b2, b2.control((e) => e.recordActivity(pa2, { txBytes: 300, rxBytes: 200, receivedAgoMs: 30, dataReceivedAgoMs: 30, sentAgoMs: 5, dataSentAgoMs: 5 })));
     const before2 = transportsOf(b2).length;
     net2.runFor(10_500);
     expect(transportsOf(b2).slice(before2).filter((s) => s.data.length === 32)).toHaveLength(0);
@@ -138,14 +138,14 @@ describe("the engine with an external data path", () => {
     const pb = peerOf(a, "b");
     net.clock.advance(REKEY_AFTER_TIME + 1000);
     const initiations = initiationsOf(a).length;
-    net.collect(a, a.engine.recordActivity(pb, { txBytes: 100, rxBytes: 0, sentAgoMs: 0, dataSentAgoMs: 0 }));
+    net.collect(a, a.control((e) => e.recordActivity(pb, { txBytes: 100, rxBytes: 0, sentAgoMs: 0, dataSentAgoMs: 0 })));
     expect(initiationsOf(a).length).toBe(initiations + 1);
   });
 });
 
 /** A transport message from `from` to its peer `to`, sealed by `from`'s engine. */
 function transportFrom(from: Node, to: string): Uint8Array {
-  const out = from.engine.send(from.peers.get(to)!, [ipPacket(64)]);
+  const out = from.send(from.peers.get(to)!, [ipPacket(64)]);
   const t = out.transmit.find((x) => x.data[0] === 4);
   if (t === undefined) throw new Error("no transport message");
   return t.data;

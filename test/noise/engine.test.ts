@@ -94,7 +94,7 @@ describe("Engine: handshake and data between two in-memory engines", () => {
 
   it("reports the source of authenticated messages so the device can roam the endpoint", () => {
     const { net, a, b } = establish();
-    const out = b.engine.receive(a.engine.initiateHandshake(a.peers.get("b")!).transmit[0]!.data, a.addr);
+    const out = b.receive(a.initiateHandshake(a.peers.get("b")!).transmit[0]!.data, a.addr);
     expect(out.authenticated).toEqual([{ peer: b.peers.get("a"), src: a.addr }]);
     expect(out.transmit).toHaveLength(1);
     expect(out.transmit[0]!.peer).toBe(b.peers.get("a"));
@@ -127,7 +127,7 @@ describe("Engine: handshake and data between two in-memory engines", () => {
     expect(out.events.find((e) => e.type === "queue-overflow")).toMatchObject({ droppedPackets: 2 });
     net.linkUp = true;
     net.clock.advance(5_000);
-    net.collect(a, a.engine.initiateHandshake(a.peers.get("b")!));
+    net.collect(a, a.initiateHandshake(a.peers.get("b")!));
     net.flush();
     expect(b.delivered.map((d) => d.packet.length)).toEqual([22, 23, 24, 25]);
   });
@@ -147,7 +147,7 @@ describe("Engine: handshake and data between two in-memory engines", () => {
     const newKey = net.backend.generatePrivateKey();
     b.engine.setPrivateKey(newKey);
     expect(eq(b.engine.publicKey!, net.backend.publicKey(newKey))).toBe(true);
-    const out = b.engine.send(b.peers.get("a")!, [ipPacket(40)]);
+    const out = b.send(b.peers.get("a")!, [ipPacket(40)]);
     expect(out.transmit.map((t) => t.data[0])).toEqual([1]);
 
     a.engine.removePeer(b.publicKey);
@@ -155,7 +155,7 @@ describe("Engine: handshake and data between two in-memory engines", () => {
     expect(a.engine.peers()).toEqual([]);
     expect(firstIndex).toBeGreaterThan(0);
     // A removed peer's handle is refused.
-    expect(() => a.engine.send(a.peers.get("b")!, [ipPacket(40)])).toThrow(/does not belong/);
+    expect(() => a.send(a.peers.get("b")!, [ipPacket(40)])).toThrow(/does not belong/);
   });
 
   it("validates peer settings", () => {
@@ -190,14 +190,14 @@ describe("Engine: handshake and data between two in-memory engines", () => {
     // When the link returns, the next handshake carries the held packets on a new keypair.
     net.linkUp = true;
     net.clock.advance(5_000);
-    net.collect(a, a.engine.initiateHandshake(a.peers.get("b")!));
+    net.collect(a, a.initiateHandshake(a.peers.get("b")!));
     net.flush();
     expect(b.delivered).toHaveLength(3);
   });
   it("keeps a peer with a low-order public key but never handshakes with it", () => {
     const { a } = establish();
     const bad = a.engine.addPeer(new Uint8Array(32)); // the all-zero point has order 1
-    const out = a.engine.send(bad, [ipPacket(40)]);
+    const out = a.send(bad, [ipPacket(40)]);
     expect(out.transmit).toEqual([]);
     expect(a.engine.peers()).toContain(bad);
   });

@@ -18,11 +18,11 @@ function setup() {
   const samples = [...a.sent, ...b.sent].map((s) => s.data);
   b.engine.setUnderLoad(true);
   net.clock.advance(5_000);
-  const init = a.engine.initiateHandshake(pa).transmit[0]!.data; // answered with a cookie reply
-  const cookieReply = b.engine.receive(init, a.addr).transmit[0]!.data;
+  const init = a.initiateHandshake(pa).transmit[0]!.data; // answered with a cookie reply
+  const cookieReply = b.receive(init, a.addr).transmit[0]!.data;
   b.engine.setUnderLoad(null);
   // Let that initiation complete too, so every sample is one the engines have already consumed.
-  net.collect(b, b.engine.receive(init, a.addr));
+  net.collect(b, b.receive(init, a.addr));
   net.flush();
   net.send(b, a, [ipPacket(40)]);
   net.flush();
@@ -60,7 +60,7 @@ describe("Engine.receive under random input (property)", () => {
         const node = toB ? b : a;
         const from = toB ? a : b;
         node.engine.setUnderLoad(underLoad);
-        const out = node.engine.receive(data, from.addr);
+        const out = node.receive(data, from.addr);
         node.engine.setUnderLoad(null);
         expect(out.dropped.map((d) => d.reason)).not.toContain("internal-error");
         expect(out.deliver).toEqual([]);
@@ -88,7 +88,7 @@ describe("Engine.receive under random input (property)", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 5 }), (raw, t) => {
         const data = raw.length >= 4 ? raw : new Uint8Array([t, 0, 0, 0, ...raw]);
-        const out = lone.engine.receive(data, lone.addr);
+        const out = lone.receive(data, lone.addr);
         expect(out.dropped).toHaveLength(1);
         expect(out.dropped[0]!.reason).not.toBe("internal-error");
         expect(out.transmit).toEqual([]);

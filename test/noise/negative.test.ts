@@ -35,10 +35,10 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
   it("drops an initiation with a wrong mac1", () => {
     const { net, a, b, pa, pb } = established();
     net.clock.advance(6_000);
-    const init = a.engine.initiateHandshake(pa).transmit[0]!.data;
+    const init = a.initiateHandshake(pa).transmit[0]!.data;
     const before = snapshot(pa, pb);
     init[120]! ^= 0x01; // inside mac1
-    const out = b.engine.receive(init, a.addr);
+    const out = b.receive(init, a.addr);
     expect(out.dropped.map((d) => d.reason)).toEqual(["bad-mac1"]);
     expect(out.transmit).toEqual([]);
     expect(out.authenticated).toEqual([]);
@@ -50,7 +50,7 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
     const init = initiationsOf(a)[0]!.data;
     net.clock.advance(2_000);
     const before = snapshot(pa, pb);
-    const out = b.engine.receive(init, a.addr);
+    const out = b.receive(init, a.addr);
     expect(out.dropped.map((d) => d.reason)).toEqual(["replayed-initiation"]);
     expect(out.transmit).toEqual([]);
     expectSessionIntact(net, a, b, before);
@@ -59,25 +59,25 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
   it("drops initiations that come faster than 50 per second from one peer", () => {
     const { net, a, b, pa } = established();
     net.clock.advance(5_000);
-    const first = a.engine.initiateHandshake(pa).transmit[0]!.data;
+    const first = a.initiateHandshake(pa).transmit[0]!.data;
     net.clock.advance(5_000);
-    const second = a.engine.initiateHandshake(pa).transmit[0]!.data;
-    expect(b.engine.receive(first, a.addr).transmit).toHaveLength(1);
-    expect(b.engine.receive(second, a.addr).dropped.map((d) => d.reason)).toEqual(["initiation-flood"]);
+    const second = a.initiateHandshake(pa).transmit[0]!.data;
+    expect(b.receive(first, a.addr).transmit).toHaveLength(1);
+    expect(b.receive(second, a.addr).dropped.map((d) => d.reason)).toEqual(["initiation-flood"]);
   });
 
   it("drops a replayed transport counter and one that fell out of the window", () => {
     const { net, a, b, pa, pb } = established();
     const first = transportsOf(a)[0]!.data;
     const before = snapshot(pa, pb);
-    expect(b.engine.receive(first, a.addr).dropped.map((d) => d.reason)).toEqual(["replayed-counter"]);
+    expect(b.receive(first, a.addr).dropped.map((d) => d.reason)).toEqual(["replayed-counter"]);
 
     // Seal one packet and hold it back, then push the window past it.
-    const held = a.engine.send(pa, [ipPacket(20)]).transmit[0]!.data;
-    const flood = a.engine.send(pa, Array.from({ length: REPLAY_WINDOW_SIZE + 64 }, () => ipPacket(20)));
-    for (const t of flood.transmit) b.engine.receive(t.data, a.addr);
+    const held = a.send(pa, [ipPacket(20)]).transmit[0]!.data;
+    const flood = a.send(pa, Array.from({ length: REPLAY_WINDOW_SIZE + 64 }, () => ipPacket(20)));
+    for (const t of flood.transmit) b.receive(t.data, a.addr);
     const delivered = b.delivered.length;
-    const out = b.engine.receive(held, a.addr);
+    const out = b.receive(held, a.addr);
     expect(out.dropped.map((d) => d.reason)).toEqual(["replayed-counter"]);
     expect(out.deliver).toEqual([]);
     expect(b.delivered.length).toBe(delivered);
@@ -87,14 +87,14 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
   it("drops a flipped bit in a transport message", () => {
     const { net, a, b, pa, pb } = established();
     const before = snapshot(pa, pb);
-    const t = a.engine.send(pa, [ipPacket(80)]).transmit[0]!.data;
+    const t = a.send(pa, [ipPacket(80)]).transmit[0]!.data;
     for (const at of [8, 20, t.length - 1]) {
       const bad = t.slice();
       bad[at]! ^= 0x80;
-      expect(b.engine.receive(bad, a.addr).dropped.map((d) => d.reason)).toEqual(["decryption-failed"]);
+      expect(b.receive(bad, a.addr).dropped.map((d) => d.reason)).toEqual(["decryption-failed"]);
     }
     // The untouched original is still accepted: failed attempts did not consume its counter.
-    expect(b.engine.receive(t, a.addr).deliver).toHaveLength(1);
+    expect(b.receive(t, a.addr).deliver).toHaveLength(1);
     expectSessionIntact(net, a, b, before);
   });
 
@@ -104,22 +104,22 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
     c.peers.set("b", c.engine.addPeer(b.publicKey)); // c knows b, b does not know c
     b.peers.set("c", b.engine.addPeer(net.backend.publicKey(net.backend.generatePrivateKey())));
     const before = snapshot(pa, pb);
-    const fromC = c.engine.initiateHandshake(c.peers.get("b")!).transmit[0]!.data;
-    expect(b.engine.receive(fromC, c.addr).dropped.map((d) => d.reason)).toEqual(["handshake-failed"]);
+    const fromC = c.initiateHandshake(c.peers.get("b")!).transmit[0]!.data;
+    expect(b.receive(fromC, c.addr).dropped.map((d) => d.reason)).toEqual(["handshake-failed"]);
     // a configured with a wrong key for b: mac1 does not match b's key.
     const wrong = net.backend.publicKey(net.backend.generatePrivateKey());
     const pw = a.engine.addPeer(wrong);
-    const toWrong = a.engine.initiateHandshake(pw).transmit[0]!.data;
-    expect(b.engine.receive(toWrong, a.addr).dropped.map((d) => d.reason)).toEqual(["bad-mac1"]);
+    const toWrong = a.initiateHandshake(pw).transmit[0]!.data;
+    expect(b.receive(toWrong, a.addr).dropped.map((d) => d.reason)).toEqual(["bad-mac1"]);
     expectSessionIntact(net, a, b, before);
   });
 
   it("drops truncated, oversized, reserved-bit and random datagrams", () => {
     const { net, a, b, pa, pb } = established();
     net.clock.advance(6_000);
-    const init = a.engine.initiateHandshake(pa).transmit[0]!.data;
+    const init = a.initiateHandshake(pa).transmit[0]!.data;
     const before = snapshot(pa, pb);
-    const transport = a.engine.send(pa, [ipPacket(40)]).transmit[0]!.data;
+    const transport = a.send(pa, [ipPacket(40)]).transmit[0]!.data;
     const reserved = init.slice();
     reserved[1] = 1;
     const cases: Uint8Array[] = [
@@ -137,7 +137,7 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
       new Uint8Array(randomBytes(1500)),
     ];
     for (const c of cases) {
-      const out = b.engine.receive(c, a.addr);
+      const out = b.receive(c, a.addr);
       expect(out.transmit).toEqual([]);
       expect(out.deliver).toEqual([]);
       expect(out.dropped).toHaveLength(1);
@@ -150,7 +150,7 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
     const { net, a, b, pa, pb } = established();
     const response = b.sent.find((s) => s.data[0] === 2)!.data;
     const before = snapshot(pa, pb);
-    expect(a.engine.receive(response, b.addr).dropped.map((d) => d.reason)).toEqual(["unknown-index"]);
+    expect(a.receive(response, b.addr).dropped.map((d) => d.reason)).toEqual(["unknown-index"]);
     expectSessionIntact(net, a, b, before);
   });
 
@@ -159,10 +159,10 @@ describe("Engine drops bad input without throwing or disturbing the session", ()
     b.engine.setPrivateKey(null);
     expect(b.engine.publicKey).toBeNull();
     net.clock.advance(6_000);
-    const init = a.engine.initiateHandshake(pa).transmit[0]!.data;
-    expect(b.engine.receive(init, a.addr).dropped.map((d) => d.reason)).toEqual(["no-private-key"]);
+    const init = a.initiateHandshake(pa).transmit[0]!.data;
+    expect(b.receive(init, a.addr).dropped.map((d) => d.reason)).toEqual(["no-private-key"]);
     // and cannot initiate
-    expect(b.engine.initiateHandshake(b.peers.get("a")!).transmit).toEqual([]);
+    expect(b.initiateHandshake(b.peers.get("a")!).transmit).toEqual([]);
   });
 });
 
@@ -205,9 +205,9 @@ describe("cookies under load", () => {
     net.send(a, b, [ipPacket(40)]);
     net.flush();
     net.clock.advance(5_400);
-    const retry = a.engine.tick().transmit[0]!.data;
+    const retry = a.tick().transmit[0]!.data;
     const elsewhere = new (a.addr.constructor as typeof import("./harness.js").Addr)("a", "10.9.9.9");
-    const out = b.engine.receive(retry, elsewhere);
+    const out = b.receive(retry, elsewhere);
     expect(out.dropped.map((d) => d.reason)).toEqual(["cookie-sent"]);
   });
 
@@ -217,24 +217,24 @@ describe("cookies under load", () => {
     const b = net.addNode("b", { rateLimiter: { allow: () => false } });
     net.connect(a, b);
     b.engine.setUnderLoad(true);
-    const init1 = a.engine.send(a.peers.get("b")!, [ipPacket(40)]).transmit[0]!.data;
-    const reply = b.engine.receive(init1, a.addr).transmit[0]!.data;
+    const init1 = a.send(a.peers.get("b")!, [ipPacket(40)]).transmit[0]!.data;
+    const reply = b.receive(init1, a.addr).transmit[0]!.data;
     net.clock.advance(5_400);
-    const init2 = a.engine.tick().transmit[0]!.data; // a new initiation: a different mac1 and index
-    expect(a.engine.receive(reply, b.addr).dropped.map((d) => d.reason)).toEqual(["unknown-index"]);
+    const init2 = a.tick().transmit[0]!.data; // a new initiation: a different mac1 and index
+    expect(a.receive(reply, b.addr).dropped.map((d) => d.reason)).toEqual(["unknown-index"]);
     // The receiver field is not authenticated: aim the old reply at the live index. The AEAD's
     // associated data (the old mac1) no longer matches, so it is still refused.
     const retargeted = reply.slice();
     retargeted.set(init2.subarray(4, 8), 4);
-    expect(a.engine.receive(retargeted, b.addr).dropped.map((d) => d.reason)).toEqual(["bad-cookie-reply"]);
+    expect(a.receive(retargeted, b.addr).dropped.map((d) => d.reason)).toEqual(["bad-cookie-reply"]);
     // A fresh reply for the current initiation is accepted; with mac2 the rate limiter decides.
     net.clock.advance(5_400);
-    const init3 = a.engine.tick().transmit[0]!.data;
-    const reply3 = b.engine.receive(init3, a.addr).transmit[0]!.data;
-    expect(a.engine.receive(reply3, b.addr).dropped).toEqual([]);
+    const init3 = a.tick().transmit[0]!.data;
+    const reply3 = b.receive(init3, a.addr).transmit[0]!.data;
+    expect(a.receive(reply3, b.addr).dropped).toEqual([]);
     net.clock.advance(5_400);
-    const init4 = a.engine.tick().transmit[0]!.data;
-    expect(b.engine.receive(init4, a.addr).dropped.map((d) => d.reason)).toEqual(["rate-limited"]);
+    const init4 = a.tick().transmit[0]!.data;
+    expect(b.receive(init4, a.addr).dropped.map((d) => d.reason)).toEqual(["rate-limited"]);
   });
 
   it("goes under load by itself when handshakes arrive faster than the threshold", () => {
@@ -243,8 +243,8 @@ describe("cookies under load", () => {
     const others = Array.from({ length: 5 }, (_, i) => net.addNode(`n${i}`));
     for (const n of others) net.connect(n, b);
     const reasons = others.map((n) => {
-      const init = n.engine.initiateHandshake(n.peers.get("b")!).transmit[0]!.data;
-      const out = b.engine.receive(init, n.addr);
+      const init = n.initiateHandshake(n.peers.get("b")!).transmit[0]!.data;
+      const out = b.receive(init, n.addr);
       return out.dropped[0]?.reason ?? out.transmit[0]!.data[0];
     });
     expect(reasons).toEqual([2, 2, 2, "cookie-sent", "cookie-sent"]);

@@ -99,11 +99,11 @@ describe("Engine timers on a fake clock", () => {
     // 179 s after the handshake: still valid; seal a packet but hold it back.
     net.clock.t = pa.keypairs.current!.created + 179 * S;
     net.linkUp = true;
-    const held = a.engine.send(a.peers.get("b")!, [ipPacket(40)]).transmit.find((t) => t.data[0] === 4);
+    const held = a.send(a.peers.get("b")!, [ipPacket(40)]).transmit.find((t) => t.data[0] === 4);
     expect(held).toBeDefined();
     net.clock.t = pa.keypairs.current!.created + 181 * S;
     const before = b.delivered.length;
-    const rx = b.engine.receive(held!.data, a.addr);
+    const rx = b.receive(held!.data, a.addr);
     expect(rx.dropped.map((d) => d.reason)).toEqual(["expired-keypair"]);
     expect(b.delivered.length).toBe(before);
     // Sending now queues and starts a handshake instead of using the old keypair.
@@ -188,7 +188,7 @@ describe("Engine timers on a fake clock", () => {
     expect(pa.keypairs.all()).toEqual([]);
     expect(pb.keypairs.all()).toEqual([]);
     expect(pa.handshake).toBeNull();
-    expect(b.engine.receive(stale, a.addr).dropped.map((d) => d.reason)).toEqual(["unknown-index"]);
+    expect(b.receive(stale, a.addr).dropped.map((d) => d.reason)).toEqual(["unknown-index"]);
     // A new handshake works afterwards.
     net.send(a, b, [ipPacket(40)]);
     net.flush();
@@ -198,7 +198,7 @@ describe("Engine timers on a fake clock", () => {
   it("sends persistent keepalives at the configured interval when idle", () => {
     const { net, a, b } = established();
     a.peers.get("b")!.persistentKeepalive = 25;
-    net.collect(a, a.engine.sendKeepalive(a.peers.get("b")!)); // as a device does when turning it on
+    net.collect(a, a.sendKeepalive(a.peers.get("b")!)); // as a device does when turning it on
     net.flush();
     const t0 = net.clock.t;
     const n = a.sent.length;
@@ -221,12 +221,12 @@ describe("Engine timers on a fake clock", () => {
     net.linkUp = false;
     for (let i = 0; i < 10; i++) {
       net.send(a, b, [ipPacket(40)]);
-      net.collect(a, a.engine.initiateHandshake(a.peers.get("b")!));
+      net.collect(a, a.initiateHandshake(a.peers.get("b")!));
       net.clock.advance(400);
     }
     expect(initiationsOf(a)).toHaveLength(1);
     net.clock.advance(1_000); // 5 s after the first
-    net.collect(a, a.engine.initiateHandshake(a.peers.get("b")!));
+    net.collect(a, a.initiateHandshake(a.peers.get("b")!));
     expect(initiationsOf(a)).toHaveLength(2);
   });
 });
@@ -239,7 +239,7 @@ describe("Engine timers: receive-only initiator", () => {
     // b sends keepalives every 5 s; a, which sends nothing at all, never rekeys on the send side.
     const tick = (t: number) => {
       net.runUntil(created + t);
-      net.collect(b, b.engine.sendKeepalive(pb));
+      net.collect(b, b.sendKeepalive(pb));
       net.flush();
     };
     for (let t = 5 * S; t <= 165 * S; t += 5 * S) tick(t);

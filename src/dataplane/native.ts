@@ -1,19 +1,21 @@
 /**
- * The device's side of the native data path: it creates the addon's DataPath on the device's
- * Linux TUN and native UDP sockets and keeps it a faithful mirror of what the engine and the
- * device know — peers, AllowedIPs, endpoints, and every keypair with its send counter — while
- * feeding back what the timers need.
+ * The native data plane: the addon's DataPath (native/src/datapath.cc) on the device's Linux
+ * TUN and native UDP sockets, seals, opens, routes and moves data packets on the threads that
+ * read them, and pushes an event per burst; this class keeps it a copy of what the device and
+ * the control plane know (peers, AllowedIPs, endpoints or their carriers, keypairs) and turns
+ * its events into {@link DataPlaneEvents}.
  *
- * Division of labour: the native side seals, opens, routes and moves data packets on its own
- * threads; it passes to JavaScript only handshake messages and packets for peers without a
- * usable session, which then take the ordinary (portable) way through the engine. The send
- * counter of each keypair lives natively and the engine draws from it through a
- * {@link SendCounter} cell, so a packet the engine seals itself never reuses a nonce.
+ * 1. TUN reader thread: AllowedIPs (dst) -> seal with the current keypair -> UDP GSO train.
+ * 2. UDP receiver thread: open -> replay window -> AllowedIPs (src) -> joined TUN writes.
+ * 3. What it passes up (packets without a usable session or endpoint, handshakes, datagrams of
+ *    other Binds) takes the JavaScript way through a {@link PortablePlane} inside this one. The
+ *    send counter of each keypair lives natively and the TypeScript side draws from it through
+ *    a {@link SendCounter} cell, so a packet sealed in JavaScript never reuses a nonce.
  */
 import { parseCidr } from "../allowedips/prefix.js";
 import type { Bind, Endpoint } from "../bind/bind.js";
 import { carrierOf, isAddressEndpoint } from "../bind/capabilities.js";
-import type { Logger } from "../log/logger.js";
+import type { CryptoBackend } from "../crypto/backend.js";
 import {
   ACTIVITY_RECORD_SIZE,
   DATAPATH_EVENT_ACTIVITY,
@@ -27,9 +29,11 @@ import type { DataPathPreference } from "../native/mode.js";
 import type { NativeTun, NativeTunOffloads } from "../native/tun.js";
 import type { NativeUdp } from "../native/udp.js";
 import { REJECT_AFTER_TIME } from "../noise/constants.js";
-import type { Clock, DataPathActivity, Engine, Output, PeerHandle, SessionKeypairs } from "../noise/engine.js";
+import type { DataPathActivity, SessionKeypairs } from "../noise/engine.js";
 import type { Keypair, SendCounter } from "../noise/keypair.js";
 import type { Tun } from "../tun/tun.js";
+import type { DataPlane, DataPlaneOptions, Delivery, PlanePeer } from "./data-plane.js";
+import { PortablePlane } from "./portable.js";
 
 /**
  * The native side pushes an event after a burst of packets once its activity was last read;
@@ -37,29 +41,6 @@ import type { Tun } from "../tun/tun.js";
  * spell at once), so a busy path does not keep the JavaScript thread awake per burst.
  */
 const ACTIVITY_MIN_INTERVAL_MS = 50;
-
-/** The device's view of a peer that the native side needs. */
-export interface NativePeerView {
-  readonly nativeId: number;
-  readonly handle: PeerHandle;
-  endpoint: Endpoint | null;
-}
-
-export interface NativePathHost<P extends NativePeerView> {
-  engine: Engine<Endpoint>;
-  clock: Clock;
-  log: Logger;
-  /** Every peer of the device. */
-  peers(): Iterable<P>;
-  /** Each peer's AllowedIPs prefixes as text. */
-  allowedIps(peer: P): string[];
-  /** Carries out an engine output (as the device does for its own calls). */
-  process(out: Output<Endpoint>): void;
-  /** The native side saw the peer's packets come from a new endpoint. */
-  roamed(peer: P, endpoint: Endpoint): void;
-  /** The native side sent or received for the peer since the last report. */
-  activity?(peer: P, sent: boolean, received: boolean): void;
-}
 
 /** A TUN whose descriptor the addon holds (the Linux TUN): what the native plane reads and writes. */
 interface NativeTunDevice extends Tun {
@@ -85,8 +66,8 @@ function nativeSocketBind(binds: readonly Bind[]): NativeSocketBind | undefined 
   });
 }
 
-/** Either a path ready to start, or why there is none. */
-export type NativePathChoice<P extends NativePeerView> = { path: NativePath<P>; reason: null } | { path: null; reason: string };
+/** Either a plane ready to use, or why there is none. */
+export type NativePlaneChoice<P extends PlanePeer> = { plane: NativePlane<P>; reason: null } | { plane: null; reason: string };
 
 /** A send counter kept by the native side, keyed by the keypair's local index. */
 class NativeCounter implements SendCounter {
@@ -108,9 +89,9 @@ class NativeCounter implements SendCounter {
   }
 }
 
-export class NativePath<P extends NativePeerView> {
+export class NativePlane<P extends PlanePeer> implements DataPlane<P> {
+  readonly kind = "native" as const;
   private readonly byId = new Map<number, P>();
-  private readonly byHandle = new Map<PeerHandle, P>();
   /** Peers the native side can send to (an endpoint on its sockets, directly or carried). */
   private readonly carried = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
@@ -119,27 +100,29 @@ export class NativePath<P extends NativePeerView> {
 
   private constructor(
     private readonly dp: NativeDataPath,
-    private readonly host: NativePathHost<P>,
+    private readonly js: PortablePlane<P>,
+    private readonly opts: DataPlaneOptions<P>,
     private bind: NativeSocketBind,
     readonly description: string,
   ) {}
 
   /**
-   * Creates the native data path when everything it needs is there: the addon (not disabled
-   * with TSWG_DATAPATH=portable), a Linux TUN, and an open UdpBind on native sockets.
-   * With TSWG_DATAPATH=native, anything missing is an error instead of a reason.
+   * Creates the native plane when everything it needs is there: the addon (not disabled
+   * with TSWG_DATAPATH=portable), a Linux TUN, and an open UDP Bind on native sockets.
+   * With preference "native", anything missing is an error instead of a reason.
    */
-  static choose<P extends NativePeerView>(
+  static choose<P extends PlanePeer>(
     tun: Tun,
     binds: readonly Bind[],
-    host: NativePathHost<P>,
+    backend: CryptoBackend,
+    opts: DataPlaneOptions<P>,
     preference: DataPathPreference,
-  ): NativePathChoice<P> {
-    const refuse = (reason: string): NativePathChoice<P> => {
+  ): NativePlaneChoice<P> {
+    const refuse = (reason: string): NativePlaneChoice<P> => {
       if (preference === "native") throw new Error(`the native data path was required but ${reason}`);
-      return { path: null, reason };
+      return { plane: null, reason };
     };
-    if (preference === "portable") return { path: null, reason: "the portable path was asked for" };
+    if (preference === "portable") return { plane: null, reason: "the portable path was asked for" };
     const { addon, reason } = loadNative();
     if (addon === null) return refuse(reason);
     if (addon.DataPath === undefined) return refuse("the native addon has no data path on this platform");
@@ -147,12 +130,12 @@ export class NativePath<P extends NativePeerView> {
     const bind = nativeSocketBind(binds);
     if (bind === undefined) return refuse("no UDP Bind on native sockets");
     const udp = bind.nativeSockets!;
-    let path: NativePath<P> | null = null;
+    let plane: NativePlane<P> | null = null;
     const dp = new addon.DataPath(
       tun.native,
       udp,
-      { rejectAfterMessages: host.engine.messageLimit, rejectAfterTimeMs: REJECT_AFTER_TIME, mtu: tun.mtu() },
-      (type, peerId, localIndex) => path?.onEvent(type, peerId, localIndex),
+      { rejectAfterMessages: opts.rejectAfterMessages, rejectAfterTimeMs: REJECT_AFTER_TIME, mtu: opts.mtu },
+      (type, peerId, localIndex) => plane?.onEvent(type, peerId, localIndex),
     );
     const off = tun.offloads();
     const info = udp.info();
@@ -161,33 +144,24 @@ export class NativePath<P extends NativePeerView> {
       info.gso ? "UDP GSO" : "no UDP GSO",
       info.gro ? "UDP GRO" : "no UDP GRO",
     ];
-    path = new NativePath(dp, host, bind, features.join(", "));
-    return { path, reason: null };
+    plane = new NativePlane(dp, new PortablePlane(backend, opts), opts, bind, features.join(", "));
+    return { plane, reason: null };
   }
 
-  /** Mirrors everything known so far and starts following the engine. */
-  start(): void {
-    for (const p of this.host.peers()) this.addPeer(p);
-    this.syncRoutes();
-    this.host.engine.observeKeypairs((peer, keypairs) => this.keypairsChanged(peer, keypairs));
-  }
-
-  /** Stops following, detaches from the TUN and sockets and forgets every key. Idempotent. */
+  /** Stops, detaches from the TUN and sockets and forgets every key. Idempotent. */
   close(): void {
     if (this.closed) return;
+    // What happened since the last report still counts (byte counters, timers).
+    this.report();
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    // What happened since the last report still counts (byte counters, timers).
-    this.pollActivity();
-    this.host.engine.observeKeypairs(null);
     this.dp.close();
+    this.js.close();
     this.byId.clear();
-    this.byHandle.clear();
     this.carried.clear();
   }
 
-  /** True when the native side sends the peer's data packets itself. */
   carries(p: P): boolean {
     return !this.closed && this.carried.has(p.nativeId);
   }
@@ -196,10 +170,12 @@ export class NativePath<P extends NativePeerView> {
     return this.dp.stats();
   }
 
-  /** What the native side dropped, by the reasons the engine and device use for the same cases. */
+  /** What both sides dropped, by the reasons the device uses for the same cases. */
   drops(): Record<string, number> {
+    const out = this.js.drops();
+    if (this.closed) return out;
     const s = this.dp.stats();
-    return {
+    const native: Record<string, number> = {
       "no-route": s.noRoute,
       "unknown-index": s.unknownIndex,
       "expired-keypair": s.expired,
@@ -209,23 +185,42 @@ export class NativePath<P extends NativePeerView> {
       "source-not-allowed": s.sourceRejected,
       "send-failed": s.sendFailed,
     };
+    for (const [reason, n] of Object.entries(native)) if (n > 0) out[reason] = (out[reason] ?? 0) + n;
+    return out;
   }
 
-  // ---- mirroring -----------------------------------------------------------------------------
+  send(peer: P, packets: Uint8Array[], out: Uint8Array[]): void {
+    this.js.send(peer, packets, out);
+  }
+
+  receive(datagram: Uint8Array, src: Endpoint, out: Delivery<P>[]): void {
+    this.js.receive(datagram, src, out);
+  }
+
+  flush(): void {
+    // The native side's own bursts are pushed by its events; this ends a JavaScript one.
+    this.js.flush();
+  }
+
+  report(): void {
+    this.pollActivity();
+    this.js.flush();
+  }
+
+  // ---- copies ----------------------------------------------------------------------------------
 
   addPeer(p: P): void {
     if (this.closed) return;
     this.byId.set(p.nativeId, p);
-    this.byHandle.set(p.handle, p);
+    this.js.addPeer(p);
     this.dp.setPeer(p.nativeId);
     this.setEndpoint(p);
-    this.keypairsChanged(p.handle, this.host.engine.keypairsOf(p.handle));
   }
 
   removePeer(p: P): void {
     if (this.closed) return;
+    this.js.removePeer(p);
     this.byId.delete(p.nativeId);
-    this.byHandle.delete(p.handle);
     this.carried.delete(p.nativeId);
     this.dp.removePeer(p.nativeId);
   }
@@ -249,11 +244,11 @@ export class NativePath<P extends NativePeerView> {
   }
 
   /** AllowedIPs changed: the native table is rebuilt whole (changes are rare, lookups are not). */
-  syncRoutes(): void {
+  routesChanged(): void {
     if (this.closed) return;
     const records: number[][] = [];
     for (const p of this.byId.values()) {
-      for (const text of this.host.allowedIps(p)) {
+      for (const text of this.opts.allowedIps(p)) {
         const prefix = parseCidr(text);
         const rec = new Array<number>(22).fill(0);
         rec[0] = prefix.family;
@@ -267,7 +262,9 @@ export class NativePath<P extends NativePeerView> {
   }
 
   setMtu(mtu: number): void {
-    if (!this.closed) this.dp.setMtu(mtu);
+    if (this.closed) return;
+    this.dp.setMtu(mtu);
+    this.js.setMtu(mtu);
   }
 
   /** The Binds were reopened (new listen port): follow the new sockets. */
@@ -279,11 +276,9 @@ export class NativePath<P extends NativePeerView> {
     for (const p of this.byId.values()) this.setEndpoint(p);
   }
 
-  private keypairsChanged(peer: PeerHandle, keypairs: SessionKeypairs): void {
-    if (this.closed) return;
-    const p = this.byHandle.get(peer);
-    if (p === undefined) return;
-    const now = this.host.clock.now();
+  setKeypairs(p: P, keypairs: SessionKeypairs): void {
+    if (this.closed || !this.byId.has(p.nativeId)) return;
+    const now = this.opts.now();
     const spec = (k: Keypair | null): NativeKeypairSpec | null =>
       k === null
         ? null
@@ -296,20 +291,21 @@ export class NativePath<P extends NativePeerView> {
             sendCounter: k.sendCounter,
           };
     this.dp.setKeypairs(p.nativeId, spec(keypairs.current), spec(keypairs.previous), spec(keypairs.next));
-    // From now on the counter lives natively; the engine draws from the same sequence.
+    // From now on the counter lives natively; the TypeScript side draws from the same sequence.
     for (const k of [keypairs.current, keypairs.previous, keypairs.next]) {
       if (k !== null && !(k.counter instanceof NativeCounter)) {
-        k.counter = new NativeCounter(this.dp, k.localIndex, this.host.engine.messageLimit);
+        k.counter = new NativeCounter(this.dp, k.localIndex, this.opts.rejectAfterMessages);
       }
     }
+    this.js.setKeypairs(p, keypairs);
   }
 
-  // ---- feedback ------------------------------------------------------------------------------
+  // ---- events ----------------------------------------------------------------------------------
 
-  /** Folds what the native side did since the last call into the engine's timers and counters. */
-  pollActivity(): void {
+  /** Pushes what the native side did since the last call to the control plane. */
+  private pollActivity(): void {
     if (this.closed) return;
-    this.lastReportAt = this.host.clock.now();
+    this.lastReportAt = this.opts.now();
     const records = this.dp.activity();
     for (let i = 0; i + ACTIVITY_RECORD_SIZE <= records.length; i += ACTIVITY_RECORD_SIZE) {
       const p = this.byId.get(records[i]!);
@@ -326,17 +322,16 @@ export class NativePath<P extends NativePeerView> {
       if (records[i + 7] === 1) {
         const packed = this.dp.endpoint(p.nativeId);
         const ep = packed === null ? null : this.bind.endpointFromPacked(packed);
-        if (ep !== null && ep.key !== p.endpoint?.key) this.host.roamed(p, ep);
+        if (ep !== null && ep.key !== p.endpoint?.key) this.opts.events.roamed(p, ep);
       }
-      this.host.process(this.host.engine.recordActivity(p.handle, activity));
-      this.host.activity?.(p, activity.sentAgoMs !== undefined, activity.receivedAgoMs !== undefined);
+      this.opts.events.activity(p, activity);
     }
   }
 
-  /** Packets moved: fold them in now, or when the minimum interval since the last report is over. */
+  /** Packets moved: report now, or when the minimum interval since the last report is over. */
   private activityPushed(): void {
     if (this.closed || this.timer !== null) return;
-    const wait = this.lastReportAt + ACTIVITY_MIN_INTERVAL_MS - this.host.clock.now();
+    const wait = this.lastReportAt + ACTIVITY_MIN_INTERVAL_MS - this.opts.now();
     if (wait <= 0) {
       this.pollActivity();
       return;
@@ -356,8 +351,8 @@ export class NativePath<P extends NativePeerView> {
     if (this.closed || type !== DATAPATH_EVENT_CONFIRMED) return;
     const p = this.byId.get(peerId);
     if (p === undefined) return;
-    // Timers first, so the handshake completes against current activity.
+    // Activity first, so the handshake completes against current timers.
     this.pollActivity();
-    this.host.process(this.host.engine.confirmKeypair(p.handle, localIndex));
+    this.opts.events.confirmed(p, localIndex);
   }
 }
