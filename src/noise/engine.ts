@@ -309,6 +309,11 @@ export class Engine<S extends Source = Source> {
     return this.forcedUnderLoad ?? this.clock.now() < this.underLoadUntil;
   }
 
+  /** The mac1/mac2 checks, for a transport that sorts handshake messages before queueing them. */
+  handshakeScreen(): { checkMac1(msg: Uint8Array): boolean; checkMac2(msg: Uint8Array, source: Uint8Array): boolean } {
+    return { checkMac1: (msg) => this.checker.checkMac1(msg), checkMac2: (msg, source) => this.checker.checkMac2(msg, source) };
+  }
+
   /** A copy of the handshake counters. */
   handshakeCounters(): HandshakeCounters {
     return { ...this.counters };
