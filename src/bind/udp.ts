@@ -18,14 +18,18 @@
  * Handshake messages are screened as they are queued (a {@link HandshakeScreeningBind}, fed
  * with the device's MAC checks):
  * 1. a datagram of a handshake message's type and size from source address A;
- * 2. no room left for A in the lane it would go to: dropped before any MAC is computed;
+ * 2. without a mac2: over A's rate (a token bucket per address), or no room left for A in the
+ *    handshake lane: dropped before any MAC is computed, so a flood from one address costs
+ *    little more than its reading;
  * 3. bad mac1: dropped and counted (it was not meant for this device);
- * 4. valid mac2 (A proved it receives at its address): the protected lane, taken first;
+ * 4. valid mac2 (A proved it receives at its address): the protected lane, taken first, within
+ *    a rate of its own per address (spoofed messages cannot spend it);
  * 5. else the handshake lane, shared round-robin by source address.
  */
 import dgram from "node:dgram";
 import { formatIp } from "../allowedips/ip.js";
 import { loadNative } from "../native/load.js";
+import { RateLimiter } from "../ratelimiter/index.js";
 import type { DataPathPreference } from "../native/mode.js";
 import { NATIVE_ADDRESS_SIZE, type NativeUdp } from "../native/udp.js";
 import { isIceTraffic } from "../stun/classify.js";
@@ -67,6 +71,8 @@ export interface UdpBindStats {
   badMac1: number;
   /** Handshake messages queued in the protected lane (valid mac2). */
   provenHandshakes: number;
+  /** Handshake messages dropped at queueing because their source address exceeded its rate. */
+  handshakesOverRate: number;
   /** Datagrams handed to the kernel. */
   sent: number;
   /** Datagrams that could not be sent (unreachable network, no socket of that family, ...). */
@@ -87,6 +93,13 @@ const NATIVE_MAX_PENDING = 16;
 const INITIATION = { type: 1, size: 148 };
 const RESPONSE = { type: 2, size: 92 };
 const MAC_SIZE = 16;
+/**
+ * Handshake messages per second (and burst) one address may have queued, each lane apart: far
+ * above what the peers behind one address need (a handshake per peer every two minutes), far
+ * below what a flood sends. Beyond this many addresses tracked, fairness rests on the lanes.
+ */
+const HANDSHAKES_PER_ADDRESS = { packetsPerSecond: 1000, burst: 256 };
+const TRACKED_ADDRESSES = 65536;
 
 interface OpenState {
   v4: dgram.Socket | null;
@@ -111,12 +124,15 @@ export class UdpBind implements SocketSharingBind, HandshakeScreeningBind {
     dropped: 0,
     badMac1: 0,
     provenHandshakes: 0,
+    handshakesOverRate: 0,
     sent: 0,
     sendErrors: 0,
     socketErrors: 0,
     lastError: null as string | null,
   };
   private screen: HandshakeScreen | null = null;
+  private readonly handshakeRate = newHandshakeLimiter();
+  private readonly provenRate = newHandshakeLimiter();
   private readonly packetListeners = new Set<PacketListener>();
   private sourceMapper: SourceMapper | null = null;
   private plane: DataPathPreference = "auto";
@@ -237,35 +253,38 @@ export class UdpBind implements SocketSharingBind, HandshakeScreeningBind {
       queue.push({ data, endpoint });
       return;
     }
-    // A zero mac2 is what a sender without a cookie sends: no need to check it.
-    if (!isZeroMac2(data)) {
-      if (!queue.hasHandshakeRoom(source, true)) {
-        // Only a source that already fills its protected share gets here; the lane is full for it.
-        queue.pushHandshake({ data, endpoint }, source, true);
-        return;
-      }
+    const item = { data, endpoint };
+    // A sender without a cookie leaves mac2 zero: nothing to check then.
+    let mac1Checked = false;
+    if (!isZeroMac2(data) && queue.hasHandshakeRoom(source, true)) {
       if (!screen.checkMac1(data)) {
         this.counters.badMac1++;
         return;
       }
+      mac1Checked = true;
       if (screen.checkMac2(data, endpoint.dstToBytes())) {
-        this.counters.provenHandshakes++;
-        queue.pushHandshake({ data, endpoint }, source, true);
+        if (withinRate(this.provenRate, source)) {
+          this.counters.provenHandshakes++;
+          queue.pushHandshake(item, source, true);
+        } else {
+          this.counters.handshakesOverRate++;
+        }
         return;
       }
-      queue.pushHandshake({ data, endpoint }, source, false);
+    }
+    // Rate and room first: a flood is turned away before any MAC is computed for it.
+    if (!withinRate(this.handshakeRate, source)) {
+      this.counters.handshakesOverRate++;
       return;
     }
-    if (!queue.hasHandshakeRoom(source, false)) {
-      queue.pushHandshake({ data, endpoint }, source, false);
-      return;
-    }
-    if (!screen.checkMac1(data)) {
+    if (queue.hasHandshakeRoom(source, false) && !mac1Checked && !screen.checkMac1(data)) {
       this.counters.badMac1++;
       return;
     }
-    queue.pushHandshake({ data, endpoint }, source, false);
+    // Counted as a drop when the source's share is full.
+    queue.pushHandshake(item, source, false);
   }
+
 
   /** The addon's sockets while open natively, for the native data path to attach to; else null. */
   get nativeSockets(): NativeUdp | null {
@@ -606,6 +625,15 @@ function isHandshake(d: Uint8Array): boolean {
   if (d.length !== INITIATION.size && d.length !== RESPONSE.size) return false;
   const type = d.length === INITIATION.size ? INITIATION.type : RESPONSE.type;
   return d[0] === type && d[1] === 0 && d[2] === 0 && d[3] === 0;
+}
+
+function newHandshakeLimiter(): RateLimiter {
+  return new RateLimiter({ now: () => performance.now() }, { ...HANDSHAKES_PER_ADDRESS, maxEntries: TRACKED_ADDRESSES });
+}
+
+/** Spends a token of `source`; a full table lets everyone through (the lanes still share fairly). */
+function withinRate(limiter: RateLimiter, source: string): boolean {
+  return limiter.size >= TRACKED_ADDRESSES || limiter.allow(source);
 }
 
 function isZeroMac2(d: Uint8Array): boolean {
