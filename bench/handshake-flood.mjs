@@ -10,8 +10,10 @@
 //   node bench/handshake-flood.mjs [--rates 0,20000,100000,200000] [--sources 1,64]
 //        [--impls wireguard-go,tswg-native,tswg-portable] [--trials 3] [--limit 30] [--out FILE]
 //
+// Results go to FILE, by default results/handshake-flood-<time>.json.
+//
 // Everything runs in namespaces this script makes and removes; nothing leaves them.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Bed } from "./lib/netns.mjs";
@@ -24,7 +26,7 @@ const { values: opt } = parseArgs({
     impls: { type: "string", default: "wireguard-go,tswg-native,tswg-portable" },
     trials: { type: "string", default: "3" },
     limit: { type: "string", default: "30" },
-    out: { type: "string", default: join(REPO, "bench/results-handshake-flood.json") },
+    out: { type: "string" },
   },
 });
 const rates = opt.rates.split(",").map(Number);
@@ -83,8 +85,10 @@ try {
     }
   }
   printTable(results);
-  writeFileSync(opt.out, JSON.stringify({ date: new Date().toISOString(), trials, limitSeconds: limitMs / 1000, results }, null, 2));
-  console.log(`written to ${opt.out}`);
+  const file = opt.out ?? join(REPO, "results", `handshake-flood-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  mkdirSync(join(file, ".."), { recursive: true });
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), trials, limitSeconds: limitMs / 1000, results }, null, 2));
+  console.log(`written to ${file}`);
 } finally {
   await bed.cleanup();
 }
