@@ -215,6 +215,8 @@ export class Engine<S extends Source = Source> {
   private newDeadline: number | undefined;
   private readonly nonce = new Uint8Array(12);
   private keypairObserver: KeypairObserver | null = null;
+  /** Peers whose static-static DH is still to be computed (see staticStaticOf). */
+  private readonly staticStaticDue = new Set<Peer>();
   /** Tunnel MTU for padding; 0 = pad to 16 regardless. */
   mtu: number;
 
@@ -288,6 +290,7 @@ export class Engine<S extends Source = Source> {
     this.zero(p);
     p.timers.stop();
     if (p.staticStatic !== null) wipe(p.staticStatic);
+    this.staticStaticDue.delete(p);
     p.presharedKey = null;
     this.peersById.delete(p.id);
   }
@@ -597,7 +600,7 @@ export class Engine<S extends Source = Source> {
       parts: { ephemeral: msg.ephemeral, encryptedStatic: msg.encryptedStatic, encryptedPayload: msg.encryptedTimestamp },
       staticStatic: (remoteStatic) => {
         peer = this.lookup(remoteStatic);
-        return peer?.staticStatic ?? null;
+        return peer === undefined ? null : this.staticStaticOf(peer);
       },
     });
     if (read === null || peer === undefined) return void out.dropped.push({ reason: "handshake-failed" });
@@ -759,17 +762,26 @@ export class Engine<S extends Source = Source> {
     return peer;
   }
 
+  // ---- static-static DH: computed at a peer's first handshake, so that configuring many peers
+  // costs no X25519 each; the lookup is a set membership, whatever the number of peers.
   private precompute(peer: Peer): void {
     if (peer.staticStatic !== null) wipe(peer.staticStatic);
     peer.staticStatic = null;
-    if (this.privateKey === null) return;
-    try {
-      const ss = this.backend.dh(this.privateKey, peer.publicKey);
-      peer.staticStatic = isZero(ss) ? null : ss;
-    } catch {
-      // A low-order peer key: keep the peer, but it can never complete a handshake.
-    }
+    this.staticStaticDue.add(peer);
   }
+
+  private staticStaticOf(peer: Peer): Uint8Array | null {
+    if (this.privateKey !== null && this.staticStaticDue.delete(peer)) {
+      try {
+        const ss = this.backend.dh(this.privateKey, peer.publicKey);
+        peer.staticStatic = isZero(ss) ? null : ss;
+      } catch {
+        // A low-order peer key: keep the peer, but it can never complete a handshake.
+      }
+    }
+    return peer.staticStatic;
+  }
+  // ---- end of static-static DH
 
   /** After a key change: nothing more is sent with old sessions and a new handshake may start at once. */
   private expireSessions(peer: Peer): void {
@@ -830,7 +842,8 @@ export class Engine<S extends Source = Source> {
     if (!retry) peer.timers.handshakeRetries = 0;
     const now = this.clock.now();
     if (now - peer.lastSentHandshakeAt < REKEY_TIMEOUT) return;
-    if (this.privateKey === null || this.ownPublicKey === null || peer.staticStatic === null) return;
+    const staticStatic = this.staticStaticOf(peer);
+    if (this.privateKey === null || this.ownPublicKey === null || staticStatic === null) return;
     peer.lastSentHandshakeAt = now;
     this.dropHandshake(peer);
     const ephemeralPrivate = this.backend.generatePrivateKey();
@@ -838,7 +851,7 @@ export class Engine<S extends Source = Source> {
       prologue: IDENTIFIER,
       localStaticPublic: this.ownPublicKey,
       remoteStatic: peer.publicKey,
-      staticStatic: peer.staticStatic,
+      staticStatic,
       ephemeralPrivate,
       payload: whitenedFromMillis(this.clock.wallNow()),
     });
