@@ -11,8 +11,9 @@ import { FairLane } from "./fair-lane.js";
  *
  * Handshake messages may be queued apart (see {@link pushHandshake}), in two lanes shared fairly
  * among source addresses: one for messages whose mac2 proved the sender's address (taken
- * first), one for the rest. Batches interleave them with the plain FIFO, so neither a handshake
- * flood nor a flood of other datagrams from one address can keep the others out.
+ * first), one for the rest. Batches interleave them with the plain FIFO: a flood of handshake
+ * messages cannot keep transport data out, nor a flood of anything from one address the
+ * handshakes of another.
  */
 export class ReceiveQueue<T> {
   private readonly ring: (T | undefined)[];
