@@ -114,7 +114,7 @@ async function measure(impl, c, { s, l, f, keysS, keysL, manySources }) {
     out0 = await udpOut(s);
     t0 = performance.now();
   }
-  const legit = await startEnd({
+  const legit = await startLegit({
     impl: "wireguard-go",
     host: l,
     ifname: "tswgfl",
@@ -150,6 +150,18 @@ async function measure(impl, c, { s, l, f, keysS, keysL, manySources }) {
     await sleep(1500);
   }
   return { seconds, floodPerSecond, repliesPerSecond };
+}
+
+/** Starts wireguard-go, trying again if it fails to come up (its UAPI directory is shared with the host). */
+async function startLegit(spec) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEnd(spec);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await sleep(500);
+    }
+  }
 }
 
 function median(xs) {
