@@ -2,7 +2,7 @@
  * A handshake flood from one address must not keep a legitimate peer out. tswg listens on host s;
  * host f sends it 100 000 initiations per second with a valid mac1 (random content) from one
  * address; wireguard-go on host l is restarted during the flood and must complete a handshake
- * (a ping through the tunnel) within 25 s — it gets a cookie reply, and its retry carries a
+ * (a ping through the tunnel) within 40 s — it gets a cookie reply, and its retry carries a
  * valid mac2. Run on the native and the portable data plane.
  */
 import { join } from "node:path";
@@ -79,7 +79,7 @@ describe.skipIf(skip !== null).each(planes)("a one-address handshake flood (%s p
     wg = await startNode(legit);
     nodes.push(wg);
     const t0 = performance.now();
-    await pingUntilReply(l, "10.77.0.1", { timeoutMs: 25_000 });
+    await pingUntilReply(l, "10.77.0.1", { timeoutMs: 40_000 });
     const seconds = (performance.now() - t0) / 1000;
 
     await flooder.stop();
@@ -92,5 +92,5 @@ describe.skipIf(skip !== null).each(planes)("a one-address handshake flood (%s p
     expect(achieved).toBeGreaterThan(30_000);
     const dump = await wg.peerDump();
     expect(dump.get(keysS.publicKey)?.latestHandshake ?? 0).toBeGreaterThan(0);
-  }, 90_000);
+  }, 120_000);
 });
