@@ -26,6 +26,24 @@ constexpr size_t kControlSize = 64;
 // recvmmsg rounds per socket before polling again, so one busy socket cannot starve the other.
 constexpr int kRoundsPerWake = 8;
 constexpr uint32_t kMaxPending = 1024;
+// Handshake messages held while JavaScript has no credit: in all, and from one address.
+constexpr size_t kMaxHeld = 64;
+constexpr size_t kMaxHeldPerAddress = 2;
+constexpr size_t kMacSize = 16;
+
+// A handshake initiation (type 1, 148 bytes) or response (type 2, 92 bytes) whose mac2 is not
+// zero: one that claims a cookie, which only a sender that receives at its address can have.
+// JavaScript checks the MACs; this only decides what is worth keeping when something must go.
+bool ClaimsCookie(const uint8_t* p, uint32_t len) {
+  if (len != 148 && len != 92) return false;
+  if (p[0] != (len == 148 ? 1 : 2) || p[1] != 0 || p[2] != 0 || p[3] != 0) return false;
+  for (uint32_t i = len - kMacSize; i < len; i++)
+    if (p[i] != 0) return true;
+  return false;
+}
+
+// Same address (family and address bytes of a packed address; the port may differ).
+bool SameAddress(const uint8_t* a, const uint8_t* b) { return a[0] == b[0] && memcmp(a + 8, b + 8, 16) == 0; }
 
 Napi::Value ThrowTypeError(Napi::Env env, const char* message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
@@ -99,34 +117,64 @@ int UdpReceiver::ReceiveOnce(int fd) {
   return r;
 }
 
+bool UdpReceiver::HoldHandshake(const DatagramRef& d) {
+  if (held_.size() >= kMaxHeld || !ClaimsCookie(d.data, d.len)) return false;
+  uint8_t addr[24];
+  PackSockAddr(*d.from, addr);
+  size_t same = 0;
+  for (const HeldDatagram& h : held_)
+    if (SameAddress(h.addr, addr)) same++;
+  // One address flooding with made-up mac2 values keeps at most this many places.
+  if (same >= kMaxHeldPerAddress) return false;
+  held_.emplace_back();
+  held_.back().data.assign(d.data, d.data + d.len);
+  memcpy(held_.back().addr, addr, sizeof(addr));
+  return true;
+}
+
+// 1. the data path (if attached) takes the transport messages it deals with;
+// 2. with a credit, what is left goes to JavaScript in one batch, held handshakes first;
+// 3. without one, handshake messages that claim a cookie are held (a few per address), the
+//    rest is dropped and counted.
 void UdpReceiver::Dispatch() {
-  if (refs_.empty()) return;
+  if (refs_.empty() && held_.empty()) return;
   sockets_->counters().received.fetch_add(refs_.size(), std::memory_order_relaxed);
   std::shared_ptr<DatagramHandler> h = handler();
   bool credit = HasCredit();
   std::vector<DatagramRef>* onward = &refs_;
-  if (h != nullptr) {
+  if (h != nullptr && !refs_.empty()) {
     rest_.clear();
-    size_t done = h->HandleDatagrams(refs_, credit ? &rest_ : nullptr);
+    size_t done = h->HandleDatagrams(refs_, &rest_);
     handled_.fetch_add(done, std::memory_order_relaxed);
-    if (!credit) passed_dropped_.fetch_add(refs_.size() - done, std::memory_order_relaxed);
     onward = &rest_;
-  } else if (!credit) {
-    passed_dropped_.fetch_add(refs_.size(), std::memory_order_relaxed);
-    onward = nullptr;
   }
-  if (credit && onward != nullptr && !onward->empty()) {
+  if (!credit) {
+    size_t dropped = 0;
+    for (const DatagramRef& d : *onward)
+      if (!HoldHandshake(d)) dropped++;
+    passed_dropped_.fetch_add(dropped, std::memory_order_relaxed);
+    refs_.clear();
+    return;
+  }
+  if (!onward->empty() || !held_.empty()) {
     std::unique_ptr<DatagramBatch> batch(new DatagramBatch());
     size_t bytes = 0;
+    for (const HeldDatagram& d : held_) bytes += d.data.size();
     for (const DatagramRef& d : *onward) bytes += d.len;
-    batch->addrs.resize(onward->size() * 24);
+    batch->addrs.resize((held_.size() + onward->size()) * 24);
     if (batch->packets.Reserve(bytes == 0 ? 1 : bytes)) {
       size_t i = 0;
+      for (const HeldDatagram& d : held_) {
+        memcpy(batch->packets.Tail(), d.data.data(), d.data.size());
+        batch->packets.Commit(d.data.size());
+        memcpy(batch->addrs.data() + 24 * i++, d.addr, 24);
+      }
       for (const DatagramRef& d : *onward) {
         memcpy(batch->packets.Tail(), d.data, d.len);
         batch->packets.Commit(d.len);
         PackSockAddr(*d.from, batch->addrs.data() + 24 * i++);
       }
+      held_.clear();
       SpendCredit();
       if (sink_(batch.get())) batch.release();
     }
@@ -159,6 +207,8 @@ void UdpReceiver::Run() {
     }
     if (p[0].revents & POLLIN) DrainWake();
     if (stopping()) return;
+    // A credit came back: handshakes held meanwhile need not wait for the next datagram.
+    if (!held_.empty() && HasCredit()) Dispatch();
     for (nfds_t i = 1; i < n; i++) {
       if (p[i].revents == 0) continue;
       for (int round = 0; round < kRoundsPerWake; round++) {

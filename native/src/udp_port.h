@@ -68,6 +68,15 @@ class UdpReceiver : public ReaderThread<DatagramHandler> {
   std::vector<uint8_t> control_;
   std::vector<DatagramRef> refs_;
   std::vector<DatagramRef> rest_;
+
+  // Handshake messages that carry a mac2, kept while JavaScript has no credit left instead of
+  // being dropped with the rest: they go first in the next batch (see HoldHandshake).
+  struct HeldDatagram {
+    std::vector<uint8_t> data;
+    uint8_t addr[24];
+  };
+  bool HoldHandshake(const DatagramRef& d);
+  std::vector<HeldDatagram> held_;
 };
 
 void DeliverDatagrams(Napi::Env env, Napi::Function callback, std::nullptr_t* context, DatagramBatch* batch);

@@ -88,3 +88,28 @@ export function carrierOf(e: Endpoint | null): Endpoint | null {
   if (e === null) return null;
   return isCarried(e) ? e.carrier() : e;
 }
+
+/**
+ * What a Bind needs to sort handshake messages while it queues them: the device's checks of
+ * mac1 and mac2 (a cookie checker has this shape). Both must be cheap and must not throw.
+ */
+export interface HandshakeScreen {
+  /** True when the handshake message's mac1 is valid for this device. */
+  checkMac1(msg: Uint8Array): boolean;
+  /** True when its mac2 is valid for a cookie given to `source` (an endpoint's `dstToBytes()`). */
+  checkMac2(msg: Uint8Array, source: Uint8Array): boolean;
+}
+
+/**
+ * A Bind that checks the MACs of handshake messages before queueing them: those with a bad mac1
+ * are dropped (counted), those whose mac2 proves the sender's address wait in a lane of their
+ * own that a flood cannot fill, and the rest share a lane fairly by source address.
+ */
+export interface HandshakeScreeningBind extends Bind {
+  /** Sets (or with null removes) the checks; without them every datagram is queued alike. */
+  setHandshakeScreen(screen: HandshakeScreen | null): void;
+}
+
+export function screensHandshakes(b: Bind): b is HandshakeScreeningBind {
+  return typeof (b as Partial<HandshakeScreeningBind>).setHandshakeScreen === "function";
+}

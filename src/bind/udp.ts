@@ -14,16 +14,28 @@
  * goes to the packet listeners instead of the receive functions, and a source mapper lets ICE
  * claim the addresses of its selected pairs, so their WireGuard datagrams arrive with the ICE
  * endpoint of their peer.
+ *
+ * Handshake messages are screened as they are queued (a {@link HandshakeScreeningBind}, fed
+ * with the device's MAC checks):
+ * 1. a datagram of a handshake message's type and size from source address A;
+ * 2. without a mac2: over A's rate (a token bucket per address), or no room left for A in the
+ *    handshake lane: dropped before any MAC is computed, so a flood from one address costs
+ *    little more than its reading;
+ * 3. bad mac1: dropped and counted (it was not meant for this device);
+ * 4. valid mac2 (A proved it receives at its address): the protected lane, taken first, within
+ *    a rate of its own per address (spoofed messages cannot spend it);
+ * 5. else the handshake lane, shared round-robin by source address.
  */
 import dgram from "node:dgram";
 import { formatIp } from "../allowedips/ip.js";
 import { loadNative } from "../native/load.js";
+import { RateLimiter } from "../ratelimiter/index.js";
 import type { DataPathPreference } from "../native/mode.js";
 import { NATIVE_ADDRESS_SIZE, type NativeUdp } from "../native/udp.js";
 import { isIceTraffic } from "../stun/classify.js";
 import type { PacketListener } from "../stun/packet-socket.js";
 import type { Endpoint, OpenResult, Received, ReceiveFunc } from "./bind.js";
-import type { SocketSharingBind, SourceMapper } from "./capabilities.js";
+import type { HandshakeScreen, HandshakeScreeningBind, SocketSharingBind, SourceMapper } from "./capabilities.js";
 import { BindClosedError } from "./errors.js";
 import { ReceiveQueue } from "./receive-queue.js";
 import { UdpEndpoint } from "./udp-endpoint.js";
@@ -53,8 +65,14 @@ export interface UdpBindOptions {
 export interface UdpBindStats {
   /** Datagrams queued for a receiver. */
   received: number;
-  /** Datagrams dropped because a receiver's queue was full. */
+  /** Datagrams dropped because a receiver's queue (or, for handshake messages, its source's share) was full. */
   dropped: number;
+  /** Handshake messages dropped at queueing for a bad mac1. */
+  badMac1: number;
+  /** Handshake messages queued in the protected lane (valid mac2). */
+  provenHandshakes: number;
+  /** Handshake messages dropped at queueing because their source address exceeded its rate. */
+  handshakesOverRate: number;
   /** Datagrams handed to the kernel. */
   sent: number;
   /** Datagrams that could not be sent (unreachable network, no socket of that family, ...). */
@@ -71,6 +89,17 @@ const FAMILY_UNAVAILABLE = new Set(["EAFNOSUPPORT", "EADDRNOTAVAIL", "EPROTONOSU
 const PORT_RETRIES = 100;
 /** Native batches handed to JavaScript and not yet taken; they are taken at once, so few suffice. */
 const NATIVE_MAX_PENDING = 16;
+/** Handshake framing (message type, total size) and the MAC size, as the protocol defines them. */
+const INITIATION = { type: 1, size: 148 };
+const RESPONSE = { type: 2, size: 92 };
+const MAC_SIZE = 16;
+/**
+ * Handshake messages per second (and burst) one address may have queued, each lane apart: far
+ * above what the peers behind one address need (a handshake per peer every two minutes), far
+ * below what a flood sends. Beyond this many addresses tracked, fairness rests on the lanes.
+ */
+const HANDSHAKES_PER_ADDRESS = { packetsPerSecond: 1000, burst: 256 };
+const TRACKED_ADDRESSES = 65536;
 
 interface OpenState {
   v4: dgram.Socket | null;
@@ -82,7 +111,7 @@ interface OpenState {
   port: number;
 }
 
-export class UdpBind implements SocketSharingBind {
+export class UdpBind implements SocketSharingBind, HandshakeScreeningBind {
   readonly kind = "udp";
   private readonly batch: number;
   private readonly queueCapacity: number;
@@ -90,7 +119,20 @@ export class UdpBind implements SocketSharingBind {
   private state: OpenState | null = null;
   private opening = false;
   private markValue = 0;
-  private readonly counters = { received: 0, dropped: 0, sent: 0, sendErrors: 0, socketErrors: 0, lastError: null as string | null };
+  private readonly counters = {
+    received: 0,
+    dropped: 0,
+    badMac1: 0,
+    provenHandshakes: 0,
+    handshakesOverRate: 0,
+    sent: 0,
+    sendErrors: 0,
+    socketErrors: 0,
+    lastError: null as string | null,
+  };
+  private screen: HandshakeScreen | null = null;
+  private readonly handshakeRate = newHandshakeLimiter();
+  private readonly provenRate = newHandshakeLimiter();
   private readonly packetListeners = new Set<PacketListener>();
   private sourceMapper: SourceMapper | null = null;
   private plane: DataPathPreference = "auto";
@@ -199,6 +241,50 @@ export class UdpBind implements SocketSharingBind {
   private mapSource(ep: UdpEndpoint): Endpoint {
     return this.sourceMapper?.(ep.address, ep.port) ?? ep;
   }
+
+  setHandshakeScreen(screen: HandshakeScreen | null): void {
+    this.screen = screen;
+  }
+
+  /** Queues a received datagram; handshake messages are screened first (see the top of this file). */
+  private enqueue(queue: ReceiveQueue<Received>, data: Uint8Array, endpoint: Endpoint, source: string): void {
+    const screen = this.screen;
+    if (screen === null || !isHandshake(data)) {
+      queue.push({ data, endpoint });
+      return;
+    }
+    const item = { data, endpoint };
+    // A sender without a cookie leaves mac2 zero: nothing to check then.
+    let mac1Checked = false;
+    if (!isZeroMac2(data) && queue.hasHandshakeRoom(source, true)) {
+      if (!screen.checkMac1(data)) {
+        this.counters.badMac1++;
+        return;
+      }
+      mac1Checked = true;
+      if (screen.checkMac2(data, endpoint.dstToBytes())) {
+        if (withinRate(this.provenRate, source)) {
+          this.counters.provenHandshakes++;
+          queue.pushHandshake(item, source, true);
+        } else {
+          this.counters.handshakesOverRate++;
+        }
+        return;
+      }
+    }
+    // Rate and room first: a flood is turned away before any MAC is computed for it.
+    if (!withinRate(this.handshakeRate, source)) {
+      this.counters.handshakesOverRate++;
+      return;
+    }
+    if (queue.hasHandshakeRoom(source, false) && !mac1Checked && !screen.checkMac1(data)) {
+      this.counters.badMac1++;
+      return;
+    }
+    // Counted as a drop when the source's share is full.
+    queue.pushHandshake(item, source, false);
+  }
+
 
   /** The addon's sockets while open natively, for the native data path to attach to; else null. */
   get nativeSockets(): NativeUdp | null {
@@ -402,7 +488,8 @@ export class UdpBind implements SocketSharingBind {
           lastEndpoint = this.mapSource(lastUdp);
           lastMapping = this.mapping;
         }
-        (lastUdp.family === 4 ? queue4 : queue6)?.push({ data: datagram, endpoint: lastEndpoint });
+        const queue = lastUdp.family === 4 ? queue4 : queue6;
+        if (queue !== null) this.enqueue(queue, datagram, lastEndpoint, lastUdp.address);
       }
     }, NATIVE_MAX_PENDING);
     // Like a bound node:dgram socket, an open Bind keeps the process alive.
@@ -503,7 +590,7 @@ export class UdpBind implements SocketSharingBind {
         lastEndpoint = this.mapSource(lastUdp);
         lastMapping = this.mapping;
       }
-      queue.push({ data: msg, endpoint: lastEndpoint });
+      this.enqueue(queue, msg, lastEndpoint, rinfo.address);
     });
     sock.on("error", (err) => {
       this.counters.socketErrors++;
@@ -531,6 +618,27 @@ function channelData(channel: number, data: Uint8Array): Uint8Array {
   out[3] = data.length & 0xff;
   out.set(data, 4);
   return out;
+}
+
+/** True for a datagram of a handshake message's type and exact size (initiation or response). */
+function isHandshake(d: Uint8Array): boolean {
+  if (d.length !== INITIATION.size && d.length !== RESPONSE.size) return false;
+  const type = d.length === INITIATION.size ? INITIATION.type : RESPONSE.type;
+  return d[0] === type && d[1] === 0 && d[2] === 0 && d[3] === 0;
+}
+
+function newHandshakeLimiter(): RateLimiter {
+  return new RateLimiter({ now: () => performance.now() }, { ...HANDSHAKES_PER_ADDRESS, maxEntries: TRACKED_ADDRESSES });
+}
+
+/** Spends a token of `source`; a full table lets everyone through (the lanes still share fairly). */
+function withinRate(limiter: RateLimiter, source: string): boolean {
+  return limiter.size >= TRACKED_ADDRESSES || limiter.allow(source);
+}
+
+function isZeroMac2(d: Uint8Array): boolean {
+  for (let i = d.length - MAC_SIZE; i < d.length; i++) if (d[i] !== 0) return false;
+  return true;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -22,7 +22,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
-import { carrierOf, isAddressEndpoint, observesActivity, ridesSocket, sharesSocket } from "../bind/capabilities.js";
+import { carrierOf, isAddressEndpoint, observesActivity, ridesSocket, screensHandshakes, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -226,6 +226,8 @@ export class Device {
       b.onCarrierChange((ep) => this.carrierChanged(ep));
     }
     for (const b of this.binds) usePlaneOf(b, this.dataPathWanted);
+    // Handshake messages are sorted by their MACs as they are queued (flood defence).
+    for (const b of this.binds) if (screensHandshakes(b)) b.setHandshakeScreen(this.engine.handshakeScreen());
   }
 
   // ---- life cycle ----------------------------------------------------------------------------

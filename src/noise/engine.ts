@@ -114,6 +114,9 @@ export class Engine<S extends Source = Source> {
   private readonly counters: HandshakeCounters = { initiationsReceived: 0, responsesReceived: 0, cookieRepliesSent: 0 };
   /** The earliest deadline any peer set since the last scan or take (see takeNewDeadline). */
   private newDeadline: number | undefined;
+  /** Peers whose static-static DH is still to be computed (see staticStaticOf). */
+  private readonly staticStaticDue = new Set<Peer>();
+
   constructor(opts: EngineOptions) {
     this.backend = opts.backend;
     this.clock = opts.clock;
@@ -183,6 +186,7 @@ export class Engine<S extends Source = Source> {
     this.zero(p);
     p.timers.stop();
     if (p.staticStatic !== null) wipe(p.staticStatic);
+    this.staticStaticDue.delete(p);
     p.presharedKey = null;
     this.peersById.delete(p.id);
   }
@@ -202,6 +206,11 @@ export class Engine<S extends Source = Source> {
 
   isUnderLoad(): boolean {
     return this.forcedUnderLoad ?? this.clock.now() < this.underLoadUntil;
+  }
+
+  /** The mac1/mac2 checks, for a transport that sorts handshake messages before queueing them. */
+  handshakeScreen(): { checkMac1(msg: Uint8Array): boolean; checkMac2(msg: Uint8Array, source: Uint8Array): boolean } {
+    return { checkMac1: (msg) => this.checker.checkMac1(msg), checkMac2: (msg, source) => this.checker.checkMac2(msg, source) };
   }
 
   /** A copy of the handshake counters. */
@@ -462,7 +471,7 @@ export class Engine<S extends Source = Source> {
       parts: { ephemeral: msg.ephemeral, encryptedStatic: msg.encryptedStatic, encryptedPayload: msg.encryptedTimestamp },
       staticStatic: (remoteStatic) => {
         peer = this.lookup(remoteStatic);
-        return peer?.staticStatic ?? null;
+        return peer === undefined ? null : this.staticStaticOf(peer);
       },
     });
     if (read === null || peer === undefined) return void out.dropped.push({ reason: "handshake-failed" });
@@ -587,17 +596,26 @@ export class Engine<S extends Source = Source> {
     return peer;
   }
 
+  // ---- static-static DH: computed at a peer's first handshake, so that configuring many peers
+  // costs no X25519 each; the lookup is a set membership, whatever the number of peers.
   private precompute(peer: Peer): void {
     if (peer.staticStatic !== null) wipe(peer.staticStatic);
     peer.staticStatic = null;
-    if (this.privateKey === null) return;
-    try {
-      const ss = this.backend.dh(this.privateKey, peer.publicKey);
-      peer.staticStatic = isZero(ss) ? null : ss;
-    } catch {
-      // A low-order peer key: keep the peer, but it can never complete a handshake.
-    }
+    this.staticStaticDue.add(peer);
   }
+
+  private staticStaticOf(peer: Peer): Uint8Array | null {
+    if (this.privateKey !== null && this.staticStaticDue.delete(peer)) {
+      try {
+        const ss = this.backend.dh(this.privateKey, peer.publicKey);
+        peer.staticStatic = isZero(ss) ? null : ss;
+      } catch {
+        // A low-order peer key: keep the peer, but it can never complete a handshake.
+      }
+    }
+    return peer.staticStatic;
+  }
+  // ---- end of static-static DH
 
   /** After a key change: nothing more is sent with old sessions and a new handshake may start at once. */
   private expireSessions(peer: Peer): void {
@@ -638,7 +656,8 @@ export class Engine<S extends Source = Source> {
     if (!retry) peer.timers.handshakeRetries = 0;
     const now = this.clock.now();
     if (now - peer.lastSentHandshakeAt < REKEY_TIMEOUT) return;
-    if (this.privateKey === null || this.ownPublicKey === null || peer.staticStatic === null) return;
+    const staticStatic = this.staticStaticOf(peer);
+    if (this.privateKey === null || this.ownPublicKey === null || staticStatic === null) return;
     peer.lastSentHandshakeAt = now;
     this.dropHandshake(peer);
     const ephemeralPrivate = this.backend.generatePrivateKey();
@@ -646,7 +665,7 @@ export class Engine<S extends Source = Source> {
       prologue: IDENTIFIER,
       localStaticPublic: this.ownPublicKey,
       remoteStatic: peer.publicKey,
-      staticStatic: peer.staticStatic,
+      staticStatic,
       ephemeralPrivate,
       payload: whitenedFromMillis(this.clock.wallNow()),
     });

@@ -194,6 +194,31 @@ describe("Engine: handshake and data between two in-memory engines", () => {
     net.flush();
     expect(b.delivered).toHaveLength(3);
   });
+  it("computes a peer's static-static DH at its first handshake, not when it is configured", () => {
+    const base = new Net().backend;
+    let dhCalls = 0;
+    const counting = Object.create(base) as typeof base;
+    counting.dh = (priv, pub) => {
+      dhCalls++;
+      return base.dh(priv, pub);
+    };
+    const net = new Net(counting);
+    const a = net.addNode("a");
+    const b = net.addNode("b");
+    net.connect(a, b);
+    for (let i = 0; i < 50; i++) a.engine.addPeer(counting.publicKey(counting.generatePrivateKey()));
+    a.engine.setPrivateKey(counting.generatePrivateKey()); // a new key: nothing recomputed either
+    a.engine.setPrivateKey(a.privateKey);
+    expect(dhCalls).toBe(0);
+    const out = net.send(a, b, [ipPacket(60)]);
+    expect(out.transmit.length + net.inFlight.length).toBeGreaterThan(0);
+    net.flush();
+    expect(b.delivered).toHaveLength(1);
+    // Static-static once on each side, plus the handshake's ephemeral DHs; none for the 50 others.
+    expect(dhCalls).toBeGreaterThanOrEqual(2);
+    expect(dhCalls).toBeLessThanOrEqual(8);
+  });
+
   it("keeps a peer with a low-order public key but never handshakes with it", () => {
     const { a } = establish();
     const bad = a.engine.addPeer(new Uint8Array(32)); // the all-zero point has order 1
