@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "errno_error.h"
+#include "mss_clamp.h"
 #include "pmtu.h"
 #include "vnet.h"
 
@@ -120,12 +121,24 @@ Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ReadKernelPathMtu(to, info[3].As<Napi::Number>().Uint32Value()));
 }
 
+// clampMss(packet, maxMss) -> whether the SYN's MSS was lowered (in place); for tests beside the TypeScript twin.
+Napi::Value ClampMssHelper(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array pkt;
+  if (!Bytes(info[0], &pkt) || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "clampMss(packet, maxMss)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, ClampMss(pkt.Data(), pkt.ByteLength(), info[1].As<Napi::Number>().Uint32Value()));
+}
+
 }  // namespace
 
 void DefineHelperFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("vnetSplit", Napi::Function::New<VnetSplit>(env, "vnetSplit"));
   exports.Set("tunCoalesce", Napi::Function::New<TunCoalesce>(env, "tunCoalesce"));
   exports.Set("pathMtu", Napi::Function::New<PathMtu>(env, "pathMtu"));
+  exports.Set("clampMss", Napi::Function::New<ClampMssHelper>(env, "clampMss"));
   exports.Set("setSocketMark", Napi::Function::New<SetSocketMark>(env, "setSocketMark"));
 }
 

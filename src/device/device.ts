@@ -28,6 +28,7 @@ import { NativePath } from "./native-path.js";
 import { loadNative } from "../native/load.js";
 import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
 import { TooBigResponder } from "./icmp-too-big.js";
+import { MssClamp, nativeMssClamp, type MssClampSetting } from "./mss-clamp.js";
 
 /** How a peer is configured; absent fields are left as they are. */
 export interface PeerConfig {
@@ -101,6 +102,8 @@ export interface DeviceOptions {
    * TSWG_DATAPATH environment variable, else "auto".
    */
   dataPath?: DataPathPreference;
+  /** TCP MSS clamping to the peer's path (mss-clamp.ts); default off. */
+  mssClamp?: MssClampSetting;
 }
 
 /** A device-side view of a peer: the engine's handle plus where to send. */
@@ -174,6 +177,7 @@ export class Device {
   /** Path MTU per peer endpoint (pmtu.ts) and the ICMP answers to packets over it (icmp-too-big.ts). */
   readonly pathMtus = new PathMtuTable(kernelPathMtuReader(loadNative().addon?.pathMtu));
   readonly tooBig = new TooBigResponder();
+  readonly mssClamp: MssClamp;
   /** Datagrams the engine dropped, by its reason. */
   private readonly engineDrops = new Map<string, number>();
   private nativePath: NativePath<DevicePeer> | null = null;
@@ -199,6 +203,7 @@ export class Device {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
     this.dataPathWanted = opts.dataPath ?? dataPathPreference();
+    this.mssClamp = new MssClamp(opts.mssClamp ?? "off");
     this.engine = new Engine<Endpoint>({ backend: this.backend, clock: this.clock, mtu: this.tun.mtu() });
     this.tun.events.on("mtu", (mtu: number) => {
       this.engine.mtu = mtu;
@@ -498,6 +503,7 @@ export class Device {
       return;
     }
     this.nativePath = choice.path;
+    choice.path.setMssClamp(nativeMssClamp(this.mssClamp.setting));
     choice.path.start();
     this.log.info(`data path: native (${choice.path.description})`);
   }
@@ -538,6 +544,13 @@ export class Device {
     }
   }
 
+  /** The largest inner packet the peer's path carries (pmtu.ts); 0 when unknown. */
+  private peerInnerMtu(peer: DevicePeer): number {
+    const ep = peer.endpoint;
+    const family = ep === null ? null : outerFamily(ep);
+    return ep === null || family === null ? 0 : innerMtu(this.pathMtus.get(ep).mtu, family);
+  }
+
   private peerPathMtu(p: DevicePeer): PathMtu | null {
     if (p.endpoint === null || outerFamily(p.endpoint) === null) return null;
     const m = this.pathMtus.get(p.endpoint);
@@ -546,10 +559,10 @@ export class Device {
 
   /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is over the peer's path; the answer goes to `answers`. */
   private overPathMtu(peer: DevicePeer, pkt: Uint8Array, answers: Uint8Array[]): boolean {
-    const ep = peer.endpoint;
-    const family = ep === null ? null : outerFamily(ep);
-    if (ep === null || family === null) return false;
-    const r = this.tooBig.check(pkt, innerMtu(this.pathMtus.get(ep).mtu, family));
+    const inner = this.peerInnerMtu(peer);
+    this.mssClamp.apply(pkt, inner, this.tun.mtu()); // ---- MSS clamp (mss-clamp.ts), leaving ----
+    if (inner === 0) return false;
+    const r = this.tooBig.check(pkt, inner);
     if (r === null) return false;
     if (r.answer !== null) answers.push(r.answer);
     return true;
@@ -643,6 +656,7 @@ export class Device {
         this.drops.sourceNotAllowed++;
         continue;
       }
+      this.mssClamp.apply(packet, this.peerInnerMtu(p), this.tun.mtu()); // ---- MSS clamp (mss-clamp.ts), arriving ----
       packets.push(packet);
     }
     if (packets.length === 0 || this.state === "closed") return;
