@@ -104,7 +104,8 @@ Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// pathMtu(family: 4 | 6, address bytes, port, mark) -> the kernel's path MTU towards it, 0 if unknown.
+// pathMtu(family: 4 | 6, address bytes, port, mark[, detail]) -> the kernel's path MTU towards it, 0 if
+// unknown; with detail true { mtu, interfaceMtu }.
 Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array addr;
@@ -118,7 +119,14 @@ Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   if (port > 65535 || !MakeSockAddr(family, addr.Data(), addr.ByteLength(), static_cast<uint16_t>(port), "", &to)) {
     return Napi::Number::New(env, 0);
   }
-  return Napi::Number::New(env, ReadKernelPathMtu(to, info[3].As<Napi::Number>().Uint32Value()));
+  uint32_t interface_mtu = 0;
+  uint32_t mtu = ReadKernelPathMtu(to, info[3].As<Napi::Number>().Uint32Value(), &interface_mtu);
+  if (!info[4].IsBoolean() || !info[4].As<Napi::Boolean>().Value()) return Napi::Number::New(env, mtu);
+  // detail: also the MTU of the interface the path leaves by, which tells how the value was learnt.
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mtu", Napi::Number::New(env, mtu));
+  out.Set("interfaceMtu", Napi::Number::New(env, interface_mtu));
+  return out;
 }
 
 // clampMss(packet, maxMss) -> whether the SYN's MSS was lowered (in place); for tests beside the TypeScript twin.

@@ -26,7 +26,7 @@ import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
 import { NativePath } from "./native-path.js";
 import { loadNative } from "../native/load.js";
-import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
+import { endpointPathMtu, innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
 import { TooBigResponder } from "./icmp-too-big.js";
 import { MssClamp, nativeMssClamp, type MssClampSetting } from "./mss-clamp.js";
 
@@ -552,9 +552,7 @@ export class Device {
   }
 
   private peerPathMtu(p: DevicePeer): PathMtu | null {
-    if (p.endpoint === null || outerFamily(p.endpoint) === null) return null;
-    const m = this.pathMtus.get(p.endpoint);
-    return m.mtu > 0 ? { mtu: m.mtu, source: m.source } : null;
+    return p.endpoint === null ? null : endpointPathMtu(this.pathMtus, p.endpoint);
   }
 
   /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is over the peer's path; the answer goes to `answers`. */

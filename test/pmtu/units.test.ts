@@ -41,20 +41,27 @@ describe("path MTU arithmetic", () => {
 
   it("re-reads the kernel when stale and keeps a prober's value until the kernel reports less", () => {
     let kernel = 1500;
+    let iface = 1500;
     let now = 0;
     const ep = { key: "x" } as Endpoint;
-    const t = new PathMtuTable(() => kernel, () => now);
-    expect(t.get(ep)).toMatchObject({ mtu: 1500, source: "kernel" });
+    const t = new PathMtuTable(() => ({ mtu: kernel, interfaceMtu: iface }), () => now);
+    expect(t.get(ep)).toMatchObject({ mtu: 1500, source: "interface" });
     kernel = 1280;
     expect(t.get(ep).mtu).toBe(1500);
     now += RECHECK_MS;
-    expect(t.get(ep)).toMatchObject({ mtu: 1280, source: "kernel" });
+    expect(t.get(ep)).toMatchObject({ mtu: 1280, source: "icmp" });
     t.set(ep, 1200);
     now += RECHECK_MS;
     expect(t.get(ep)).toMatchObject({ mtu: 1200, source: "probe" });
     kernel = 1100;
     now += RECHECK_MS;
+    expect(t.get(ep)).toMatchObject({ mtu: 1100, source: "icmp" });
+    iface = 0;
+    now += RECHECK_MS;
     expect(t.get(ep)).toMatchObject({ mtu: 1100, source: "kernel" });
+    kernel = 0;
+    now += RECHECK_MS;
+    expect(t.get(ep)).toMatchObject({ mtu: 0, source: "unknown" });
   });
 });
 
