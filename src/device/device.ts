@@ -654,7 +654,7 @@ export class Device {
         this.drops.sourceNotAllowed++;
         continue;
       }
-      this.mssClamp.apply(packet, this.peerInnerMtu(p), this.tun.mtu()); // ---- MSS clamp (mss-clamp.ts), arriving ----
+      this.mssClamp.apply(packet, () => this.peerInnerMtu(p), this.tun.mtu()); // ---- MSS clamp (mss-clamp.ts), arriving ----
       packets.push(packet);
     }
     if (packets.length === 0 || this.state === "closed") return;

@@ -110,9 +110,13 @@ export class MssClamp {
 
   constructor(readonly setting: MssClampSetting) {}
 
-  /** Clamps `pkt` in place when it is a SYN over what the peer's path carries. */
-  apply(pkt: Uint8Array, innerMtu: number, tunnelMtu: number): void {
+  /**
+   * Clamps `pkt` in place when it is a SYN over what the peer's path carries (`innerMtu`, asked
+   * only for a SYN, so that other packets cost one comparison).
+   */
+  apply(pkt: Uint8Array, innerMtu: number | (() => number), tunnelMtu: number): void {
     if (this.setting === "off" || !isTcpSyn(pkt)) return;
-    if (clampMss(pkt, mssLimit(this.setting, pkt[0]! >> 4, innerMtu, tunnelMtu))) this.counters.clamped++;
+    const inner = typeof innerMtu === "number" ? innerMtu : innerMtu();
+    if (clampMss(pkt, mssLimit(this.setting, pkt[0]! >> 4, inner, tunnelMtu))) this.counters.clamped++;
   }
 }

@@ -200,8 +200,8 @@ describe("MSS limits", () => {
     const off = new MssClamp("off");
     const a = segment(4, SYN, mss(1460));
     const b = Uint8Array.from(a);
-    on.apply(a, 1200, 1420);
-    off.apply(b, 1200, 1420);
+    on.apply(a, () => 1200, 1420);
+    off.apply(b, () => 1200, 1420);
     expect(mssOf(a)).toBe(1160);
     expect(mssOf(b)).toBe(1460);
     expect(on.counters.clamped).toBe(1);
