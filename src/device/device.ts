@@ -26,7 +26,7 @@ import type { NativeDataPathStats } from "../native/datapath.js";
 import { dataPathPreference, type DataPathPreference } from "../native/mode.js";
 import { NativePath } from "./native-path.js";
 import { loadNative } from "../native/load.js";
-import { endpointPathMtu, innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
+import { endpointInnerMtu, endpointPathMtu, kernelPathMtuReader, PathMtuTable, type PathMtu } from "./pmtu.js";
 import { TooBigResponder } from "./icmp-too-big.js";
 import { MssClamp, nativeMssClamp, type MssClampSetting } from "./mss-clamp.js";
 
@@ -546,9 +546,7 @@ export class Device {
 
   /** The largest inner packet the peer's path carries (pmtu.ts); 0 when unknown. */
   private peerInnerMtu(peer: DevicePeer): number {
-    const ep = peer.endpoint;
-    const family = ep === null ? null : outerFamily(ep);
-    return ep === null || family === null ? 0 : innerMtu(this.pathMtus.get(ep).mtu, family);
+    return peer.endpoint === null ? 0 : endpointInnerMtu(this.pathMtus, peer.endpoint);
   }
 
   private peerPathMtu(p: DevicePeer): PathMtu | null {

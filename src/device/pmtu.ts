@@ -13,6 +13,7 @@
  *    WireGuard's transport header and tag, rounded down to the 16-byte padding step.
  */
 import type { Endpoint } from "../bind/bind.js";
+import { carrierOf, isAddressEndpoint } from "../bind/capabilities.js";
 
 /**
  * How a path MTU was learnt: the interface's own MTU, lowered by ICMP from the path (the
@@ -104,15 +105,41 @@ export function outerFamily(endpoint: Endpoint): 4 | 6 | null {
   return e === null ? null : e.addressBytes().length === 4 ? 4 : 6;
 }
 
+/** ChannelData header a TURN server strips from each relayed datagram (RFC 8656). */
+const CHANNEL_DATA_HEADER = 4;
+
 /**
- * What `tswg show` reports for a peer's endpoint: the table's value for a UDP endpoint; for a
- * TCP (UoTLV) one no datagram limit, as the outer TCP segments itself; null when unknown.
+ * Where an endpoint's datagrams really go (an ICE path's carrier: the remote candidate, or the
+ * TURN server on a relayed path) and the bytes a TURN channel adds in front; null without an IP
+ * destination (TCP, in-memory).
+ */
+function datagramTarget(endpoint: Endpoint): { target: Endpoint; family: 4 | 6; overhead: number } | null {
+  const target = carrierOf(endpoint);
+  const family = target === null ? null : outerFamily(target);
+  if (target === null || family === null) return null;
+  const channel = isAddressEndpoint(target) ? (target.channel ?? 0) : 0;
+  return { target, family, overhead: channel !== 0 ? CHANNEL_DATA_HEADER : 0 };
+}
+
+/**
+ * What `tswg show` reports for a peer's endpoint: the path MTU towards where its datagrams go
+ * (for a relayed ICE path, the TURN server); for a TCP (UoTLV) path no datagram limit, as the
+ * outer TCP segments itself; null when unknown.
  */
 export function endpointPathMtu(table: PathMtuTable, endpoint: Endpoint): PathMtu | null {
-  if (endpoint.bind.kind === "tcp") return { mtu: 0, source: "tcp" };
-  if (outerFamily(endpoint) === null) return null;
-  const m = table.get(endpoint);
+  if ((carrierOf(endpoint) ?? endpoint).bind.kind === "tcp") return { mtu: 0, source: "tcp" };
+  const t = datagramTarget(endpoint);
+  if (t === null) return null;
+  const m = table.get(t.target);
   return m.mtu > 0 ? { mtu: m.mtu, source: m.source } : null;
+}
+
+/** The largest inner packet a peer's path carries, ChannelData accounted for; 0 when unknown. */
+export function endpointInnerMtu(table: PathMtuTable, endpoint: Endpoint): number {
+  const t = datagramTarget(endpoint);
+  if (t === null) return 0;
+  const mtu = table.get(t.target).mtu;
+  return mtu > t.overhead ? innerMtu(mtu - t.overhead, t.family) : 0;
 }
 
 /** A reader through the addon's `pathMtu`, or null without the addon. */
