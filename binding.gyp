@@ -23,6 +23,7 @@
             "native/src/udp_socket.cc",
             "native/src/pmtu.cc",
             "native/src/icmp_too_big.cc",
+            "native/src/mss_clamp.cc",
             "native/src/udp_port.cc",
             "native/src/datapath.cc",
             "native/src/helpers_binding.cc"

@@ -2,6 +2,7 @@
 // side by side in one run, in network namespaces this script builds and removes itself.
 //
 //   node bench/run.mjs [--reps N] [--time S] [--only a,b] [--tests t,u] [--udp-rate R] [--no-crypto] [--no-netstack] [--out FILE]
+//                      [--no-small-mtu] [--compare name=path/to/bin/tswg.js,...]
 //   node bench/run.mjs --soak S [--only tswg-native]     RSS before, during and after an S-second transfer
 //
 // Configurations: veth (no tunnel), wireguard-go <-> wireguard-go, tswg (native) <-> tswg (native),
@@ -13,6 +14,9 @@
 // Every repetition runs every configuration in turn, so slow drifts of the machine hit all alike.
 // Then the network stack rows (bench/lib/netstack.mjs): one download through a TUN, through the
 // SOCKS5 proxy and the library API of the network stack, and through a router-mode peer.
+// Then the small-MTU path row (bench/lib/small-mtu.mjs, `--only small-mtu` for it alone): tswg
+// native, tswg portable and wireguard-go across a 1280-byte IPv6 link, tunnel MTU 1420, plus
+// portable ends from the builds given with --compare.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -22,6 +26,7 @@ import { cpuSeconds, iperf, memory, ping } from "./lib/measure.mjs";
 import { Bed, run } from "./lib/netns.mjs";
 import { REPO, keyPair, startEnd } from "./lib/tunnels.mjs";
 import { setUpNetstack } from "./lib/netstack.mjs";
+import { printSmallMtu, smallMtuBench } from "./lib/small-mtu.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -33,6 +38,8 @@ const { values: opt } = parseArgs({
     "udp-rate": { type: "string", default: "0" },
     "no-crypto": { type: "boolean", default: false },
     "no-netstack": { type: "boolean", default: false },
+    "no-small-mtu": { type: "boolean", default: false },
+    compare: { type: "string", default: "" },
     out: { type: "string" },
   },
 });
@@ -59,7 +66,8 @@ if (opt.only) {
 } else if (soakSeconds !== null) {
   configs = CONFIGS.filter((c) => c.id === "tswg-native");
 }
-if (configs.length === 0) throw new Error(`--only matches none of ${CONFIGS.map((c) => c.id).join(", ")}`);
+const smallMtuWanted = soakSeconds === null && !opt["no-small-mtu"] && (!opt.only || opt.only.split(",").includes("small-mtu"));
+if (configs.length === 0 && !smallMtuWanted) throw new Error(`--only matches none of ${CONFIGS.map((c) => c.id).join(", ")}, small-mtu`);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -278,6 +286,14 @@ function printNetstack(rows) {
   for (const r of body) console.log(line(r));
 }
 
+/** The small-MTU path row, in its own namespaces of the same bed. */
+async function smallMtuRow(bed, results) {
+  if (!smallMtuWanted) return;
+  const compare = opt.compare.split(",").filter(Boolean).map((x) => x.split("="));
+  results.smallMtu = await smallMtuBench(bed, { reps: REPS, seconds: SECONDS, compare, summary });
+  printSmallMtu(results.smallMtu, fmt);
+}
+
 async function soak(a, b, tunnels, seconds) {
   const out = [];
   for (const c of configs) {
@@ -351,6 +367,7 @@ async function main() {
       console.log("");
       printTable(results);
       if (results.netstack) printNetstack(results.netstack);
+      await smallMtuRow(bed, results);
     }
   } finally {
     await bed.cleanup();

@@ -17,9 +17,9 @@ export async function keyPair() {
 /**
  * Starts one end. `impl` is "wireguard-go", "tswg-native" or "tswg-portable". With `ice`
  * ({ signaling, servers?, types? }) a tswg end reaches its peer through ICE instead of
- * `peerEndpoint`. Returns { pid, proc, stop() }.
+ * `peerEndpoint`. `bin` runs another build of tswg (a comparison). Returns { pid, proc, stop() }.
  */
-export async function startEnd({ impl, host, ifname, keys, peerPub, listenPort, address, peerAllowed, peerEndpoint, mtu = 1420, ice }) {
+export async function startEnd({ impl, host, ifname, keys, peerPub, listenPort, address, peerAllowed, peerEndpoint, mtu = 1420, ice, bin = TSWG }) {
   const dir = mkdtempSync(join(tmpdir(), "tswgt-bench-"));
   const conf = join(dir, `${ifname}.conf`);
   const lines = ["[Interface]", `PrivateKey = ${keys.priv}`, `ListenPort = ${listenPort}`];
@@ -46,7 +46,7 @@ export async function startEnd({ impl, host, ifname, keys, peerPub, listenPort, 
     await host.ip(["link", "set", "mtu", String(mtu), "up", "dev", ifname]);
   } else {
     const env = { TSWG_RUN_DIR: dir, TSWG_DATAPATH: impl === "tswg-portable" ? "portable" : "native" };
-    proc = host.spawn(["node", TSWG, "up", conf], env);
+    proc = host.spawn(["node", bin, "up", conf], env);
     await proc.waitFor(`interface ${ifname} is up`, 20_000);
   }
   return {

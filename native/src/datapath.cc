@@ -250,6 +250,8 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
       // ---- path MTU: too big for the peer's path: answered with ICMP (icmp_too_big.h); the
       // packet still goes, fragmented outside, so a host that filters ICMP is not cut off ----
       if (too_big_.Check(pkt, len, peer_inner_mtu, now)) counters.too_big.fetch_add(1, std::memory_order_relaxed);
+      // ---- MSS clamp (mss_clamp.h): SYNs leaving through the tunnel ----
+      ClampSyn(packets.mutable_data() + (pkt - data), len, peer_inner_mtu, /*arriving=*/false);
       uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
       if (counter >= reject_after_messages) {
         kp->send_counter.store(reject_after_messages, std::memory_order_relaxed);
@@ -308,6 +310,37 @@ size_t DataPathCore::HandleTunPackets(PacketBatch& packets, PacketBatch* rest) {
   }
   if (!trains_.empty()) PushActivity();
   return handled;
+}
+
+void DataPathCore::ClampSyn(uint8_t* pkt, size_t len, uint32_t inner_mtu, bool arriving) {
+  int32_t setting = mss_clamp_.load(std::memory_order_relaxed);
+  if (setting == kMssClampOff || !IsTcpSyn(pkt, len)) return;
+  if (arriving && setting == kMssClampAuto) {
+    // Arriving SYN: its sender is the peer that owns the source address; same path back.
+    uint32_t owner = (pkt[0] >> 4) == 4 ? routes.Lookup4(pkt + 12) : routes.Lookup6(pkt + 8);
+    auto it = peers.find(owner);
+    if (it != peers.end()) inner_mtu = PeerInnerMtu(it->second.get());
+  }
+  uint32_t limit = MssLimit(setting, pkt[0] >> 4, inner_mtu, mtu_.load(std::memory_order_relaxed));
+  if (ClampMss(pkt, len, limit)) counters.mss_clamped.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint32_t DataPathCore::PeerInnerMtu(NativePeer* peer) {
+  SockAddr endpoint;
+  uint16_t channel;
+  {
+    std::lock_guard<std::mutex> ep(peer->endpoint_mu);
+    endpoint = peer->endpoint;
+    channel = peer->channel;
+  }
+  std::shared_ptr<UdpSockets> udp;
+  {
+    std::lock_guard<std::mutex> lock(udp_mu_);
+    udp = udp_.lock();
+  }
+  if (endpoint.len == 0 || udp == nullptr) return 0;
+  uint32_t outer = udp->pmtu().Get(endpoint);
+  return InnerMtuForPath(channel != 0 && outer > 4 ? outer - 4 : outer, endpoint.family());
 }
 
 void DataPathCore::PushActivity() {
@@ -412,6 +445,8 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
       }
       peer->last_data_recv_ns.store(now, std::memory_order_relaxed);
       counters.rx_packets.fetch_add(1, std::memory_order_relaxed);
+      // ---- MSS clamp (mss_clamp.h): SYNs arriving from the tunnel ----
+      ClampSyn(inner, ilen, 0, /*arriving=*/true);
       writer_.Add(inner, ilen);
     }
   }
@@ -502,6 +537,7 @@ Napi::Function DataPath::Define(Napi::Env env) {
                          InstanceMethod<&DataPath::TakeCounter>("takeCounter"),
                          InstanceMethod<&DataPath::SetCounter>("setCounter"),
                          InstanceMethod<&DataPath::SetMtu>("setMtu"),
+                         InstanceMethod<&DataPath::SetMssClamp>("setMssClamp"),
                          InstanceMethod<&DataPath::Activity>("activity"),
                          InstanceMethod<&DataPath::Stats>("stats"),
                          InstanceMethod<&DataPath::Close>("close"),
@@ -862,6 +898,16 @@ Napi::Value DataPath::SetMtu(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setMssClamp(setting): 0 off, -1 auto (from the peer's path MTU), else the largest MSS.
+Napi::Value DataPath::SetMssClamp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowTypeError(env, "DataPath.setMssClamp(setting)");
+  int32_t v = info[0].As<Napi::Number>().Int32Value();
+  if (v < kMssClampAuto || v > 0xffff) return ThrowTypeError(env, "DataPath.setMssClamp: -1, 0 or an MSS up to 65535");
+  if (!closed_) core_->SetMssClamp(v);
+  return env.Undefined();
+}
+
 // activity() -> Float64Array (and re-arms the activity event), 8 numbers per peer with something new since the last call:
 // id, bytes sent, bytes received (both since the last call), then how many milliseconds ago
 // the last packet was sent, data packet sent, packet received, data packet received (-1:
@@ -932,6 +978,7 @@ Napi::Value DataPath::Stats(const Napi::CallbackInfo& info) {
   set("sourceRejected", c.source_rejected);
   set("cryptoErrors", c.crypto_errors);
   set("tooBig", c.too_big);
+  set("mssClamped", c.mss_clamped);
   set("tunWrites", c.tun_writes);
   set("tunCoalesced", c.tun_coalesced);
   set("tunWriteDropped", c.tun_write_dropped);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "icmp_too_big.h"
+#include "mss_clamp.h"
 #include "aead.h"
 #include "replay.h"
 #include "route_table.h"
@@ -101,6 +102,7 @@ struct DataPathCounters {
   std::atomic<uint64_t> source_rejected{0};
   std::atomic<uint64_t> crypto_errors{0};
   std::atomic<uint64_t> too_big{0};  // inner packets over the peer's path MTU, answered with ICMP (icmp_too_big.h)
+  std::atomic<uint64_t> mss_clamped{0};  // TCP SYNs whose MSS option was lowered (mss_clamp.h)
   // Copied from the receive thread's TUN writer after each burst.
   std::atomic<uint64_t> tun_writes{0};
   std::atomic<uint64_t> tun_coalesced{0};
@@ -120,6 +122,7 @@ class DataPathCore : public TunPacketHandler, public DatagramHandler {
   void CloseEvents();
   void SetUdp(std::shared_ptr<UdpSockets> udp);
   void SetMtu(uint32_t mtu) { mtu_.store(mtu, std::memory_order_relaxed); }
+  void SetMssClamp(int32_t setting) { mss_clamp_.store(setting, std::memory_order_relaxed); }
   void RearmActivity() { activity_armed_.store(true, std::memory_order_release); }
   void Shutdown();
 
@@ -136,10 +139,14 @@ class DataPathCore : public TunPacketHandler, public DatagramHandler {
   struct Train;
   void Emit(int type, uint32_t peer_id, uint32_t local_index);
   void PushActivity();
+  // MSS clamp (mss_clamp.h): lowers a SYN's MSS to what the peer's path carries.
+  void ClampSyn(uint8_t* pkt, size_t len, uint32_t inner_mtu, bool arriving);
+  uint32_t PeerInnerMtu(NativePeer* peer);
 
   SharedFdPtr tun_fd_;
   const bool vnet_;
   std::atomic<uint32_t> mtu_;
+  std::atomic<int32_t> mss_clamp_{kMssClampOff};
   std::atomic<bool> closed_{false};
   std::atomic<bool> activity_armed_{true};
   std::mutex udp_mu_;
@@ -182,6 +189,7 @@ class DataPath : public Napi::ObjectWrap<DataPath> {
   Napi::Value TakeCounter(const Napi::CallbackInfo& info);
   Napi::Value SetCounter(const Napi::CallbackInfo& info);
   Napi::Value SetMtu(const Napi::CallbackInfo& info);
+  Napi::Value SetMssClamp(const Napi::CallbackInfo& info);
   Napi::Value Activity(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

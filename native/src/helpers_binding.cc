@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "errno_error.h"
+#include "mss_clamp.h"
 #include "pmtu.h"
 #include "vnet.h"
 
@@ -103,7 +104,8 @@ Napi::Value SetSocketMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// pathMtu(family: 4 | 6, address bytes, port, mark) -> the kernel's path MTU towards it, 0 if unknown.
+// pathMtu(family: 4 | 6, address bytes, port, mark[, detail]) -> the kernel's path MTU towards it, 0 if
+// unknown; with detail true { mtu, interfaceMtu }.
 Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array addr;
@@ -117,7 +119,25 @@ Napi::Value PathMtu(const Napi::CallbackInfo& info) {
   if (port > 65535 || !MakeSockAddr(family, addr.Data(), addr.ByteLength(), static_cast<uint16_t>(port), "", &to)) {
     return Napi::Number::New(env, 0);
   }
-  return Napi::Number::New(env, ReadKernelPathMtu(to, info[3].As<Napi::Number>().Uint32Value()));
+  uint32_t interface_mtu = 0;
+  uint32_t mtu = ReadKernelPathMtu(to, info[3].As<Napi::Number>().Uint32Value(), &interface_mtu);
+  if (!info[4].IsBoolean() || !info[4].As<Napi::Boolean>().Value()) return Napi::Number::New(env, mtu);
+  // detail: also the MTU of the interface the path leaves by, which tells how the value was learnt.
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mtu", Napi::Number::New(env, mtu));
+  out.Set("interfaceMtu", Napi::Number::New(env, interface_mtu));
+  return out;
+}
+
+// clampMss(packet, maxMss) -> whether the SYN's MSS was lowered (in place); for tests beside the TypeScript twin.
+Napi::Value ClampMssHelper(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array pkt;
+  if (!Bytes(info[0], &pkt) || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "clampMss(packet, maxMss)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, ClampMss(pkt.Data(), pkt.ByteLength(), info[1].As<Napi::Number>().Uint32Value()));
 }
 
 }  // namespace
@@ -126,6 +146,7 @@ void DefineHelperFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("vnetSplit", Napi::Function::New<VnetSplit>(env, "vnetSplit"));
   exports.Set("tunCoalesce", Napi::Function::New<TunCoalesce>(env, "tunCoalesce"));
   exports.Set("pathMtu", Napi::Function::New<PathMtu>(env, "pathMtu"));
+  exports.Set("clampMss", Napi::Function::New<ClampMssHelper>(env, "clampMss"));
   exports.Set("setSocketMark", Napi::Function::New<SetSocketMark>(env, "setSocketMark"));
 }
 

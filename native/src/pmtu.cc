@@ -1,6 +1,10 @@
 #include "pmtu.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +17,33 @@ int64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// MTU of the interface that holds `local` (an address of this host), 0 when none does.
+uint32_t InterfaceMtuOf(const SockAddr& local) {
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return 0;
+  char name[IFNAMSIZ] = {};
+  for (struct ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != local.family()) continue;
+    bool same = local.family() == AF_INET
+                    ? memcmp(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, &local.u.v4.sin_addr, 4) == 0
+                    : memcmp(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, &local.u.v6.sin6_addr, 16) == 0;
+    if (same) {
+      strncpy(name, i->ifa_name, IFNAMSIZ - 1);
+      break;
+    }
+  }
+  freeifaddrs(list);
+  if (name[0] == 0) return 0;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  struct ifreq req;
+  memset(&req, 0, sizeof(req));
+  memcpy(req.ifr_name, name, IFNAMSIZ);
+  uint32_t mtu = ioctl(fd, SIOCGIFMTU, &req) == 0 && req.ifr_mtu > 0 ? static_cast<uint32_t>(req.ifr_mtu) : 0;
+  close(fd);
+  return mtu;
 }
 
 }  // namespace
@@ -29,7 +60,8 @@ void ApplyPmtuPolicy(int fd, int family) {
 
 uint32_t PathMtuTable::ReadKernel(const SockAddr& to) const { return ReadKernelPathMtu(to, mark_); }
 
-uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark) {
+uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark, uint32_t* interface_mtu) {
+  if (interface_mtu != nullptr) *interface_mtu = 0;
   int family = to.family();
   if (family != AF_INET && family != AF_INET6) return 0;
   int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -43,6 +75,11 @@ uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark) {
     int r = family == AF_INET ? getsockopt(fd, IPPROTO_IP, IP_MTU, &v, &len)
                               : getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &v, &len);
     if (r == 0 && v > 0) mtu = static_cast<uint32_t>(v);
+    SockAddr local;
+    local.len = sizeof(local.u);
+    if (mtu != 0 && interface_mtu != nullptr && getsockname(fd, &local.u.sa, &local.len) == 0) {
+      *interface_mtu = InterfaceMtuOf(local);
+    }
   }
   close(fd);
   return mtu;

@@ -40,7 +40,9 @@ struct PmtuEntry {
 void ApplyPmtuPolicy(int fd, int family);
 
 // The kernel's path MTU towards `to` (a connected throw-away socket, IP_MTU / IPV6_MTU); 0 if unknown.
-uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark);
+// With `interface_mtu`, also the MTU of the interface holding the local address the kernel picked
+// for `to` (0 when not found): a path MTU below it was lowered by ICMP from the path.
+uint32_t ReadKernelPathMtu(const SockAddr& to, uint32_t mark, uint32_t* interface_mtu = nullptr);
 
 // Outer IP + UDP header bytes for a destination of this family.
 inline size_t OuterHeaderBytes(const SockAddr& to) { return to.family() == AF_INET ? 28 : 48; }

@@ -34,6 +34,8 @@ export interface ShowJsonPeer {
   rx_packets?: number;
   tx_packets?: number;
   path_mtu?: number;
+  /** How the path MTU was learnt: interface, icmp, kernel, probe, tcp (no datagram limit). */
+  path_mtu_source?: string;
   drops: Record<string, number>;
   other: Record<string, string>;
 }
@@ -86,6 +88,7 @@ function peerJson(p: UapiDeviceState["peers"][number], nowMs: number): ShowJsonP
   if (v.rxPackets !== undefined) out.rx_packets = v.rxPackets;
   if (v.txPackets !== undefined) out.tx_packets = v.txPackets;
   if (v.pathMtu !== undefined) out.path_mtu = v.pathMtu;
+  if (v.pathMtuSource !== undefined) out.path_mtu_source = v.pathMtuSource;
   return out;
 }
 

@@ -71,6 +71,18 @@ export function parseMtu(value: string): number {
   return n;
 }
 
+/** TCP MSS clamping: off, auto (from each peer's path MTU) or the largest MSS. */
+export type MssClamp = "off" | "auto" | number;
+
+/** "off", "auto" or an MSS from 536 (the IPv4 default) to 65495. */
+export function parseMssClamp(value: string): MssClamp {
+  const lower = value.toLowerCase();
+  if (lower === "off" || lower === "auto") return lower;
+  const n = decimal(value, 536, 65495);
+  if (n === undefined) throw new ValueError(`${quote(value)} is neither off, auto nor an MSS from 536 to 65495`);
+  return n;
+}
+
 /** "off", decimal or 0x-hexadecimal 32-bit mark; 0 means off. */
 export function parseFwMark(value: string): number {
   if (value.toLowerCase() === "off") return 0;

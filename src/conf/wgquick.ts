@@ -32,6 +32,7 @@ import {
   parseEndpoint,
   parseFwMark,
   parseListenPort,
+  parseMssClamp,
   parseMtu,
   parsePersistentKeepalive,
   parseTable,
@@ -40,6 +41,7 @@ import {
   splitList,
   ValueError,
   type Endpoint,
+  type MssClamp,
   type RouteTable,
 } from "./values.js";
 
@@ -51,6 +53,8 @@ export interface QuickInterface {
   addresses: string[];
   listenPort?: number;
   mtu?: number;
+  /** Clamp the MSS of TCP SYNs through the tunnel to each peer's path; absent = off. */
+  mssClamp?: MssClamp;
   /** 0 = off. */
   fwMark?: number;
   table?: RouteTable;
@@ -147,6 +151,7 @@ const INTERFACE_KEYS: KeySpec<InterfaceDraft>[] = [
   spec("Address", (s, v) => uniquePush(s.addresses, splitList(v).map(parseAddress)), (s) => joined(s.addresses), { repeatable: true, emptyOk: true }),
   spec("ListenPort", (s, v) => void (s.listenPort = parseListenPort(v)), (s) => some(s.listenPort)),
   spec("MTU", (s, v) => void (s.mtu = parseMtu(v)), (s) => some(s.mtu)),
+  spec("MSSClamp", (s, v) => void (s.mssClamp = parseMssClamp(v)), (s) => some(s.mssClamp)),
   spec("FwMark", (s, v) => void (s.fwMark = parseFwMark(v)), (s) => some(s.fwMark, (n) => offOr(n, (m) => `0x${m.toString(16)}`))),
   spec("Table", (s, v) => void (s.table = parseTable(v)), (s) => some(s.table, formatTable)),
   spec("DNS", readDns, (s) => joined([...s.dns, ...s.dnsSearch]), { repeatable: true, emptyOk: true }),

@@ -267,6 +267,11 @@ export class NativePlane<P extends PlanePeer> implements DataPlane<P> {
     this.js.setMtu(mtu);
   }
 
+  /** MSS clamping (mss-clamp.ts): 0 off, -1 auto, else the largest MSS. */
+  setMssClamp(setting: number): void {
+    if (!this.closed) this.dp.setMssClamp(setting);
+  }
+
   /** The Binds were reopened (new listen port): follow the new sockets. */
   rebind(binds: readonly Bind[]): void {
     if (this.closed) return;

@@ -36,8 +36,9 @@ import { NativePlane } from "../dataplane/native.js";
 import { PortablePlane } from "../dataplane/portable.js";
 import { loadNative } from "../native/load.js";
 import { MESSAGE_TRANSPORT } from "../noise/constants.js";
-import { innerMtu, kernelPathMtuReader, outerFamily, PathMtuTable, type PathMtu } from "./pmtu.js";
+import { endpointInnerMtu, endpointPathMtu, kernelPathMtuReader, PathMtuTable, type PathMtu } from "./pmtu.js";
 import { TooBigResponder } from "./icmp-too-big.js";
+import { MssClamp, nativeMssClamp, type MssClampSetting } from "./mss-clamp.js";
 
 /** How a peer is configured; absent fields are left as they are. */
 export interface PeerConfig {
@@ -111,6 +112,8 @@ export interface DeviceOptions {
    * TSWG_DATAPATH environment variable, else "auto".
    */
   dataPath?: DataPathPreference;
+  /** TCP MSS clamping to the peer's path (mss-clamp.ts); default off. */
+  mssClamp?: MssClampSetting;
 }
 
 /** A device-side view of a peer: the engine's handle plus where to send. */
@@ -184,6 +187,7 @@ export class Device {
   /** Path MTU per peer endpoint (pmtu.ts) and the ICMP answers to packets over it (icmp-too-big.ts). */
   readonly pathMtus = new PathMtuTable(kernelPathMtuReader(loadNative().addon?.pathMtu));
   readonly tooBig = new TooBigResponder();
+  readonly mssClamp: MssClamp;
   /** Datagrams the engine dropped, by its reason. */
   private readonly engineDrops = new Map<string, number>();
   /** The data plane while up (chosen at `up()`). */
@@ -210,6 +214,7 @@ export class Device {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
     this.dataPathWanted = opts.dataPath ?? dataPathPreference();
+    this.mssClamp = new MssClamp(opts.mssClamp ?? "off");
     this.engine = new Engine<Endpoint>({ backend: this.backend, clock: this.clock });
     this.tun.events.on("mtu", (mtu: number) => this.plane?.setMtu(mtu));
     // Keypairs are derived by the engine and installed in the data plane as they change.
@@ -522,6 +527,7 @@ export class Device {
       plane.addPeer(p);
       plane.setKeypairs(p, this.engine.keypairsOf(p.handle));
     }
+    choice.plane?.setMssClamp(nativeMssClamp(this.mssClamp.setting));
     plane.routesChanged();
     this.log.info(choice.plane === null ? `data path: portable (${choice.reason})` : `data path: native (${plane.description})`);
   }
@@ -566,18 +572,21 @@ export class Device {
     }
   }
 
+  /** The largest inner packet the peer's path carries (pmtu.ts); 0 when unknown. */
+  private peerInnerMtu(peer: DevicePeer): number {
+    return peer.endpoint === null ? 0 : endpointInnerMtu(this.pathMtus, peer.endpoint);
+  }
+
   private peerPathMtu(p: DevicePeer): PathMtu | null {
-    if (p.endpoint === null || outerFamily(p.endpoint) === null) return null;
-    const m = this.pathMtus.get(p.endpoint);
-    return m.mtu > 0 ? { mtu: m.mtu, source: m.source } : null;
+    return p.endpoint === null ? null : endpointPathMtu(this.pathMtus, p.endpoint);
   }
 
   /** Path MTU (pmtu.ts, icmp-too-big.ts): whether `pkt` is over the peer's path; the answer goes to `answers`. */
   private overPathMtu(peer: DevicePeer, pkt: Uint8Array, answers: Uint8Array[]): boolean {
-    const ep = peer.endpoint;
-    const family = ep === null ? null : outerFamily(ep);
-    if (ep === null || family === null) return false;
-    const r = this.tooBig.check(pkt, innerMtu(this.pathMtus.get(ep).mtu, family));
+    const inner = this.peerInnerMtu(peer);
+    this.mssClamp.apply(pkt, inner, this.tun.mtu()); // ---- MSS clamp (mss-clamp.ts), leaving ----
+    if (inner === 0) return false;
+    const r = this.tooBig.check(pkt, inner);
     if (r === null) return false;
     if (r.answer !== null) answers.push(r.answer);
     return true;
@@ -686,7 +695,11 @@ export class Device {
   /** Writes what the data plane opened (its source already checked) to the TUN. */
   private async deliver(deliveries: Delivery<DevicePeer>[]): Promise<void> {
     if (deliveries.length === 0 || this.state === "closed") return;
-    const packets = deliveries.map((d) => d.packet);
+    const mtu = this.tun.mtu();
+    const packets = deliveries.map((d) => {
+      this.mssClamp.apply(d.packet, () => this.peerInnerMtu(d.peer), mtu); // ---- MSS clamp (mss-clamp.ts), arriving ----
+      return d.packet;
+    });
     const max = this.tun.batchSize();
     for (let i = 0; i < packets.length; i += max) await this.tun.write(packets.slice(i, i + max));
   }

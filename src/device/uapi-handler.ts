@@ -33,10 +33,13 @@ function endpointFields(
   return fields;
 }
 
-/** The peer's path MTU as a tswg key ("1280 (kernel)"), shown by `tswg show`, ignored by `wg`. */
+/**
+ * The peer's path MTU as a tswg key ("1280 (icmp)"; "any (tcp)" on a TCP path, which has no
+ * datagram limit), shown by `tswg show`, ignored by `wg`.
+ */
 function withPathMtu<T extends { extra?: Record<string, string> }>(fields: T, pathMtu: { mtu: number; source: string } | null): T {
   if (pathMtu === null) return fields;
-  return { ...fields, extra: { ...fields.extra, tswg_path_mtu: `${pathMtu.mtu} (${pathMtu.source})` } };
+  return { ...fields, extra: { ...fields.extra, tswg_path_mtu: `${pathMtu.mtu > 0 ? pathMtu.mtu : "any"} (${pathMtu.source})` } };
 }
 
 export function deviceUapiHandler(device: Device): UapiHandler {

@@ -58,6 +58,8 @@ export interface NativeDataPathStats {
   cryptoErrors: number;
   /** Inner packets over the peer's path MTU, answered with ICMP (and still sent, fragmented outside). */
   tooBig: number;
+  /** TCP SYNs whose MSS option was lowered (MSSClamp). */
+  mssClamped: number;
   tunWrites: number;
   tunCoalesced: number;
   tunWriteDropped: number;
@@ -87,6 +89,8 @@ export interface NativeDataPath {
   takeCounter(localIndex: number): number;
   setCounter(localIndex: number, value: number): void;
   setMtu(mtu: number): void;
+  /** TCP MSS clamping: 0 off, -1 auto (the peer's path MTU), else the largest MSS. */
+  setMssClamp(setting: number): void;
   /**
    * Per peer with news since the last call, {@link ACTIVITY_RECORD_SIZE} numbers: id, bytes
    * sent, bytes received, ms since the last packet sent, data packet sent, packet received,

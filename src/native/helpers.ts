@@ -23,4 +23,8 @@ export interface NativeHelperFunctions {
   setSocketMark(fd: number, mark: number): void;
   /** The kernel's path MTU towards family/address/port (a connected probe socket with `mark`), 0 if unknown. */
   pathMtu(family: 4 | 6, address: Uint8Array, port: number, mark: number): number;
+  /** The same with the MTU of the interface holding the local address picked for it (0: not found). */
+  pathMtu(family: 4 | 6, address: Uint8Array, port: number, mark: number, detail: true): { mtu: number; interfaceMtu: number };
+  /** Lowers a TCP SYN's MSS option in place (native/src/mss_clamp.*); true when it changed. */
+  clampMss(packet: Uint8Array, maxMss: number): boolean;
 }

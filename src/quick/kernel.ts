@@ -43,6 +43,7 @@ function userspaceOnly(config: QuickConfig, inProcess: boolean): string | null {
   if (config.peers.some((p) => p.endpoint?.url !== undefined)) return "a TCP (UoTLV/1) endpoint needs the in-process device";
   if (config.interface.netstack !== undefined) return "Netstack (the in-process network stack) needs the in-process device";
   if (config.interface.metricsListen !== undefined) return "MetricsListen is served by the in-process device";
+  if (config.interface.mssClamp !== undefined && config.interface.mssClamp !== "off") return "MSSClamp is done by the in-process device";
   return null;
 }
 

@@ -249,7 +249,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     }
     const binds = opts.binds ?? [new UdpBind(), new TcpBind({ listen: iface.tcpListen, hosts: tcpHosts, logger: log })];
     if (ice !== null) binds.push(ice.bind);
-    device = new Device({ name, tun, binds, backend: opts.backend, logger: log });
+    device = new Device({ name, tun, binds, backend: opts.backend, logger: log, mssClamp: iface.mssClamp });
     const dev = device;
     undo.push(() => dev.close());
     await configureDevice(device, config, endpoints);

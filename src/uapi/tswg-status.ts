@@ -36,7 +36,10 @@ export interface PeerExtraView {
   dataPlane?: string;
   txPackets?: number;
   rxPackets?: number;
+  /** Largest outer datagram towards the peer; absent when unknown or unlimited (a TCP path). */
   pathMtu?: number;
+  /** How it was learnt: interface, icmp, kernel, probe, or tcp (no datagram limit). */
+  pathMtuSource?: string;
   drops: Record<string, number>;
   other: Record<string, string>;
 }
@@ -136,9 +139,16 @@ export function peerExtraView(extra: Record<string, string> | undefined): PeerEx
         used = count(value) !== undefined && ((v.rxPackets = count(value)), true);
         break;
       case "tswg_path_mtu":
-      case "tswg_pmtu":
-        used = count(value) !== undefined && ((v.pathMtu = count(value)), true);
+      case "tswg_pmtu": {
+        // "1280 (icmp)", "any (tcp)", or a bare number.
+        const m = /^([0-9]+|any)(?: \(([a-z]+)\))?$/u.exec(value);
+        if (m !== null) {
+          if (m[1] !== "any") v.pathMtu = Number(m[1]);
+          if (m[2] !== undefined) v.pathMtuSource = m[2];
+        }
+        used = m !== null;
         break;
+      }
       default:
         used = takeDrop(key, value, v.drops);
     }

@@ -51,6 +51,8 @@ export interface NodeSpec {
   peers: PeerSpec[];
   /** Extra environment for the tswg process (e.g. TSWG_CRYPTO). */
   env?: Record<string, string>;
+  /** Extra [Interface] lines for tswg (e.g. "MSSClamp = auto"). */
+  interfaceLines?: string[];
 }
 
 export interface WgNode {
@@ -64,7 +66,7 @@ export interface WgNode {
 
 function quickConfig(s: NodeSpec): string {
   const lines = ["[Interface]", `PrivateKey = ${s.keys.privateKey}`, `ListenPort = ${s.listenPort}`];
-  if (s.impl === "tswg") lines.push(`Address = ${s.addresses.join(", ")}`, "MTU = 1420");
+  if (s.impl === "tswg") lines.push(`Address = ${s.addresses.join(", ")}`, "MTU = 1420", ...(s.interfaceLines ?? []));
   for (const p of s.peers) {
     lines.push("", "[Peer]", `PublicKey = ${p.publicKey}`, `AllowedIPs = ${p.allowedIps.join(", ")}`);
     if (p.presharedKey) lines.push(`PresharedKey = ${p.presharedKey}`);

@@ -108,9 +108,17 @@ describe.skipIf(skip !== null).each(cases)("outer IPv$outer, far link MTU $linkM
         },
         { timeoutMs: 10_000, what: `the inner route cache to show mtu ${inner}` },
       );
-      // `tswg show` reports the bottleneck as the peer's path MTU.
+      // `tswg show` reports the bottleneck as the peer's path MTU: on a, lowered by the router's
+      // ICMP; on b, whose own link is the small one, the interface's MTU.
       const show = (await a.exec(["node", TSWG_BIN, "show", bed.ifname("a")])).stdout;
-      expect(show).toContain(`path mtu: ${c.linkMtu} (kernel)`);
+      expect(show).toContain(`path mtu: ${c.linkMtu} (icmp)`);
+      const json = JSON.parse((await a.exec(["node", TSWG_BIN, "show", bed.ifname("a"), "--json"])).stdout) as {
+        interfaces: { peers: { path_mtu?: number; path_mtu_source?: string }[] }[];
+      };
+      expect(json.interfaces[0]!.peers[0]).toMatchObject({ path_mtu: c.linkMtu, path_mtu_source: "icmp" });
+      if (c.peer === "tswg") {
+        expect((await b.exec(["node", TSWG_BIN, "show", bed.ifname("b")])).stdout).toContain(`path mtu: ${c.linkMtu} (interface)`);
+      }
     }
   }, 600_000);
 });

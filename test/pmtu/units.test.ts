@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildTooBig, TooBigResponder } from "../../src/device/icmp-too-big.js";
-import { innerMtu, PathMtuTable, RECHECK_MS } from "../../src/device/pmtu.js";
+import { endpointInnerMtu, endpointPathMtu, innerMtu, PathMtuTable, RECHECK_MS } from "../../src/device/pmtu.js";
 import type { Endpoint } from "../../src/bind/bind.js";
 
 function sum16(b: Uint8Array): number {
@@ -41,20 +41,27 @@ describe("path MTU arithmetic", () => {
 
   it("re-reads the kernel when stale and keeps a prober's value until the kernel reports less", () => {
     let kernel = 1500;
+    let iface = 1500;
     let now = 0;
     const ep = { key: "x" } as Endpoint;
-    const t = new PathMtuTable(() => kernel, () => now);
-    expect(t.get(ep)).toMatchObject({ mtu: 1500, source: "kernel" });
+    const t = new PathMtuTable(() => ({ mtu: kernel, interfaceMtu: iface }), () => now);
+    expect(t.get(ep)).toMatchObject({ mtu: 1500, source: "interface" });
     kernel = 1280;
     expect(t.get(ep).mtu).toBe(1500);
     now += RECHECK_MS;
-    expect(t.get(ep)).toMatchObject({ mtu: 1280, source: "kernel" });
+    expect(t.get(ep)).toMatchObject({ mtu: 1280, source: "icmp" });
     t.set(ep, 1200);
     now += RECHECK_MS;
     expect(t.get(ep)).toMatchObject({ mtu: 1200, source: "probe" });
     kernel = 1100;
     now += RECHECK_MS;
+    expect(t.get(ep)).toMatchObject({ mtu: 1100, source: "icmp" });
+    iface = 0;
+    now += RECHECK_MS;
     expect(t.get(ep)).toMatchObject({ mtu: 1100, source: "kernel" });
+    kernel = 0;
+    now += RECHECK_MS;
+    expect(t.get(ep)).toMatchObject({ mtu: 0, source: "unknown" });
   });
 });
 
@@ -94,5 +101,30 @@ describe("ICMP too-big answers", () => {
     expect(r.counters.limited).toBe(80);
     now += 1000;
     expect(r.check(ipv6(1400), 1200)?.answer?.length).toBeGreaterThan(0);
+  });
+});
+
+describe("path MTU of carried and TCP endpoints", () => {
+  const reader = () => ({ mtu: 1280, interfaceMtu: 1500 });
+  const udpBind = { kind: "udp" } as Endpoint["bind"];
+  const udp = (channel: number): Endpoint =>
+    ({ key: `udp-${channel}`, bind: udpBind, family: 4, port: 3478, zone: "", channel, addressBytes: () => Uint8Array.of(198, 51, 100, 1) }) as unknown as Endpoint;
+  const carried = (target: Endpoint): Endpoint => ({ key: "ice", bind: { kind: "ice" }, carrier: () => target }) as unknown as Endpoint;
+
+  it("an ICE endpoint is measured where its datagrams go; a relayed one loses the ChannelData header", () => {
+    const t = new PathMtuTable(reader);
+    expect(endpointPathMtu(t, carried(udp(0)))).toEqual({ mtu: 1280, source: "icmp" });
+    expect(endpointInnerMtu(t, carried(udp(0)))).toBe(innerMtu(1280, 4));
+    // A size where the 4 bytes cross a 16-byte padding step: 1292 - 60 = 1232, 1288 - 60 -> 1216.
+    const t2 = new PathMtuTable(() => ({ mtu: 1292, interfaceMtu: 1292 }));
+    expect(endpointInnerMtu(t2, carried(udp(0)))).toBe(1232);
+    expect(endpointInnerMtu(t2, carried(udp(0x4001)))).toBe(1232 - 16);
+  });
+
+  it("a TCP path has no datagram limit; an endpoint without an address has no path MTU", () => {
+    const t = new PathMtuTable(reader);
+    expect(endpointPathMtu(t, { key: "tcp", bind: { kind: "tcp" } } as unknown as Endpoint)).toEqual({ mtu: 0, source: "tcp" });
+    expect(endpointPathMtu(t, { key: "mem", bind: { kind: "memory" } } as unknown as Endpoint)).toBeNull();
+    expect(endpointInnerMtu(t, { key: "tcp", bind: { kind: "tcp" } } as unknown as Endpoint)).toBe(0);
   });
 });
