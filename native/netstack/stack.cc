@@ -1,6 +1,11 @@
 // The userspace network stack: Debian's lwIP (liblwip, NO_SYS=0 with core locking) behind
-// one network interface whose "wire" is JavaScript's Tun interface.
+// one network interface whose "wire" is either a packet socket or JavaScript's Tun interface.
 //
+// 0. With openPacketFd() the wire is a SOCK_SEQPACKET socketpair: the other end goes (through
+//    JavaScript, once) to the native data plane as its TUN, and packets move between the two
+//    on native threads only — a reader thread here takes batches (recvmmsg) into lwIP under
+//    one core lock, and lwIP's output is sent straight to the socket. Steps 1 and 2 then do
+//    not apply; without it (the portable data plane) they do.
 // 1. Inbound: JavaScript hands a batch of IP packets to input(); under the core lock each
 //    becomes a pbuf and goes to ip_input. In router mode a SYN to a foreign destination is
 //    held until JavaScript has dialed the destination (flowAccept / flowReject), and UDP to a
@@ -14,6 +19,13 @@
 //    own tcpip thread runs the timers under the same lock.
 #include "stack.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -22,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -149,12 +162,19 @@ constexpr size_t kMaxPendingFlows = 1024;
 constexpr size_t kMaxHalfOpen = 1024;
 constexpr uint32_t kPendingFlowTtlMs = 30000;
 constexpr size_t kDataCoalesce = 256u << 10;
+// The packet socket: messages per recvmmsg, the room for each (an IP packet's largest size),
+// and the socket buffers asked for each way (bounded by net.core.wmem_max without privileges).
+constexpr int kRecvBatch = 64;
+constexpr size_t kRecvRoom = 65536;
+constexpr int kPacketSocketBuffer = 4 << 20;
 
 class Stack : public Napi::ObjectWrap<Stack> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Stack",
                        {
+                           InstanceMethod<&Stack::OpenPacketFd>("openPacketFd"),
+                           InstanceMethod<&Stack::ClosePacketFdMethod>("closePacketFd"),
                            InstanceMethod<&Stack::Input>("input"),
                            InstanceMethod<&Stack::TakePackets>("takePackets"),
                            InstanceMethod<&Stack::TakeEvents>("takeEvents"),
@@ -268,6 +288,11 @@ class Stack : public Napi::ObjectWrap<Stack> {
   }
 
   void QueuePacket(struct pbuf* p) {
+    // Output runs under the core lock, which is what guards pkt_fd_.
+    if (pkt_fd_ >= 0) {
+      SendPacket(p);
+      return;
+    }
     {
       std::lock_guard<std::mutex> g(out_mu_);
       if (out_sizes_.size() >= kMaxQueuedPackets || out_data_.size() + p->tot_len > kMaxQueuedBytes) {
@@ -312,6 +337,154 @@ class Stack : public Napi::ObjectWrap<Stack> {
         if (open_) cb.Call({});
       });
     }
+  }
+
+  // ---- the packet socket ----
+
+  // One packet, one message, gathered from the pbuf chain without a copy. A full socket
+  // (EAGAIN) drops it like a full device queue: TCP sends it again.
+  void SendPacket(struct pbuf* p) {
+    struct iovec iov[16];
+    int n = 0;
+    for (struct pbuf* q = p; q != nullptr && n < 16; q = q->next) {
+      if (q->len == 0) continue;
+      iov[n].iov_base = q->payload;
+      iov[n].iov_len = q->len;
+      n++;
+    }
+    struct msghdr m {};
+    m.msg_iov = iov;
+    m.msg_iovlen = size_t(n);
+    ssize_t r;
+    do {
+      r = sendmsg(pkt_fd_, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    std::lock_guard<std::mutex> g(out_mu_);
+    if (r < 0)
+      out_dropped_++;
+    else
+      packets_out_++;
+  }
+
+  // openPacketFd() → the descriptor of the socketpair's other end, for the data plane's Tun
+  // (which then owns it). Packets no longer go through takePackets()/input().
+  Napi::Value OpenPacketFd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!open_) return ThrowErr(env, ERR_CLSD, "openPacketFd");
+    if (pkt_fd_ >= 0) {
+      Napi::Error::New(env, "openPacketFd: the packet socket is already open").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return ThrowErrno(env, "socketpair");
+    int stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop < 0) {
+      int e = errno;
+      close(sv[0]);
+      close(sv[1]);
+      errno = e;
+      return ThrowErrno(env, "eventfd");
+    }
+    for (int fd : sv) {
+      int size = kPacketSocketBuffer;
+      // The privileged form ignores net.core.[rw]mem_max; without privileges the plain one is capped.
+      if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    stop_fd_ = stop;
+    {
+      CoreLock lock;
+      pkt_fd_ = sv[0];
+    }
+    reader_ = std::thread([this] { ReadPackets(); });
+    return Napi::Number::New(env, sv[1]);
+  }
+
+  // The reader thread: every message waiting is taken (up to kRecvBatch per call) and fed to
+  // lwIP under one core lock; it ends when stopped or when the other end is closed.
+  void ReadPackets() {
+    std::unique_ptr<uint8_t[]> room(new uint8_t[kRecvBatch * kRecvRoom]);
+    struct mmsghdr msgs[kRecvBatch];
+    struct iovec iov[kRecvBatch];
+    const int fd = pkt_fd_;
+    for (;;) {
+      struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {fd, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[0].revents != 0) return;
+      bool peer_gone = false;
+      for (;;) {
+        for (int i = 0; i < kRecvBatch; i++) {
+          iov[i].iov_base = room.get() + size_t(i) * kRecvRoom;
+          iov[i].iov_len = kRecvRoom;
+          std::memset(&msgs[i], 0, sizeof msgs[i]);
+          msgs[i].msg_hdr.msg_iov = &iov[i];
+          msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(fd, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          peer_gone = errno != EAGAIN;
+          break;
+        }
+        {
+          CoreLock lock;
+          for (int i = 0; i < n; i++) {
+            size_t len = msgs[i].msg_len;
+            if (len == 0) {
+              peer_gone = true;  // end of file: the data plane closed its end
+              break;
+            }
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+              input_dropped_++;
+              continue;
+            }
+            InputOne(static_cast<const uint8_t*>(iov[i].iov_base), len);
+          }
+        }
+        if (peer_gone || n < kRecvBatch) break;
+      }
+      if (peer_gone || (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) return;
+    }
+  }
+
+  // Stops and joins the reader thread. Idempotent.
+  void StopPacketReader() {
+    if (stop_fd_ < 0) return;
+    uint64_t one = 1;
+    ssize_t ignored = write(stop_fd_, &one, sizeof one);
+    (void)ignored;
+    if (reader_.joinable()) reader_.join();
+  }
+
+  // Stops the reader and closes this end; the data plane's reads then end.
+  void ClosePacketFd() {
+    if (stop_fd_ < 0) return;
+    StopPacketReader();
+    int fd;
+    {
+      CoreLock lock;
+      fd = pkt_fd_;
+      pkt_fd_ = -1;
+    }
+    if (fd >= 0) close(fd);
+    close(stop_fd_);
+    stop_fd_ = -1;
+  }
+
+  Napi::Value ClosePacketFdMethod(const Napi::CallbackInfo& info) {
+    ClosePacketFd();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ThrowErrno(Napi::Env env, const char* what) {
+    Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + std::strerror(errno));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
   }
 
   // ---- packets ----
@@ -895,6 +1068,16 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   void QueueRaw(const std::vector<uint8_t>& pkt) {
     {
+      CoreLock lock;
+      if (pkt_fd_ >= 0) {
+        struct pbuf p {};
+        p.payload = const_cast<uint8_t*>(pkt.data());
+        p.len = p.tot_len = uint16_t(pkt.size());
+        SendPacket(&p);
+        return;
+      }
+    }
+    {
       std::lock_guard<std::mutex> g(out_mu_);
       if (out_sizes_.size() >= kMaxQueuedPackets || out_data_.size() + pkt.size() > kMaxQueuedBytes) {
         out_dropped_++;
@@ -1143,6 +1326,9 @@ class Stack : public Napi::ObjectWrap<Stack> {
       return;
     }
     open_ = false;
+    // The reader takes the core lock: it stops before the lock is taken here. Resets sent
+    // below go to the socket if the data plane still reads it.
+    StopPacketReader();
     {
       CoreLock lock;
       for (auto& kv : conns_) CloseConn(kv.second.get(), true);
@@ -1170,6 +1356,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       netif_set_down(&netif_);
       netif_remove(&netif_);
     }
+    ClosePacketFd();
     tsfn_.Release();
     owns_global_ = false;
     g_stack_open.store(false);
@@ -1197,6 +1384,12 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   std::mutex ev_mu_;
   std::vector<Event> events_;
+
+  // The packet socket (openPacketFd): this end, guarded by the core lock; its reader thread
+  // and the eventfd that stops it.
+  int pkt_fd_ = -1;
+  int stop_fd_ = -1;
+  std::thread reader_;
 
   // Under the core lock:
   uint32_t next_id_ = 1;
@@ -1227,7 +1420,7 @@ Napi::Function DefineStack(Napi::Env env) { return Stack::Define(env); }
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   exports.Set("Stack", tswg_netstack::DefineStack(env));
   return exports;
 }
