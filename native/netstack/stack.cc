@@ -96,6 +96,10 @@ struct Conn {
   Stack* stack;
   tcp_pcb* pcb;
   bool listener;
+  // Received bytes handed towards the application and not yet taken by its reader, and the
+  // part of them whose window lwIP has not been given back (see kReadAhead).
+  uint32_t app_pending = 0;
+  uint32_t withheld = 0;
 };
 
 struct UdpSock {
@@ -162,11 +166,17 @@ constexpr size_t kMaxPendingFlows = 1024;
 constexpr size_t kMaxHalfOpen = 1024;
 constexpr uint32_t kPendingFlowTtlMs = 30000;
 constexpr size_t kDataCoalesce = 256u << 10;
+// The receive window is given back to lwIP as data arrives while less than this waits for the
+// application's reader; past it, only as the reader takes bytes. Debian's lwIP has a fixed
+// 64 KiB window: opening it only after a trip through JavaScript would make that trip part of
+// every round trip, while this bounds what one connection buffers all the same.
+constexpr uint32_t kReadAhead = 512u << 10;
 // The packet socket: messages per recvmmsg, the room for each (an IP packet's largest size),
 // and the socket buffers asked for each way (bounded by net.core.wmem_max without privileges).
 constexpr int kRecvBatch = 64;
 constexpr size_t kRecvRoom = 65536;
 constexpr int kPacketSocketBuffer = 4 << 20;
+constexpr size_t kSendBatch = 64;
 
 class Stack : public Napi::ObjectWrap<Stack> {
  public:
@@ -332,18 +342,34 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   void Wake() {
     if (!wake_pending_.exchange(true)) {
-      tsfn_.NonBlockingCall([this](Napi::Env, Napi::Function cb) {
+      tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function cb) {
         wake_pending_.store(false);
-        if (open_) cb.Call({});
+        // A call still queued when the environment is torn down comes without one: JavaScript
+        // can no longer be called then (trying is a fatal error).
+        if (static_cast<napi_env>(env) == nullptr || cb.IsEmpty() || !open_) return;
+        // The C call: during teardown it fails with a status instead of a fatal throw; an
+        // exception of the callback itself stays pending and is reported as uncaught.
+        napi_value ignored;
+        napi_call_function(env, env.Undefined(), cb, 0, nullptr, &ignored);
       });
     }
   }
 
   // ---- the packet socket ----
 
-  // One packet, one message, gathered from the pbuf chain without a copy. A full socket
-  // (EAGAIN) drops it like a full device queue: TCP sends it again.
+  // One packet, one message. While a batch is open (the reader's input, a write from
+  // JavaScript) packets are collected and go out together at its end (sendmmsg); otherwise at
+  // once, gathered from the pbuf chain without a copy. A full socket (EAGAIN) drops them like a
+  // full device queue: TCP sends them again.
   void SendPacket(struct pbuf* p) {
+    if (out_batching_) {
+      if (out_batch_sizes_.size() == kSendBatch) FlushOutBatch();
+      size_t off = out_batch_.size();
+      out_batch_.resize(off + p->tot_len);
+      pbuf_copy_partial(p, out_batch_.data() + off, p->tot_len, 0);
+      out_batch_sizes_.push_back(p->tot_len);
+      return;
+    }
     struct iovec iov[16];
     int n = 0;
     for (struct pbuf* q = p; q != nullptr && n < 16; q = q->next) {
@@ -364,6 +390,47 @@ class Stack : public Napi::ObjectWrap<Stack> {
       out_dropped_++;
     else
       packets_out_++;
+  }
+
+  // Opens a batch of output (under the core lock); EndOutBatch sends it.
+  void BeginOutBatch() { out_batching_ = pkt_fd_ >= 0; }
+  void EndOutBatch() {
+    if (!out_batching_) return;
+    FlushOutBatch();
+    out_batching_ = false;
+  }
+
+  void FlushOutBatch() {
+    struct mmsghdr msgs[kSendBatch];
+    struct iovec iov[kSendBatch];
+    size_t n = out_batch_sizes_.size(), off = 0, i = 0;
+    for (size_t k = 0; k < n; k++) {
+      iov[k].iov_base = out_batch_.data() + off;
+      iov[k].iov_len = out_batch_sizes_[k];
+      off += out_batch_sizes_[k];
+      std::memset(&msgs[k], 0, sizeof msgs[k]);
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    uint64_t sent_total = 0, dropped = 0;
+    while (i < n) {
+      int sent = sendmmsg(pkt_fd_, msgs + i, unsigned(n - i), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent > 0) {
+        i += size_t(sent);
+        sent_total += uint64_t(sent);
+        continue;
+      }
+      // Full (EAGAIN): the rest is dropped; another error: the one packet.
+      size_t d = (sent < 0 && errno != EAGAIN) ? 1 : n - i;
+      dropped += d;
+      i += d;
+    }
+    out_batch_.clear();
+    out_batch_sizes_.clear();
+    std::lock_guard<std::mutex> g(out_mu_);
+    packets_out_ += sent_total;
+    out_dropped_ += dropped;
   }
 
   // openPacketFd() → the descriptor of the socketpair's other end, for the data plane's Tun
@@ -433,6 +500,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
         }
         {
           CoreLock lock;
+          BeginOutBatch();
           for (int i = 0; i < n; i++) {
             size_t len = msgs[i].msg_len;
             if (len == 0) {
@@ -445,6 +513,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
             }
             InputOne(static_cast<const uint8_t*>(iov[i].iov_base), len);
           }
+          EndOutBatch();
         }
         if (peer_gone || n < kRecvBatch) break;
       }
@@ -693,6 +762,14 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return r;
   }
 
+  // The bytes as a Buffer that owns them: received data is not copied once more.
+  static Napi::Value MoveToBuffer(Napi::Env env, std::vector<uint8_t>* bytes) {
+    if (bytes->empty()) return Napi::Buffer<uint8_t>::New(env, 0);
+    auto* owned = new std::vector<uint8_t>(std::move(*bytes));
+    return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(),
+                                      [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+  }
+
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<Event> evs;
@@ -718,7 +795,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
           o.Set("localPort", e.port2);
           break;
         case kData:
-          o.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
+          o.Set("data", MoveToBuffer(env, &e.data));
           break;
         case kSent:
         case kError:
@@ -753,7 +830,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // ---- TCP ----
 
   Conn* NewConn(tcp_pcb* pcb, bool listener) {
-    auto c = std::make_unique<Conn>(Conn{next_id_++, this, pcb, listener});
+    auto c = std::make_unique<Conn>(Conn{next_id_++, this, pcb, listener, 0, 0});
     Conn* raw = c.get();
     conns_.emplace(raw->id, std::move(c));
     tcp_arg(pcb, raw);
@@ -811,7 +888,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return ERR_OK;
   }
 
-  static err_t OnRecv(void* arg, tcp_pcb*, pbuf* p, err_t) {
+  static err_t OnRecv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
     Conn* c = static_cast<Conn*>(arg);
     if (p == nullptr) {
       Event e{kEnd};
@@ -819,13 +896,33 @@ class Stack : public Napi::ObjectWrap<Stack> {
       c->stack->QueueEvent(std::move(e));
       return ERR_OK;
     }
-    Event e{kData};
-    e.id = c->id;
-    e.data.resize(p->tot_len);
-    pbuf_copy_partial(p, e.data.data(), p->tot_len, 0);
+    c->app_pending += p->tot_len;
+    if (c->app_pending <= kReadAhead)
+      tcp_recved(pcb, p->tot_len);
+    else
+      c->withheld += p->tot_len;
+    c->stack->QueueData(c->id, p);
     pbuf_free(p);
-    c->stack->QueueEvent(std::move(e));
     return ERR_OK;
+  }
+
+  // Received bytes, copied once: onto the data event of the same connection waiting last, if
+  // there is one with room, else into a new one.
+  void QueueData(uint32_t id, const pbuf* p) {
+    {
+      std::lock_guard<std::mutex> g(ev_mu_);
+      Event* last = events_.empty() ? nullptr : &events_.back();
+      if (last == nullptr || last->type != kData || last->id != id || last->data.size() + p->tot_len > kDataCoalesce) {
+        Event e{kData};
+        e.id = id;
+        events_.push_back(std::move(e));
+        last = &events_.back();
+      }
+      size_t off = last->data.size();
+      last->data.resize(off + p->tot_len);
+      pbuf_copy_partial(p, last->data.data() + off, p->tot_len, 0);
+    }
+    Wake();
   }
 
   static err_t OnSent(void* arg, tcp_pcb*, u16_t len) {
@@ -919,16 +1016,25 @@ class Stack : public Napi::ObjectWrap<Stack> {
       if (tcp_write(c->pcb, b.Data() + done, uint16_t(n), TCP_WRITE_FLAG_COPY) != ERR_OK) break;
       done += n;
     }
-    if (done > 0) tcp_output(c->pcb);
+    if (done > 0) {
+      BeginOutBatch();
+      tcp_output(c->pcb);
+      EndOutBatch();
+    }
     return Napi::Number::New(env, double(done));
   }
 
-  // tcpRecved(id, n): the application consumed n bytes; opens the receive window.
+  // tcpRecved(id, n): the application consumed n bytes; opens the receive window for what
+  // was withheld once less than kReadAhead waits.
   Napi::Value TcpRecved(const Napi::CallbackInfo& info) {
     CoreLock lock;
     Conn* c = FindConn(info[0]);
     if (c != nullptr && c->pcb != nullptr && info[1].IsNumber()) {
-      uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+      uint32_t taken = info[1].As<Napi::Number>().Uint32Value();
+      c->app_pending -= std::min(taken, c->app_pending);
+      if (c->app_pending > kReadAhead) return info.Env().Undefined();
+      uint32_t n = c->withheld;
+      c->withheld = 0;
       while (n > 0) {
         uint16_t k = uint16_t(std::min<uint32_t>(n, 0xffff));
         tcp_recved(c->pcb, k);
@@ -1389,6 +1495,9 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // and the eventfd that stops it.
   int pkt_fd_ = -1;
   int stop_fd_ = -1;
+  bool out_batching_ = false;
+  std::vector<uint8_t> out_batch_;
+  std::vector<uint32_t> out_batch_sizes_;
   std::thread reader_;
 
   // Under the core lock:

@@ -52,10 +52,20 @@ void DeliverBatch(Napi::Env env, Napi::Function callback, std::nullptr_t* /*cont
     return;
   }
   // One copy into memory the garbage collector accounts for; the native batch is freed at once.
-  Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, batch->data(), batch->bytes());
-  Napi::Uint32Array sizes = Napi::Uint32Array::New(env, batch->count());
-  memcpy(sizes.Data(), batch->sizes().data(), batch->count() * sizeof(uint32_t));
-  callback.Call({data, sizes, env.Null()});
+  // C calls throughout: while the environment is torn down (a process ending with batches
+  // queued) they fail with a status, where the C++ wrappers would end it with a fatal error.
+  void* copy;
+  napi_value data, buffer, sizes, ignored;
+  void* sizes_data;
+  size_t count = batch->count();
+  if (napi_create_buffer_copy(env, batch->bytes(), batch->data(), &copy, &data) != napi_ok ||
+      napi_create_arraybuffer(env, count * sizeof(uint32_t), &sizes_data, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, count, buffer, 0, &sizes) != napi_ok) {
+    return;
+  }
+  if (count > 0) memcpy(sizes_data, batch->sizes().data(), count * sizeof(uint32_t));
+  napi_value args[3] = {data, sizes, env.Null()};
+  napi_call_function(env, env.Undefined(), callback, 3, args, &ignored);
 }
 
 Napi::Function TunDevice::Define(Napi::Env env) {
