@@ -178,6 +178,31 @@ constexpr size_t kRecvRoom = 65536;
 constexpr int kPacketSocketBuffer = 4 << 20;
 constexpr size_t kSendBatch = 64;
 
+// Gives `len` bytes of receive window back, like tcp_recved, which caps the window at the
+// compiled-in TCP_WND (64 KiB in Debian's build). With window scaling negotiated the header can
+// announce up to 0xFFFF << rcv_scale (128 KiB with its TCP_RCV_SCALE 1), so the window may
+// grow to that here: one connection then has twice the data in flight per round trip.
+void OpenWindow(tcp_pcb* pcb, uint32_t len) {
+  uint32_t max = (pcb->flags & TF_WND_SCALE) ? (uint32_t(0xFFFF) << pcb->rcv_scale) : uint32_t(TCP_WND_MAX(pcb));
+  uint32_t wnd = pcb->rcv_wnd + len;
+  if (wnd > max || wnd < pcb->rcv_wnd) wnd = max;
+  pcb->rcv_wnd = wnd;
+  if (tcp_update_rcv_ann_wnd(pcb) >= TCP_WND_UPDATE_THRESHOLD) {
+    tcp_ack_now(pcb);
+    tcp_output(pcb);  // deferred by lwIP when called from its own input
+  }
+}
+
+// The windows a connection starts with beyond lwIP's own, once scaling is known to be on:
+// the receive window as above, and the send buffer (TCP_SND_BUF, 64 KiB in Debian's build,
+// which bounds the data in flight towards the peer) doubled; lwIP keeps the surplus as it
+// counts acknowledged bytes back in.
+void WidenWindow(tcp_pcb* pcb) {
+  if ((pcb->flags & TF_WND_SCALE) == 0) return;
+  OpenWindow(pcb, (uint32_t(0xFFFF) << pcb->rcv_scale) - pcb->rcv_wnd);
+  pcb->snd_buf += TCP_SND_BUF;
+}
+
 class Stack : public Napi::ObjectWrap<Stack> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -870,6 +895,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       }
     }
     Conn* c = s->NewConn(newpcb, false);
+    WidenWindow(newpcb);
     Event e{kAccept};
     e.id = l->id;
     e.id2 = c->id;
@@ -881,6 +907,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   static err_t OnConnected(void* arg, tcp_pcb* pcb, err_t) {
     Conn* c = static_cast<Conn*>(arg);
+    WidenWindow(pcb);
     Event e{kConnected};
     e.id = c->id;
     FillEnds(&e, pcb);
@@ -898,7 +925,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     }
     c->app_pending += p->tot_len;
     if (c->app_pending <= kReadAhead)
-      tcp_recved(pcb, p->tot_len);
+      OpenWindow(pcb, p->tot_len);
     else
       c->withheld += p->tot_len;
     c->stack->QueueData(c->id, p);
@@ -1035,11 +1062,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       if (c->app_pending > kReadAhead) return info.Env().Undefined();
       uint32_t n = c->withheld;
       c->withheld = 0;
-      while (n > 0) {
-        uint16_t k = uint16_t(std::min<uint32_t>(n, 0xffff));
-        tcp_recved(c->pcb, k);
-        n -= k;
-      }
+      if (n > 0) OpenWindow(c->pcb, n);
     }
     return info.Env().Undefined();
   }
