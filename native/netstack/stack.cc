@@ -787,12 +787,21 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return r;
   }
 
-  // The bytes as a Buffer that owns them: received data is not copied once more.
+  // The bytes as a Buffer that owns them: received data is not copied once more. The garbage
+  // collector is told of the memory, as it would be of a copy of its own.
   static Napi::Value MoveToBuffer(Napi::Env env, std::vector<uint8_t>* bytes) {
     if (bytes->empty()) return Napi::Buffer<uint8_t>::New(env, 0);
     auto* owned = new std::vector<uint8_t>(std::move(*bytes));
-    return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(),
-                                      [](Napi::Env, uint8_t*, std::vector<uint8_t>* v) { delete v; }, owned);
+    int64_t total;  // C calls: a failure (teardown) is no reason to end the process
+    napi_adjust_external_memory(env, int64_t(owned->capacity()), &total);
+    return Napi::Buffer<uint8_t>::New(
+        env, owned->data(), owned->size(),
+        [](Napi::Env e, uint8_t*, std::vector<uint8_t>* v) {
+          int64_t left;
+          if (static_cast<napi_env>(e) != nullptr) napi_adjust_external_memory(e, -int64_t(v->capacity()), &left);
+          delete v;
+        },
+        owned);
   }
 
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
