@@ -260,6 +260,7 @@ async function netstackBench(a, b) {
     return {
       id: row.id,
       label: row.label,
+      dataPath: row.dataPath ?? null,
       gbps: summary(runs.map((r) => r.gbps)),
       cpuSecondsPerGB: summary(runs.map((r) => r.cpuSecondsPerGB)),
       peakRssMiB: Math.max(...runs.map((r) => r.peakRssMiB)),
@@ -273,7 +274,7 @@ function printNetstack(rows) {
   console.log("\nnetwork stack: one TCP download from a source behind a tswg native peer");
   const head = ["path", "Gbit/s median (min-max)", "vs TUN", "CPU s/GB", "peak RSS MiB"];
   const body = rows.map((r) => [
-    r.label,
+    r.dataPath ? `${r.label} (${r.dataPath} data path)` : r.label,
     `${fmt(r.gbps.median)} (${fmt(r.gbps.min)}-${fmt(r.gbps.max)})`,
     tun ? fmt(r.gbps.median / tun) + "x" : "-",
     fmt(r.cpuSecondsPerGB.median),

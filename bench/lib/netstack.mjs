@@ -94,12 +94,16 @@ export async function setUpNetstack(a, b, linkIpA, linkIpB) {
     const r = JSON.parse(line);
     return { gbps: (r.bytes * 8) / r.seconds / 1e9, bytes: r.bytes, cpuSecondsPerGB: cpu / (r.bytes / 1e9), peakRssMiB: peak / 1024 };
   };
+  // Which data plane carries each stack's packets, as its tswg logged it.
+  const plane = async (proc) => /data path: (\w+)/.exec(await proc.waitFor(/data path: \w+/, 5_000))?.[1] ?? null;
+  const nsPlane = await plane(nsProc);
+  const routerPlane = await plane(routerProc);
   return {
     rows: [
       { id: "tun", label: "TUN (tswg native), kernel TCP", run: (s) => download(["tcp", "10.240.0.1", String(SOURCE_PORT), String(s)], tunProc.pid) },
-      { id: "socks5", label: "netstack via SOCKS5", run: (s) => download(["socks5", "1080", "10.240.0.1", String(SOURCE_PORT), String(s)], nsProc.pid) },
+      { id: "socks5", label: "netstack via SOCKS5", dataPath: nsPlane, run: (s) => download(["socks5", "1080", "10.240.0.1", String(SOURCE_PORT), String(s)], nsProc.pid) },
       { id: "library", label: "netstack library API", run: (s) => download(["library", libConf, "10.240.0.1", String(SOURCE_PORT), String(s)], null) },
-      { id: "router", label: "router mode (TUN client -> netstack router)", run: (s) => download(["tcp", "10.250.0.1", String(SOURCE_PORT), String(s)], routerProc.pid) },
+      { id: "router", label: "router mode (TUN client -> netstack router)", dataPath: routerPlane, run: (s) => download(["tcp", "10.250.0.1", String(SOURCE_PORT), String(s)], routerProc.pid) },
     ],
   };
 }

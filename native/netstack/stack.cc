@@ -1,6 +1,11 @@
 // The userspace network stack: Debian's lwIP (liblwip, NO_SYS=0 with core locking) behind
-// one network interface whose "wire" is JavaScript's Tun interface.
+// one network interface whose "wire" is either a packet socket or JavaScript's Tun interface.
 //
+// 0. With openPacketFd() the wire is a SOCK_SEQPACKET socketpair: the other end goes (through
+//    JavaScript, once) to the native data plane as its TUN, and packets move between the two
+//    on native threads only — a reader thread here takes batches (recvmmsg) into lwIP under
+//    one core lock, and lwIP's output is sent straight to the socket. Steps 1 and 2 then do
+//    not apply; without it (the portable data plane) they do.
 // 1. Inbound: JavaScript hands a batch of IP packets to input(); under the core lock each
 //    becomes a pbuf and goes to ip_input. In router mode a SYN to a foreign destination is
 //    held until JavaScript has dialed the destination (flowAccept / flowReject), and UDP to a
@@ -14,6 +19,13 @@
 //    own tcpip thread runs the timers under the same lock.
 #include "stack.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -22,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -83,6 +96,10 @@ struct Conn {
   Stack* stack;
   tcp_pcb* pcb;
   bool listener;
+  // Received bytes handed towards the application and not yet taken by its reader, and the
+  // part of them whose window lwIP has not been given back (see kReadAhead).
+  uint32_t app_pending = 0;
+  uint32_t withheld = 0;
 };
 
 struct UdpSock {
@@ -149,12 +166,50 @@ constexpr size_t kMaxPendingFlows = 1024;
 constexpr size_t kMaxHalfOpen = 1024;
 constexpr uint32_t kPendingFlowTtlMs = 30000;
 constexpr size_t kDataCoalesce = 256u << 10;
+// The receive window is given back to lwIP as data arrives while less than this waits for the
+// application's reader; past it, only as the reader takes bytes. Debian's lwIP has a fixed
+// 64 KiB window: opening it only after a trip through JavaScript would make that trip part of
+// every round trip, while this bounds what one connection buffers all the same.
+constexpr uint32_t kReadAhead = 512u << 10;
+// The packet socket: messages per recvmmsg, the room for each (an IP packet's largest size),
+// and the socket buffers asked for each way (bounded by net.core.wmem_max without privileges).
+constexpr int kRecvBatch = 64;
+constexpr size_t kRecvRoom = 65536;
+constexpr int kPacketSocketBuffer = 4 << 20;
+constexpr size_t kSendBatch = 64;
+
+// Gives `len` bytes of receive window back, like tcp_recved, which caps the window at the
+// compiled-in TCP_WND (64 KiB in Debian's build). With window scaling negotiated the header can
+// announce up to 0xFFFF << rcv_scale (128 KiB with its TCP_RCV_SCALE 1), so the window may
+// grow to that here: one connection then has twice the data in flight per round trip.
+void OpenWindow(tcp_pcb* pcb, uint32_t len) {
+  uint32_t max = (pcb->flags & TF_WND_SCALE) ? (uint32_t(0xFFFF) << pcb->rcv_scale) : uint32_t(TCP_WND_MAX(pcb));
+  uint32_t wnd = pcb->rcv_wnd + len;
+  if (wnd > max || wnd < pcb->rcv_wnd) wnd = max;
+  pcb->rcv_wnd = wnd;
+  if (tcp_update_rcv_ann_wnd(pcb) >= TCP_WND_UPDATE_THRESHOLD) {
+    tcp_ack_now(pcb);
+    tcp_output(pcb);  // deferred by lwIP when called from its own input
+  }
+}
+
+// The windows a connection starts with beyond lwIP's own, once scaling is known to be on:
+// the receive window as above, and the send buffer (TCP_SND_BUF, 64 KiB in Debian's build,
+// which bounds the data in flight towards the peer) doubled; lwIP keeps the surplus as it
+// counts acknowledged bytes back in.
+void WidenWindow(tcp_pcb* pcb) {
+  if ((pcb->flags & TF_WND_SCALE) == 0) return;
+  OpenWindow(pcb, (uint32_t(0xFFFF) << pcb->rcv_scale) - pcb->rcv_wnd);
+  pcb->snd_buf += TCP_SND_BUF;
+}
 
 class Stack : public Napi::ObjectWrap<Stack> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Stack",
                        {
+                           InstanceMethod<&Stack::OpenPacketFd>("openPacketFd"),
+                           InstanceMethod<&Stack::ClosePacketFdMethod>("closePacketFd"),
                            InstanceMethod<&Stack::Input>("input"),
                            InstanceMethod<&Stack::TakePackets>("takePackets"),
                            InstanceMethod<&Stack::TakeEvents>("takeEvents"),
@@ -268,6 +323,11 @@ class Stack : public Napi::ObjectWrap<Stack> {
   }
 
   void QueuePacket(struct pbuf* p) {
+    // Output runs under the core lock, which is what guards pkt_fd_.
+    if (pkt_fd_ >= 0) {
+      SendPacket(p);
+      return;
+    }
     {
       std::lock_guard<std::mutex> g(out_mu_);
       if (out_sizes_.size() >= kMaxQueuedPackets || out_data_.size() + p->tot_len > kMaxQueuedBytes) {
@@ -307,11 +367,218 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   void Wake() {
     if (!wake_pending_.exchange(true)) {
-      tsfn_.NonBlockingCall([this](Napi::Env, Napi::Function cb) {
+      tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function cb) {
         wake_pending_.store(false);
-        if (open_) cb.Call({});
+        // A call still queued when the environment is torn down comes without one: JavaScript
+        // can no longer be called then (trying is a fatal error).
+        if (static_cast<napi_env>(env) == nullptr || cb.IsEmpty() || !open_) return;
+        // The C call: during teardown it fails with a status instead of a fatal throw; an
+        // exception of the callback itself stays pending and is reported as uncaught.
+        napi_value ignored;
+        napi_call_function(env, env.Undefined(), cb, 0, nullptr, &ignored);
       });
     }
+  }
+
+  // ---- the packet socket ----
+
+  // One packet, one message. While a batch is open (the reader's input, a write from
+  // JavaScript) packets are collected and go out together at its end (sendmmsg); otherwise at
+  // once, gathered from the pbuf chain without a copy. A full socket (EAGAIN) drops them like a
+  // full device queue: TCP sends them again.
+  void SendPacket(struct pbuf* p) {
+    if (out_batching_) {
+      if (out_batch_sizes_.size() == kSendBatch) FlushOutBatch();
+      size_t off = out_batch_.size();
+      out_batch_.resize(off + p->tot_len);
+      pbuf_copy_partial(p, out_batch_.data() + off, p->tot_len, 0);
+      out_batch_sizes_.push_back(p->tot_len);
+      return;
+    }
+    struct iovec iov[16];
+    int n = 0;
+    for (struct pbuf* q = p; q != nullptr && n < 16; q = q->next) {
+      if (q->len == 0) continue;
+      iov[n].iov_base = q->payload;
+      iov[n].iov_len = q->len;
+      n++;
+    }
+    struct msghdr m {};
+    m.msg_iov = iov;
+    m.msg_iovlen = size_t(n);
+    ssize_t r;
+    do {
+      r = sendmsg(pkt_fd_, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    std::lock_guard<std::mutex> g(out_mu_);
+    if (r < 0)
+      out_dropped_++;
+    else
+      packets_out_++;
+  }
+
+  // Opens a batch of output (under the core lock); EndOutBatch sends it.
+  void BeginOutBatch() { out_batching_ = pkt_fd_ >= 0; }
+  void EndOutBatch() {
+    if (!out_batching_) return;
+    FlushOutBatch();
+    out_batching_ = false;
+  }
+
+  void FlushOutBatch() {
+    struct mmsghdr msgs[kSendBatch];
+    struct iovec iov[kSendBatch];
+    size_t n = out_batch_sizes_.size(), off = 0, i = 0;
+    for (size_t k = 0; k < n; k++) {
+      iov[k].iov_base = out_batch_.data() + off;
+      iov[k].iov_len = out_batch_sizes_[k];
+      off += out_batch_sizes_[k];
+      std::memset(&msgs[k], 0, sizeof msgs[k]);
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    uint64_t sent_total = 0, dropped = 0;
+    while (i < n) {
+      int sent = sendmmsg(pkt_fd_, msgs + i, unsigned(n - i), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent > 0) {
+        i += size_t(sent);
+        sent_total += uint64_t(sent);
+        continue;
+      }
+      // Full (EAGAIN): the rest is dropped; another error: the one packet.
+      size_t d = (sent < 0 && errno != EAGAIN) ? 1 : n - i;
+      dropped += d;
+      i += d;
+    }
+    out_batch_.clear();
+    out_batch_sizes_.clear();
+    std::lock_guard<std::mutex> g(out_mu_);
+    packets_out_ += sent_total;
+    out_dropped_ += dropped;
+  }
+
+  // openPacketFd() → the descriptor of the socketpair's other end, for the data plane's Tun
+  // (which then owns it). Packets no longer go through takePackets()/input().
+  Napi::Value OpenPacketFd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!open_) return ThrowErr(env, ERR_CLSD, "openPacketFd");
+    if (pkt_fd_ >= 0) {
+      Napi::Error::New(env, "openPacketFd: the packet socket is already open").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return ThrowErrno(env, "socketpair");
+    int stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop < 0) {
+      int e = errno;
+      close(sv[0]);
+      close(sv[1]);
+      errno = e;
+      return ThrowErrno(env, "eventfd");
+    }
+    for (int fd : sv) {
+      int size = kPacketSocketBuffer;
+      // The privileged form ignores net.core.[rw]mem_max; without privileges the plain one is capped.
+      if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    stop_fd_ = stop;
+    {
+      CoreLock lock;
+      pkt_fd_ = sv[0];
+    }
+    reader_ = std::thread([this] { ReadPackets(); });
+    return Napi::Number::New(env, sv[1]);
+  }
+
+  // The reader thread: every message waiting is taken (up to kRecvBatch per call) and fed to
+  // lwIP under one core lock; it ends when stopped or when the other end is closed.
+  void ReadPackets() {
+    std::unique_ptr<uint8_t[]> room(new uint8_t[kRecvBatch * kRecvRoom]);
+    struct mmsghdr msgs[kRecvBatch];
+    struct iovec iov[kRecvBatch];
+    const int fd = pkt_fd_;
+    for (;;) {
+      struct pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {fd, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[0].revents != 0) return;
+      bool peer_gone = false;
+      for (;;) {
+        for (int i = 0; i < kRecvBatch; i++) {
+          iov[i].iov_base = room.get() + size_t(i) * kRecvRoom;
+          iov[i].iov_len = kRecvRoom;
+          std::memset(&msgs[i], 0, sizeof msgs[i]);
+          msgs[i].msg_hdr.msg_iov = &iov[i];
+          msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(fd, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          peer_gone = errno != EAGAIN;
+          break;
+        }
+        {
+          CoreLock lock;
+          BeginOutBatch();
+          for (int i = 0; i < n; i++) {
+            size_t len = msgs[i].msg_len;
+            if (len == 0) {
+              peer_gone = true;  // end of file: the data plane closed its end
+              break;
+            }
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+              input_dropped_++;
+              continue;
+            }
+            InputOne(static_cast<const uint8_t*>(iov[i].iov_base), len);
+          }
+          EndOutBatch();
+        }
+        if (peer_gone || n < kRecvBatch) break;
+      }
+      if (peer_gone || (fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) return;
+    }
+  }
+
+  // Stops and joins the reader thread. Idempotent.
+  void StopPacketReader() {
+    if (stop_fd_ < 0) return;
+    uint64_t one = 1;
+    ssize_t ignored = write(stop_fd_, &one, sizeof one);
+    (void)ignored;
+    if (reader_.joinable()) reader_.join();
+  }
+
+  // Stops the reader and closes this end; the data plane's reads then end.
+  void ClosePacketFd() {
+    if (stop_fd_ < 0) return;
+    StopPacketReader();
+    int fd;
+    {
+      CoreLock lock;
+      fd = pkt_fd_;
+      pkt_fd_ = -1;
+    }
+    if (fd >= 0) close(fd);
+    close(stop_fd_);
+    stop_fd_ = -1;
+  }
+
+  Napi::Value ClosePacketFdMethod(const Napi::CallbackInfo& info) {
+    ClosePacketFd();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ThrowErrno(Napi::Env env, const char* what) {
+    Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + std::strerror(errno));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
   }
 
   // ---- packets ----
@@ -520,6 +787,23 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return r;
   }
 
+  // The bytes as a Buffer that owns them: received data is not copied once more. The garbage
+  // collector is told of the memory, as it would be of a copy of its own.
+  static Napi::Value MoveToBuffer(Napi::Env env, std::vector<uint8_t>* bytes) {
+    if (bytes->empty()) return Napi::Buffer<uint8_t>::New(env, 0);
+    auto* owned = new std::vector<uint8_t>(std::move(*bytes));
+    int64_t total;  // C calls: a failure (teardown) is no reason to end the process
+    napi_adjust_external_memory(env, int64_t(owned->capacity()), &total);
+    return Napi::Buffer<uint8_t>::New(
+        env, owned->data(), owned->size(),
+        [](Napi::Env e, uint8_t*, std::vector<uint8_t>* v) {
+          int64_t left;
+          if (static_cast<napi_env>(e) != nullptr) napi_adjust_external_memory(e, -int64_t(v->capacity()), &left);
+          delete v;
+        },
+        owned);
+  }
+
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<Event> evs;
@@ -545,7 +829,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
           o.Set("localPort", e.port2);
           break;
         case kData:
-          o.Set("data", Napi::Buffer<uint8_t>::Copy(env, e.data.data(), e.data.size()));
+          o.Set("data", MoveToBuffer(env, &e.data));
           break;
         case kSent:
         case kError:
@@ -580,7 +864,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // ---- TCP ----
 
   Conn* NewConn(tcp_pcb* pcb, bool listener) {
-    auto c = std::make_unique<Conn>(Conn{next_id_++, this, pcb, listener});
+    auto c = std::make_unique<Conn>(Conn{next_id_++, this, pcb, listener, 0, 0});
     Conn* raw = c.get();
     conns_.emplace(raw->id, std::move(c));
     tcp_arg(pcb, raw);
@@ -620,6 +904,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       }
     }
     Conn* c = s->NewConn(newpcb, false);
+    WidenWindow(newpcb);
     Event e{kAccept};
     e.id = l->id;
     e.id2 = c->id;
@@ -631,6 +916,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   static err_t OnConnected(void* arg, tcp_pcb* pcb, err_t) {
     Conn* c = static_cast<Conn*>(arg);
+    WidenWindow(pcb);
     Event e{kConnected};
     e.id = c->id;
     FillEnds(&e, pcb);
@@ -638,7 +924,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return ERR_OK;
   }
 
-  static err_t OnRecv(void* arg, tcp_pcb*, pbuf* p, err_t) {
+  static err_t OnRecv(void* arg, tcp_pcb* pcb, pbuf* p, err_t) {
     Conn* c = static_cast<Conn*>(arg);
     if (p == nullptr) {
       Event e{kEnd};
@@ -646,13 +932,33 @@ class Stack : public Napi::ObjectWrap<Stack> {
       c->stack->QueueEvent(std::move(e));
       return ERR_OK;
     }
-    Event e{kData};
-    e.id = c->id;
-    e.data.resize(p->tot_len);
-    pbuf_copy_partial(p, e.data.data(), p->tot_len, 0);
+    c->app_pending += p->tot_len;
+    if (c->app_pending <= kReadAhead)
+      OpenWindow(pcb, p->tot_len);
+    else
+      c->withheld += p->tot_len;
+    c->stack->QueueData(c->id, p);
     pbuf_free(p);
-    c->stack->QueueEvent(std::move(e));
     return ERR_OK;
+  }
+
+  // Received bytes, copied once: onto the data event of the same connection waiting last, if
+  // there is one with room, else into a new one.
+  void QueueData(uint32_t id, const pbuf* p) {
+    {
+      std::lock_guard<std::mutex> g(ev_mu_);
+      Event* last = events_.empty() ? nullptr : &events_.back();
+      if (last == nullptr || last->type != kData || last->id != id || last->data.size() + p->tot_len > kDataCoalesce) {
+        Event e{kData};
+        e.id = id;
+        events_.push_back(std::move(e));
+        last = &events_.back();
+      }
+      size_t off = last->data.size();
+      last->data.resize(off + p->tot_len);
+      pbuf_copy_partial(p, last->data.data() + off, p->tot_len, 0);
+    }
+    Wake();
   }
 
   static err_t OnSent(void* arg, tcp_pcb*, u16_t len) {
@@ -746,21 +1052,26 @@ class Stack : public Napi::ObjectWrap<Stack> {
       if (tcp_write(c->pcb, b.Data() + done, uint16_t(n), TCP_WRITE_FLAG_COPY) != ERR_OK) break;
       done += n;
     }
-    if (done > 0) tcp_output(c->pcb);
+    if (done > 0) {
+      BeginOutBatch();
+      tcp_output(c->pcb);
+      EndOutBatch();
+    }
     return Napi::Number::New(env, double(done));
   }
 
-  // tcpRecved(id, n): the application consumed n bytes; opens the receive window.
+  // tcpRecved(id, n): the application consumed n bytes; opens the receive window for what
+  // was withheld once less than kReadAhead waits.
   Napi::Value TcpRecved(const Napi::CallbackInfo& info) {
     CoreLock lock;
     Conn* c = FindConn(info[0]);
     if (c != nullptr && c->pcb != nullptr && info[1].IsNumber()) {
-      uint32_t n = info[1].As<Napi::Number>().Uint32Value();
-      while (n > 0) {
-        uint16_t k = uint16_t(std::min<uint32_t>(n, 0xffff));
-        tcp_recved(c->pcb, k);
-        n -= k;
-      }
+      uint32_t taken = info[1].As<Napi::Number>().Uint32Value();
+      c->app_pending -= std::min(taken, c->app_pending);
+      if (c->app_pending > kReadAhead) return info.Env().Undefined();
+      uint32_t n = c->withheld;
+      c->withheld = 0;
+      if (n > 0) OpenWindow(c->pcb, n);
     }
     return info.Env().Undefined();
   }
@@ -894,6 +1205,16 @@ class Stack : public Napi::ObjectWrap<Stack> {
   }
 
   void QueueRaw(const std::vector<uint8_t>& pkt) {
+    {
+      CoreLock lock;
+      if (pkt_fd_ >= 0) {
+        struct pbuf p {};
+        p.payload = const_cast<uint8_t*>(pkt.data());
+        p.len = p.tot_len = uint16_t(pkt.size());
+        SendPacket(&p);
+        return;
+      }
+    }
     {
       std::lock_guard<std::mutex> g(out_mu_);
       if (out_sizes_.size() >= kMaxQueuedPackets || out_data_.size() + pkt.size() > kMaxQueuedBytes) {
@@ -1143,6 +1464,9 @@ class Stack : public Napi::ObjectWrap<Stack> {
       return;
     }
     open_ = false;
+    // The reader takes the core lock: it stops before the lock is taken here. Resets sent
+    // below go to the socket if the data plane still reads it.
+    StopPacketReader();
     {
       CoreLock lock;
       for (auto& kv : conns_) CloseConn(kv.second.get(), true);
@@ -1170,6 +1494,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       netif_set_down(&netif_);
       netif_remove(&netif_);
     }
+    ClosePacketFd();
     tsfn_.Release();
     owns_global_ = false;
     g_stack_open.store(false);
@@ -1197,6 +1522,15 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   std::mutex ev_mu_;
   std::vector<Event> events_;
+
+  // The packet socket (openPacketFd): this end, guarded by the core lock; its reader thread
+  // and the eventfd that stops it.
+  int pkt_fd_ = -1;
+  int stop_fd_ = -1;
+  bool out_batching_ = false;
+  std::vector<uint8_t> out_batch_;
+  std::vector<uint32_t> out_batch_sizes_;
+  std::thread reader_;
 
   // Under the core lock:
   uint32_t next_id_ = 1;
@@ -1227,7 +1561,7 @@ Napi::Function DefineStack(Napi::Env env) { return Stack::Define(env); }
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   exports.Set("Stack", tswg_netstack::DefineStack(env));
   return exports;
 }

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "errno_error.h"
@@ -50,10 +52,20 @@ void DeliverBatch(Napi::Env env, Napi::Function callback, std::nullptr_t* /*cont
     return;
   }
   // One copy into memory the garbage collector accounts for; the native batch is freed at once.
-  Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, batch->data(), batch->bytes());
-  Napi::Uint32Array sizes = Napi::Uint32Array::New(env, batch->count());
-  memcpy(sizes.Data(), batch->sizes().data(), batch->count() * sizeof(uint32_t));
-  callback.Call({data, sizes, env.Null()});
+  // C calls throughout: while the environment is torn down (a process ending with batches
+  // queued) they fail with a status, where the C++ wrappers would end it with a fatal error.
+  void* copy;
+  napi_value data, buffer, sizes, ignored;
+  void* sizes_data;
+  size_t count = batch->count();
+  if (napi_create_buffer_copy(env, batch->bytes(), batch->data(), &copy, &data) != napi_ok ||
+      napi_create_arraybuffer(env, count * sizeof(uint32_t), &sizes_data, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, count, buffer, 0, &sizes) != napi_ok) {
+    return;
+  }
+  if (count > 0) memcpy(sizes_data, batch->sizes().data(), count * sizeof(uint32_t));
+  napi_value args[3] = {data, sizes, env.Null()};
+  napi_call_function(env, env.Undefined(), callback, 3, args, &ignored);
 }
 
 Napi::Function TunDevice::Define(Napi::Env env) {
@@ -77,6 +89,10 @@ Napi::Function TunDevice::Define(Napi::Env env) {
 TunDevice::TunDevice(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<TunDevice>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
+  if (info[0].IsNumber()) {
+    AdoptPacketFd(info);
+    return;
+  }
   if (!info[0].IsString()) {
     ThrowTypeError(env, "Tun: name must be a string");
     return;
@@ -105,6 +121,31 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info)
   if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) {
     teardown_hook_ = true;
   }
+}
+
+void TunDevice::AdoptPacketFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double fd = info[0].As<Napi::Number>().DoubleValue();
+  uint32_t mtu;
+  if (!(fd >= 0 && fd <= 0x7fffffff) || fd != static_cast<double>(static_cast<int>(fd)) || !info[1].IsString() ||
+      !ReadCount(info[2], 65535, &mtu)) {
+    ThrowTypeError(env, "Tun(fd, name, mtu): fd must be a descriptor, name a string, mtu in 1..65535");
+    return;
+  }
+  // Only packet sockets: a stream would merge packets, and anything else is not ours to adopt.
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+      (type != SOCK_SEQPACKET && type != SOCK_DGRAM)) {
+    ThrowTypeError(env, "Tun(fd, name, mtu): fd must be a SOCK_SEQPACKET or SOCK_DGRAM socket");
+    return;
+  }
+  tun_fd_ = std::make_shared<SharedFd>(static_cast<int>(fd));
+  name_ = info[1].As<Napi::String>().Utf8Value();
+  packet_fd_ = true;
+  packet_mtu_ = static_cast<int>(mtu);
+  writer_.reset(new TunWriter(false, 0));
+  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) teardown_hook_ = true;
 }
 
 TunDevice::~TunDevice() {
@@ -244,7 +285,7 @@ Napi::Value TunDevice::Close(const Napi::CallbackInfo& info) {
 
 const std::string& TunDevice::CurrentName() {
   std::string current;
-  if (!closed_ && tun_fd_ && TunInterfaceName(tun_fd_->get(), &current) == 0 && !current.empty()) {
+  if (!closed_ && tun_fd_ && !packet_fd_ && TunInterfaceName(tun_fd_->get(), &current) == 0 && !current.empty()) {
     name_ = current;
   }
   return name_;
@@ -257,6 +298,7 @@ Napi::Value TunDevice::Name(const Napi::CallbackInfo& info) {
 Napi::Value TunDevice::GetMtu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) return ThrowError(env, "Tun.getMtu: device is closed");
+  if (packet_fd_) return Napi::Number::New(env, packet_mtu_);
   int mtu = 0;
   int err = GetInterfaceMtu(ctl_fd_, CurrentName(), &mtu);
   if (err != 0) return ThrowErrno(env, err, "ioctl(SIOCGIFMTU)");
@@ -270,6 +312,10 @@ Napi::Value TunDevice::SetMtu(const Napi::CallbackInfo& info) {
   if (!ReadCount(info[0], 65535, &mtu)) {
     return ThrowTypeError(env, "Tun.setMtu: mtu must be an integer in 1..65535");
   }
+  if (packet_fd_) {
+    packet_mtu_ = static_cast<int>(mtu);
+    return env.Undefined();
+  }
   int err = SetInterfaceMtu(ctl_fd_, CurrentName(), static_cast<int>(mtu));
   if (err != 0) return ThrowErrno(env, err, "ioctl(SIOCSIFMTU)");
   return env.Undefined();
@@ -278,6 +324,7 @@ Napi::Value TunDevice::SetMtu(const Napi::CallbackInfo& info) {
 Napi::Value TunDevice::GetFlags(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) return ThrowError(env, "Tun.getFlags: device is closed");
+  if (packet_fd_) return Napi::Number::New(env, IFF_UP | IFF_RUNNING);
   unsigned flags = 0;
   int err = GetInterfaceFlags(ctl_fd_, CurrentName(), &flags);
   if (err != 0) return ThrowErrno(env, err, "ioctl(SIOCGIFFLAGS)");

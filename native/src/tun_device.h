@@ -27,6 +27,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   static Napi::Function Define(Napi::Env env);
 
   // new Tun(name: string, netnsPath: string | null, offload?: boolean)
+  // new Tun(fd: number, name: string, mtu: number): adopts a packet descriptor that is not a
+  // TUN (see AdoptPacketFd).
   explicit TunDevice(const Napi::CallbackInfo& info);
   ~TunDevice() override;
 
@@ -56,6 +58,11 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // offloads(): { vnetHdr: boolean, flags: number } — what TUNSETOFFLOAD accepted.
   Napi::Value Offloads(const Napi::CallbackInfo& info);
 
+  // A plain packet descriptor (one IP packet per read/write, non-blocking, e.g. a
+  // SOCK_SEQPACKET socketpair end of the userspace network stack): no virtio-net header, no
+  // offloads, no interface; the MTU is what the owner says and the link is up while open.
+  void AdoptPacketFd(const Napi::CallbackInfo& info);
+
   // Stops the thread, releases the thread-safe function and closes the descriptors.
   // Idempotent; runs from close(), garbage collection or environment teardown.
   void Shutdown();
@@ -80,6 +87,9 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   bool closed_ = false;
   bool refed_ = false;
   bool teardown_hook_ = false;
+  // Set for an adopted packet descriptor (AdoptPacketFd).
+  bool packet_fd_ = false;
+  int packet_mtu_ = 0;
 };
 
 }  // namespace tswg

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vnet.h"
@@ -27,6 +28,9 @@ TunReader::~TunReader() { Stop(); }
 
 int TunReader::Start() {
   if (vnet_) read_buf_.resize(kVnetHdrLen + kMaxPacket);
+  int type = 0;
+  socklen_t len = sizeof(type);
+  packet_socket_ = !vnet_ && getsockopt(tun_fd_, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
   return StartThread();
 }
 
@@ -49,7 +53,45 @@ void TunReader::Fail(int err) {
   if (!sink_(notice)) delete notice;
 }
 
+int TunReader::ReceiveBatched(PacketBatch* batch) {
+  constexpr size_t kChunk = 16;
+  struct mmsghdr msgs[kChunk];
+  struct iovec iov[kChunk];
+  while (batch->count() < batch_size_) {
+    size_t want = batch_size_ - batch->count() < kChunk ? batch_size_ - batch->count() : kChunk;
+    if (!batch->Reserve(want * kMaxPacket)) return batch->count() == 0 ? ENOMEM : 0;
+    uint8_t* base = batch->Tail();
+    for (size_t k = 0; k < want; k++) {
+      iov[k].iov_base = base + k * kMaxPacket;
+      iov[k].iov_len = kMaxPacket;
+      memset(&msgs[k], 0, sizeof(msgs[k]));
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(tun_fd_, msgs, static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? 0 : errno;
+    }
+    for (int k = 0; k < n; k++) {
+      size_t len = msgs[k].msg_len;
+      if (len == 0) return 0;  // the other end is closed; poll reports the hang-up
+      if (msgs[k].msg_hdr.msg_flags & MSG_TRUNC) {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      bytes_.fetch_add(len, std::memory_order_relaxed);
+      // Slots are kMaxPacket apart; the batch keeps its packets back to back.
+      memmove(batch->Tail(), base + static_cast<size_t>(k) * kMaxPacket, len);
+      batch->Commit(len);
+    }
+    if (static_cast<size_t>(n) < want) return 0;
+  }
+  return 0;
+}
+
 int TunReader::ReadInto(PacketBatch* batch) {
+  if (packet_socket_) return ReceiveBatched(batch);
   while (batch->count() < batch_size_) {
     ssize_t n;
     if (vnet_) {

@@ -68,9 +68,12 @@ class TunReader : public ReaderThread<TunPacketHandler> {
   void Fail(int err);
   // Reads what the TUN has, up to a batch; returns 0, or the errno that ended reading.
   int ReadInto(PacketBatch* batch);
+  // The same from a plain packet socket (the network stack's socketpair), many per recvmmsg.
+  int ReceiveBatched(PacketBatch* batch);
 
   const int tun_fd_;
   const bool vnet_;
+  bool packet_socket_ = false;
   const size_t batch_size_;
   Sink sink_;
   std::vector<uint8_t> read_buf_;

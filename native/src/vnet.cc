@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -365,8 +366,55 @@ void TunWriter::Reset() {
   groups_used_ = 0;
 }
 
+bool TunWriter::IsPacketSocket(int fd) {
+  if (fd != probed_fd_) {
+    int type = 0;
+    socklen_t len = sizeof(type);
+    probed_fd_ = fd;
+    packet_socket_ = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+  }
+  return packet_socket_;
+}
+
+void TunWriter::SendBatched(int fd, TunWriteStats* stats) {
+  constexpr size_t kChunk = 64;
+  struct mmsghdr msgs[kChunk];
+  struct iovec iov[kChunk];
+  size_t i = 0;
+  while (i < units_.size()) {
+    size_t n = units_.size() - i < kChunk ? units_.size() - i : kChunk;
+    for (size_t k = 0; k < n; k++) {
+      iov[k].iov_base = const_cast<uint8_t*>(units_[i + k].data);
+      iov[k].iov_len = units_[i + k].len;
+      memset(&msgs[k], 0, sizeof(msgs[k]));
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    int sent = sendmmsg(fd, msgs, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent > 0) {
+      stats->packets += static_cast<uint64_t>(sent);
+      stats->writes++;
+      i += static_cast<size_t>(sent);
+      continue;
+    }
+    // A full socket (EAGAIN) drops what is left of the burst, as a full TUN queue would; any
+    // other error drops the one packet it is about.
+    int err = sent < 0 ? errno : EAGAIN;
+    size_t dropped = err == EAGAIN ? units_.size() - i : 1;
+    stats->dropped += dropped;
+    stats->last_errno = err;
+    i += dropped;
+  }
+}
+
 void TunWriter::Flush(int fd, TunWriteStats* stats) {
   if (units_.empty()) return;
+  if (!vnet_ && IsPacketSocket(fd)) {
+    SendBatched(fd, stats);
+    Reset();
+    return;
+  }
   for (const UnitRef& u : units_) {
     ssize_t n;
     uint32_t segments = 1;

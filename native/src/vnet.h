@@ -99,8 +99,15 @@ class TunWriter {
   bool TryJoin(Group& g, const uint8_t* pkt, size_t len, const SegmentView& v);
   void Close(Group& g);
 
+  // A plain packet socket instead of a TUN (the userspace network stack's socketpair): found
+  // once per descriptor; its packets go out in batches (sendmmsg) instead of a write each.
+  bool IsPacketSocket(int fd);
+  void SendBatched(int fd, TunWriteStats* stats);
+
   bool vnet_;
   unsigned offloads_;
+  int probed_fd_ = -1;
+  bool packet_socket_ = false;
   struct UnitRef {
     const uint8_t* data;
     uint32_t len;

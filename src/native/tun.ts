@@ -83,4 +83,12 @@ export interface NativeTunOffloads {
  * Errors thrown by the constructor carry `code` (errno name) and `syscall`. With `offload`,
  * the interface is created with IFF_VNET_HDR and the kernel's segmentation offloads.
  */
-export type NativeTunConstructor = new (name: string, netnsPath: string | null, offload?: boolean) => NativeTun;
+export type NativeTunConstructor = {
+  new (name: string, netnsPath: string | null, offload?: boolean): NativeTun;
+  /**
+   * Adopts a plain packet descriptor that is not a TUN (a SOCK_SEQPACKET or SOCK_DGRAM socket,
+   * non-blocking, one IP packet per message): no offloads; `getMtu` answers `mtu`, `getFlags`
+   * up and running. The descriptor is closed with the device.
+   */
+  new (fd: number, name: string, mtu: number): NativeTun;
+};

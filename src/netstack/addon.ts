@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import { builtAddonPath, loadAddonFile, type AddonLoad } from "../native/addon-file.js";
 
-export const NETSTACK_ABI_VERSION = 1;
+export const NETSTACK_ABI_VERSION = 2;
 
 export const NETSTACK_ADDON_PATH = builtAddonPath("tswg_netstack");
 
@@ -62,6 +62,14 @@ export interface StackOptions {
 }
 
 export interface NativeStack {
+  /**
+   * Opens the stack's packet socket (a SOCK_SEQPACKET socketpair) and returns the descriptor of
+   * the other end, which the caller owns (for the native data plane's Tun). Packets then move
+   * natively; input()/takePackets() are no longer used.
+   */
+  openPacketFd(): number;
+  /** Closes the packet socket again (its other end already closed); packets go back to batches. */
+  closePacketFd(): void;
   input(packets: readonly Uint8Array[]): number;
   takePackets(): { data: Buffer; sizes: Uint32Array } | null;
   takeEvents(): StackEvent[];

@@ -6,16 +6,21 @@
  * `createServer()`, `createUdpSocket()` (dgram-like), `ping()`. With `router: true` it also
  * accepts flows to any destination and hands them to a flow handler (src/gateway/router.ts).
  *
- * 1. The native stack wakes JavaScript once per burst; the wake takes the queued packets (for the
- *    device's read) and the queued socket events, which go to the socket or server by id.
- * 2. Sockets call into the stack directly; each call takes lwIP's core lock briefly.
+ * 1. Packets: with the native data plane, the packet side is a socket between the plane and
+ *    lwIP (packet-socket.ts) and packets never enter JavaScript; otherwise the stack queues
+ *    them and the wake below takes them in batches for the device's read (packet-port.ts).
+ * 2. The native stack wakes JavaScript once per burst; the wake takes the queued socket events
+ *    (and packets, on the batch side), which go to the socket or server by id.
+ * 3. Sockets call into the stack directly; each call takes lwIP's core lock briefly.
  */
 import { lookup as osLookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { dataPathPreference } from "../native/mode.js";
 import { loadNetstackAddon, type NativeStack, type StackEvent, type StackStats } from "./addon.js";
 import { decodeAnswer, DNS_TYPE_A, DNS_TYPE_AAAA, encodeQuery } from "./dns-message.js";
 import type { StackHandle } from "./handle.js";
 import { StackPort } from "./packet-port.js";
+import { StackSocketPort } from "./packet-socket.js";
 import { NetstackServer } from "./tcp-server.js";
 import { NetstackSocket, type NetstackSocketOptions } from "./tcp-socket.js";
 import { NetstackUdpSocket } from "./udp-socket.js";
@@ -33,6 +38,12 @@ export interface NetstackOptions {
   dns?: string[];
   /** Packets per read of the packet side; default 128. */
   batchSize?: number;
+  /**
+   * How packets reach the device: "socket", a packet socket the native data plane takes as its
+   * TUN (packets stay native); "batches", through JavaScript in batches (what the portable data
+   * plane needs). Default: "socket" where the native addon can, unless TSWG_DATAPATH=portable.
+   */
+  packetSide?: "socket" | "batches";
 }
 
 export interface ConnectOptions extends NetstackSocketOptions {
@@ -82,7 +93,9 @@ function parseCidr(cidr: string): [string, number, 4 | 6] {
 export class Netstack implements StackHandle {
   readonly native: NativeStack;
   /** The packet side: give it to a Device as its `tun`. */
-  readonly tun: StackPort;
+  readonly tun: StackPort | StackSocketPort;
+  /** Which packet side the stack has, and why not the socket when it is the batches. */
+  readonly packetSide: { kind: "socket" | "batches"; reason: string | null };
   readonly addresses: readonly string[];
   readonly router: boolean;
   dnsServers: string[];
@@ -97,8 +110,8 @@ export class Netstack implements StackHandle {
   #closed = false;
 
   constructor(opts: NetstackOptions) {
-    const { addon, reason } = loadNetstackAddon();
-    if (addon === null) throw new Error(reason);
+    const { addon, reason: missing } = loadNetstackAddon();
+    if (addon === null) throw new Error(missing);
     const parsed = opts.addresses.map(parseCidr);
     const v4 = parsed.filter((p) => p[2] === 4);
     if (v4.length > 1) throw new Error("the network stack takes one IPv4 address");
@@ -112,7 +125,25 @@ export class Netstack implements StackHandle {
       { mtu, ipv4: v4.length > 0 ? [v4[0]![0], v4[0]![1]] : null, ipv6: v6.map((p) => p[0]), router: this.router },
       () => this.#wake(),
     );
-    this.tun = new StackPort(opts.name ?? "netstack", this.native, mtu, opts.batchSize ?? 128, this);
+    const name = opts.name ?? "netstack";
+    const batchSize = opts.batchSize ?? 128;
+    const wanted = opts.packetSide ?? (dataPathPreference() === "portable" ? "batches" : "socket");
+    let reason = "the batch side was asked for";
+    if (wanted === "socket") {
+      const opened = StackSocketPort.open(name, this.native, mtu, batchSize, this);
+      if (opened.port !== null) {
+        this.tun = opened.port;
+        this.packetSide = { kind: "socket", reason: null };
+        return;
+      }
+      if (opts.packetSide === "socket") {
+        this.native.close();
+        throw new Error(`the network stack's packet socket was required but ${opened.reason}`);
+      }
+      reason = opened.reason;
+    }
+    this.tun = new StackPort(name, this.native, mtu, batchSize, this);
+    this.packetSide = { kind: "batches", reason };
   }
 
   #wake(): void {

@@ -3,8 +3,9 @@
  * where one goes (`http.request({ createConnection })`, `tls.connect({ socket })`, pipes).
  *
  * 1. Written bytes go to lwIP's send buffer; what does not fit waits for "sent" (ACKed) events.
- * 2. Received bytes are pushed; the receive window is opened (tcpRecved) only as the reader
- *    takes them, so a slow reader slows the sender instead of filling memory.
+ * 2. Received bytes are pushed and reported (tcpRecved) as the reader takes them; the stack
+ *    opens the window by itself only while less than its read-ahead (512 KiB) waits, so a slow
+ *    reader slows the sender instead of filling memory.
  * 3. end() sends FIN once everything written is queued; destroy() closes (RST on error).
  */
 import { Duplex } from "node:stream";

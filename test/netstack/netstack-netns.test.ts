@@ -123,6 +123,10 @@ PersistentKeepalive = 25
     // tswg show finds it there too, for the same user.
     const show = await hc.exec(asUser(["node", join(REPO, "bin/tswg.js"), "show", "nsc"]), { env: { XDG_RUNTIME_DIR: tswgProc.dir } });
     expect(show.stdout).toMatch(/interface: nsc[\s\S]*latest handshake/u);
+    // The stack's packets move on the native data plane (its packet socket is the plane's
+    // TUN), unless the portable plane was asked for.
+    const plane = process.env.TSWG_DATAPATH === "portable" ? "portable" : "native";
+    expect(await tswgProc.proc.waitForOutput(/data path: \w+/u, { timeoutMs: 5000 })).toBe(`data path: ${plane}`);
   }, 20_000);
 
   it("curl through SOCKS5 (CONNECT) fetches nginx's file behind the peer intact", async () => {
