@@ -1,7 +1,7 @@
 /**
  * ICE beside a userspace WireGuard (wireguard-go) through its UAPI socket: `tswg up` with
  * `AttachTo` in two namespaces, the embedded signaling server, and each port-sharing mode that
- * works without the kernel module (proxy, nftables, iptables). Each case pings through the
+ * works without the kernel module (proxy, raw sockets, nftables, iptables). Each case pings through the
  * tunnel, moves data checked by hash, checks the mode `tswg show` reports (and for the firewall
  * modes that the kernel's rules moved the packets), and that nothing is left behind.
  */
@@ -87,11 +87,14 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
     const found: string[] = [];
     if ((await s.host.exec(["nft", "list", "tables"])).stdout.includes("tswg-")) found.push("nft table");
     if ((await s.host.exec(["iptables-save"])).stdout.includes("TSWG-")) found.push("iptables chains");
+    // Raw sockets of IPPROTO_UDP (17) are listed by `ss -w` (raw); only tswg opens any here.
+    if (/:(17|udp)\s/.test((await s.host.exec(["ss", "-wan"])).stdout.split("\n").slice(1).join("\n"))) found.push("raw socket");
     return found;
   }
 
   for (const [mode, tag] of [
     ["proxy", "p"],
+    ["raw", "r"],
     ["nftables", "n"],
     ["iptables", "i"],
   ] as const) {
@@ -116,6 +119,8 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
       const endpoint = (await a.host.exec(["wg", "show", a.wg, "endpoints"])).stdout.trim().split("\t")[1];
       expect(show).toContain(`endpoint: ${endpoint}`);
       if (mode === "proxy") expect(endpoint).toMatch(/^127\.0\.0\.1:/);
+      // Raw: ICE ran on wireguard-go's own port, so the endpoint is the peer's device port itself.
+      if (mode === "raw") expect(endpoint).toBe(`${b.under}:51820`);
       if (mode === "nftables") {
         const j = JSON.parse((await a.host.exec(["nft", "-j", "list", "table", "inet", `tswg-${a.wg}`])).stdout) as { nftables: { rule?: { chain: string; expr: { counter?: { packets: number } }[] } }[] };
         const packets = (chain: string) => j.nftables.filter((i) => i.rule?.chain === chain).reduce((n, i) => n + i.rule!.expr.reduce((m, e) => m + (e.counter?.packets ?? 0), 0), 0);
