@@ -65,6 +65,8 @@ export class IceBeside {
   readonly iptables: IptablesShare | null;
   readonly raw: RawShare | null;
   private readonly attached = new Map<string, Attachment>();
+  /** Per peer: the mode and pair whose attach failed, and why (not retried for that pair). */
+  private readonly failed = new Map<string, { key: string; why: string }>();
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
   private queue: Promise<void> = Promise.resolve();
@@ -161,16 +163,34 @@ export class IceBeside {
     for (const [peer, a] of this.attached) {
       if (present.has(peer)) continue;
       this.attached.delete(peer);
+      this.failed.delete(peer);
       await a.share.detach(peer);
     }
     for (const s of manager.status()) {
       if (s.state !== "connected" || s.selectedPair === null) continue;
       const pair = s.selectedPair;
       const was = this.attached.get(s.peer);
-      const choice = chooseShareMode(setting, pair, this.capabilities, this.listenPort);
-      const share = this.shareFor(choice.mode);
+      let choice = chooseShareMode(setting, pair, this.capabilities, this.listenPort);
+      const key = `${choice.mode} ${pairKey(pair)}`;
+      const failed = this.failed.get(s.peer);
+      if (failed !== undefined && failed.key === key) choice = { mode: "proxy", why: failed.why };
+      let share = this.shareFor(choice.mode);
       if (was !== undefined && was.share === share && pairKey(was.pair) === pairKey(pair)) continue;
-      const endpoint = await share.attach(s.peer, pair);
+      let endpoint: string;
+      try {
+        endpoint = await share.attach(s.peer, pair);
+        this.failed.delete(s.peer);
+      } catch (e) {
+        if (share === this.proxy) throw e;
+        // A mode that cannot carry this pair (a firewall tool refused it, ...): the proxy carries
+        // it instead, and the mode is not tried again for the same pair.
+        const why = `${choice.mode} failed for this pair (${e instanceof Error ? e.message : String(e)})`;
+        this.failed.set(s.peer, { key, why });
+        log.warn(`peer ${s.peer.slice(0, 8)}…: ${why}; using the proxy`);
+        choice = { mode: "proxy", why };
+        share = this.proxy;
+        endpoint = await share.attach(s.peer, pair);
+      }
       if (was?.endpoint !== endpoint) {
         await control.set({
           replacePeers: false,

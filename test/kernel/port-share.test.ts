@@ -62,6 +62,17 @@ describe("firewall rules", () => {
     expect(text).toContain("-A TSWG-wg0-pre -p udp --dport 40001 -m addrtype --dst-type LOCAL -j REDIRECT --to-ports 51820");
     expect(text).toContain("-A TSWG-wg0-post -p udp --sport 51820 -d 198.51.100.7 --dport 50002 -j SNAT --to-source :40001");
     expect(text.match(/^COMMIT$/gm)).toHaveLength(2);
+    // The IPv4 input carries no IPv6 peer, and the other way round.
+    const v6: SelectedPair = { local: { type: "host", address: "fd00::1", port: 40003 }, remote: { type: "host", address: "fd00::2", port: 50004 } };
+    const both = new Map([
+      ["AAAA", direct],
+      ["BBBB", v6],
+    ]);
+    expect(iptablesRestoreInput("wg0", 51820, both, 4)).not.toContain("fd00::2");
+    const text6 = iptablesRestoreInput("wg0", 51820, both, 6);
+    expect(text6).not.toContain("198.51.100.7");
+    expect(text6).toContain('-A TSWG-wg0-pre -p udp --dport 40003 -m u32 --u32 "52=0x2112A442" -j CT --notrack');
+    expect(text6).toContain("-A TSWG-wg0-post -p udp --sport 51820 -d fd00::2 --dport 50004 -j SNAT --to-source :40003");
   });
 });
 
