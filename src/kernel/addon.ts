@@ -18,10 +18,14 @@ export interface KernelAddon {
   rawRecv(fd: number): { data: Buffer; address: string } | null;
   /** Sends a UDP header + payload to `address`; the kernel adds the IP header. */
   rawSend(fd: number, packet: Uint8Array, address: string): number;
+  /** Calls `onReadable` on the event loop whenever `fd` has something queued (drain with rawRecv). */
+  rawWatch(fd: number, onReadable: () => void): void;
+  /** Stops the watch of `fd` (idempotent); call before close. */
+  rawUnwatch(fd: number): void;
   close(fd: number): void;
 }
 
-export const KERNEL_ADDON_ABI = 1;
+export const KERNEL_ADDON_ABI = 2;
 export const KERNEL_ADDON_PATH = builtAddonPath("tswg_kernel");
 
 let cached: { addon: KernelAddon; reason: null } | { addon: null; reason: string } | undefined;

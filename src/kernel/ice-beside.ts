@@ -9,6 +9,10 @@
  * always by proxy); 3. the new share is attached first, then the device's endpoint is set, then
  * the old share is detached, so a pair or mode change never leaves the peer without a path.
  * A peer whose ICE fails keeps its last path until a new one is selected.
+ *
+ * Raw sharing (asked for, or chosen by auto where raw sockets open) is decided before ICE starts:
+ * the raw socket on the device's port becomes the manager's shared socket, so every direct
+ * candidate is the device's port, and the device's endpoint for a peer is its remote candidate.
  */
 import type { SelectedPair } from "../ice/agent.js";
 import type { IceManager } from "../ice/manager.js";
@@ -18,6 +22,8 @@ import { IptablesShare, iptablesUnavailableReason } from "./iptables-share.js";
 import { NftShare, nftUnavailableReason } from "./nft-share.js";
 import { chooseShareMode, type PortShare, type ShareCapabilities, type ShareMode, type ShareModeSetting } from "./port-share.js";
 import { ProxyShare } from "./proxy-share.js";
+import { RawShare } from "./raw-share.js";
+import { RawPacketSocket } from "./raw-socket.js";
 
 export interface IceBesideOptions {
   control: WireGuardControl;
@@ -29,6 +35,8 @@ export interface IceBesideOptions {
   checkIntervalMs?: number;
   nft?: string;
   iptables?: string;
+  /** Opens the raw socket for the device's port (tests inject failures); default RawPacketSocket. */
+  openRaw?: (port: number) => RawPacketSocket;
 }
 
 export interface PeerShareStatus {
@@ -55,7 +63,10 @@ export class IceBeside {
   readonly proxy: ProxyShare;
   readonly nft: NftShare | null;
   readonly iptables: IptablesShare | null;
+  readonly raw: RawShare | null;
   private readonly attached = new Map<string, Attachment>();
+  /** Per peer: the mode and pair whose attach failed, and why (not retried for that pair). */
+  private readonly failed = new Map<string, { key: string; why: string }>();
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
   private queue: Promise<void> = Promise.resolve();
@@ -66,6 +77,7 @@ export class IceBeside {
     private readonly opts: IceBesideOptions,
     listenPort: number,
     capabilities: ShareCapabilities,
+    rawSocket: RawPacketSocket | null,
   ) {
     this.listenPort = listenPort;
     this.capabilities = capabilities;
@@ -73,6 +85,7 @@ export class IceBeside {
     this.proxy = new ProxyShare({ listenPort, send: (peer, data) => manager.send(peer, data) });
     this.nft = capabilities.nftables !== null ? null : new NftShare({ ifname: control.ifname, listenPort, nft: opts.nft });
     this.iptables = capabilities.iptables !== null ? null : new IptablesShare({ ifname: control.ifname, listenPort, iptables: opts.iptables });
+    this.raw = rawSocket === null ? null : new RawShare(rawSocket);
     this.unsubscribe.push(manager.onData((peer, data) => void this.proxy.deliver(peer, data)));
     this.unsubscribe.push(manager.onStateChange(() => this.schedule()));
     this.timer = setInterval(() => this.schedule(), opts.checkIntervalMs ?? 1000);
@@ -83,13 +96,29 @@ export class IceBeside {
   static async start(opts: IceBesideOptions): Promise<IceBeside> {
     const state = await opts.control.get();
     if (state.listenPort === 0) throw new Error(`${opts.control.ifname} has no listen port; ICE needs one to share`);
-    const wantsFirewall = opts.mode !== "proxy";
+    // Raw first: it decides where ICE gathers, which cannot change once the agents run.
+    let rawSocket: RawPacketSocket | null = null;
+    let raw: string | null = "not requested";
+    if (opts.mode === "raw" || opts.mode === "auto") {
+      try {
+        rawSocket = (opts.openRaw ?? ((port) => new RawPacketSocket(port)))(state.listenPort);
+        raw = null;
+      } catch (e) {
+        raw = `raw sockets: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+    const wantsFirewall = opts.mode === "nftables" || opts.mode === "iptables" || (opts.mode === "auto" && rawSocket === null);
+    const notNeeded = rawSocket !== null ? "not needed: raw sockets share the port" : "not requested";
     const capabilities: ShareCapabilities = {
-      nftables: wantsFirewall ? await nftUnavailableReason(opts.nft) : "not requested",
-      iptables: wantsFirewall && opts.mode !== "nftables" ? await iptablesUnavailableReason(opts.iptables) : "not requested",
-      raw: "not implemented yet",
+      nftables: wantsFirewall && opts.mode !== "iptables" ? await nftUnavailableReason(opts.nft) : notNeeded,
+      iptables: wantsFirewall && opts.mode !== "nftables" ? await iptablesUnavailableReason(opts.iptables) : notNeeded,
+      raw,
     };
-    const beside = new IceBeside(opts, state.listenPort, capabilities);
+    if (rawSocket !== null) {
+      opts.manager.useSocket(rawSocket);
+      if (rawSocket.ipv6Unavailable !== null) opts.log.info(`raw sockets: IPv4 only (IPv6: ${rawSocket.ipv6Unavailable})`);
+    }
+    const beside = new IceBeside(opts, state.listenPort, capabilities, rawSocket);
     await beside.nft?.cleanStale();
     await beside.iptables?.cleanStale();
     opts.manager.start();
@@ -123,6 +152,7 @@ export class IceBeside {
   private shareFor(mode: ShareMode): PortShare {
     if (mode === "nftables" && this.nft !== null) return this.nft;
     if (mode === "iptables" && this.iptables !== null) return this.iptables;
+    if (mode === "raw" && this.raw !== null) return this.raw;
     return this.proxy;
   }
 
@@ -133,16 +163,34 @@ export class IceBeside {
     for (const [peer, a] of this.attached) {
       if (present.has(peer)) continue;
       this.attached.delete(peer);
+      this.failed.delete(peer);
       await a.share.detach(peer);
     }
     for (const s of manager.status()) {
       if (s.state !== "connected" || s.selectedPair === null) continue;
       const pair = s.selectedPair;
       const was = this.attached.get(s.peer);
-      const choice = chooseShareMode(setting, pair, this.capabilities);
-      const share = this.shareFor(choice.mode);
+      let choice = chooseShareMode(setting, pair, this.capabilities, this.listenPort);
+      const key = `${choice.mode} ${pairKey(pair)}`;
+      const failed = this.failed.get(s.peer);
+      if (failed !== undefined && failed.key === key) choice = { mode: "proxy", why: failed.why };
+      let share = this.shareFor(choice.mode);
       if (was !== undefined && was.share === share && pairKey(was.pair) === pairKey(pair)) continue;
-      const endpoint = await share.attach(s.peer, pair);
+      let endpoint: string;
+      try {
+        endpoint = await share.attach(s.peer, pair);
+        this.failed.delete(s.peer);
+      } catch (e) {
+        if (share === this.proxy) throw e;
+        // A mode that cannot carry this pair (a firewall tool refused it, ...): the proxy carries
+        // it instead, and the mode is not tried again for the same pair.
+        const why = `${choice.mode} failed for this pair (${e instanceof Error ? e.message : String(e)})`;
+        this.failed.set(s.peer, { key, why });
+        log.warn(`peer ${s.peer.slice(0, 8)}…: ${why}; using the proxy`);
+        choice = { mode: "proxy", why };
+        share = this.proxy;
+        endpoint = await share.attach(s.peer, pair);
+      }
       if (was?.endpoint !== endpoint) {
         await control.set({
           replacePeers: false,
@@ -167,5 +215,11 @@ export class IceBeside {
     await this.proxy.close();
     await this.nft?.close();
     await this.iptables?.close();
+    if (this.raw !== null) {
+      await this.raw.close();
+      // The manager's agents must not keep a socket that is about to close.
+      this.opts.manager.useSocket(null);
+      this.raw.socket.close();
+    }
   }
 }

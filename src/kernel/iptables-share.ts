@@ -11,9 +11,13 @@
  * 2. nat POSTROUTING: the device's datagrams to the remote candidate get the ICE port as source.
  *
  * Rules live in chains of our own (TSWG-<ifname>-...), written with one `iptables-restore
- * --noflush` (one transaction per table); the built-in chains only get a jump. IPv4 only.
+ * --noflush` (one transaction per table); the built-in chains only get a jump.
+ *
+ * IPv6 pairs get the same chains through ip6tables. Its STUN match reads the cookie at a fixed
+ * offset behind the 40-byte IPv6 header: a datagram with extension headers is taken for
+ * WireGuard (redirected to the device, which drops it), so such a STUN check goes unanswered.
  */
-import { isIPv4 } from "node:net";
+import { isIPv6 } from "node:net";
 import type { SelectedPair } from "../ice/agent.js";
 import type { PortShare } from "./port-share.js";
 import { mustRunTool, runTool } from "./tool.js";
@@ -22,10 +26,16 @@ export interface IptablesShareOptions {
   ifname: string;
   listenPort: number;
   iptables?: string;
+  /** The IPv6 tool; default "ip6tables". */
+  ip6tables?: string;
   conntrack?: string;
 }
 
-const STUN_U32 = "0>>22&0x3C@12=0x2112A442";
+/** The STUN cookie at UDP payload offset 4: IPv4 reads the header length, IPv6 has 40 bytes. */
+const STUN_U32 = { 4: "0>>22&0x3C@12=0x2112A442", 6: "52=0x2112A442" } as const;
+
+type Family = 4 | 6;
+const familyOf = (pair: SelectedPair): Family => (isIPv6(pair.remote.address) ? 6 : 4);
 
 export function iptablesChains(ifname: string): { table: "raw" | "nat"; builtin: string; chain: string }[] {
   const c = `TSWG-${ifname}`;
@@ -44,18 +54,22 @@ export async function iptablesUnavailableReason(iptables = "iptables"): Promise<
   return r.code === null ? `${iptables} is not installed` : `${iptables} -t nat: ${r.stderr.trim()}`;
 }
 
-/** iptables-restore --noflush input that (re)writes our chains for the attached peers. */
-export function iptablesRestoreInput(ifname: string, listenPort: number, peers: ReadonlyMap<string, SelectedPair>): string {
+/**
+ * iptables-restore --noflush input that (re)writes our chains for the attached peers of one
+ * family (IPv4 for iptables-restore, IPv6 for ip6tables-restore).
+ */
+export function iptablesRestoreInput(ifname: string, listenPort: number, allPeers: ReadonlyMap<string, SelectedPair>, family: Family = 4): string {
   const c = `TSWG-${ifname}`;
-  const icePorts = [...new Set([...peers.values()].map((p) => p.local.port))];
+  const peers = [...allPeers.values()].filter((p) => familyOf(p) === family);
+  const icePorts = [...new Set(peers.map((p) => p.local.port))];
   const out = ["*raw", `:${c}-pre - [0:0]`, `:${c}-out - [0:0]`];
   for (const port of icePorts) {
-    out.push(`-A ${c}-pre -p udp --dport ${port} -m u32 --u32 "${STUN_U32}" -j CT --notrack`);
+    out.push(`-A ${c}-pre -p udp --dport ${port} -m u32 --u32 "${STUN_U32[family]}" -j CT --notrack`);
     out.push(`-A ${c}-out -p udp --sport ${port} -j CT --notrack`);
   }
   out.push("COMMIT", "*nat", `:${c}-pre - [0:0]`, `:${c}-post - [0:0]`);
   for (const port of icePorts) out.push(`-A ${c}-pre -p udp --dport ${port} -m addrtype --dst-type LOCAL -j REDIRECT --to-ports ${listenPort}`);
-  for (const pair of peers.values()) {
+  for (const pair of peers) {
     out.push(`-A ${c}-post -p udp --sport ${listenPort} -d ${pair.remote.address} --dport ${pair.remote.port} -j SNAT --to-source :${pair.local.port}`);
   }
   out.push("COMMIT");
@@ -65,38 +79,58 @@ export function iptablesRestoreInput(ifname: string, listenPort: number, peers: 
 export class IptablesShare implements PortShare {
   readonly mode = "iptables";
   private readonly peers = new Map<string, SelectedPair>();
-  private readonly iptables: string;
+  private readonly tools: Record<Family, string>;
   private readonly conntrack: string;
   private chain: Promise<void> = Promise.resolve();
-  private installed = false;
-  /** ICE ports whose earlier conntrack entries were cleared. */
-  private readonly cleared = new Set<number>();
+  private readonly installed = new Set<Family>();
+  /** Families whose rules were ever written: what close() removes. */
+  private readonly touched = new Set<Family>();
+  /** ICE ports (per family) whose earlier conntrack entries were cleared. */
+  private readonly cleared = new Set<string>();
 
   constructor(private readonly opts: IptablesShareOptions) {
-    this.iptables = opts.iptables ?? "iptables";
+    this.tools = { 4: opts.iptables ?? "iptables", 6: opts.ip6tables ?? "ip6tables" };
     this.conntrack = opts.conntrack ?? "conntrack";
   }
 
-  /** Removes chains and jumps a previous run left behind. */
+  /** Removes chains and jumps a previous run left behind (both families). */
   cleanStale(): Promise<void> {
-    return this.serial(() => this.remove());
+    return this.serial(async () => {
+      await this.remove(4);
+      await this.remove(6);
+    });
   }
 
   async attach(peer: string, pair: SelectedPair): Promise<string> {
-    if (!isIPv4(pair.remote.address)) throw new Error(`iptables mode carries IPv4 pairs only (remote ${pair.remote.address})`);
+    const family = familyOf(pair);
+    const before = this.peers.get(peer);
     this.peers.set(peer, pair);
-    await this.serial(() => this.write());
-    return `${pair.remote.address}:${pair.remote.port}`;
+    try {
+      await this.serial(async () => {
+        await this.write(family);
+        // A peer that moved from one family to the other leaves the old family's rules.
+        if (before !== undefined && familyOf(before) !== family) await this.rewrite(familyOf(before));
+      });
+    } catch (e) {
+      if (before === undefined) this.peers.delete(peer);
+      else this.peers.set(peer, before);
+      throw e;
+    }
+    return family === 6 ? `[${pair.remote.address}]:${pair.remote.port}` : `${pair.remote.address}:${pair.remote.port}`;
   }
 
   async detach(peer: string): Promise<void> {
-    if (!this.peers.delete(peer)) return;
-    await this.serial(() => (this.peers.size === 0 ? this.remove() : this.write()));
+    const pair = this.peers.get(peer);
+    if (pair === undefined) return;
+    this.peers.delete(peer);
+    await this.serial(() => this.rewrite(familyOf(pair)));
   }
 
   async close(): Promise<void> {
     this.peers.clear();
-    await this.serial(() => this.remove());
+    await this.serial(async () => {
+      for (const f of [...this.touched]) await this.remove(f);
+    });
   }
 
   private serial(f: () => Promise<void>): Promise<void> {
@@ -105,35 +139,49 @@ export class IptablesShare implements PortShare {
     return next;
   }
 
-  private async write(): Promise<void> {
-    await mustRunTool([`${this.iptables}-restore`, "--noflush"], iptablesRestoreInput(this.opts.ifname, this.opts.listenPort, this.peers));
-    if (!this.installed) {
+  private hasPeers(family: Family): boolean {
+    return [...this.peers.values()].some((p) => familyOf(p) === family);
+  }
+
+  /** After a peer left `family`: rewrite its rules, or remove its chains when none is left. */
+  private rewrite(family: Family): Promise<void> {
+    return this.hasPeers(family) ? this.write(family) : this.remove(family);
+  }
+
+  private async write(family: Family): Promise<void> {
+    const tool = this.tools[family];
+    this.touched.add(family);
+    await mustRunTool([`${tool}-restore`, "--noflush"], iptablesRestoreInput(this.opts.ifname, this.opts.listenPort, this.peers, family));
+    if (!this.installed.has(family)) {
       for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
-        const present = await runTool([this.iptables, "-t", table, "-C", builtin, "-j", chain]);
-        if (present.code !== 0) await mustRunTool([this.iptables, "-t", table, "-I", builtin, "-j", chain]);
+        const present = await runTool([tool, "-t", table, "-C", builtin, "-j", chain]);
+        if (present.code !== 0) await mustRunTool([tool, "-t", table, "-I", builtin, "-j", chain]);
       }
-      this.installed = true;
+      this.installed.add(family);
     }
     // ICE's checks ran before these rules existed, so conntrack already holds entries for the ICE
     // port's tuples; WireGuard's packets would match them (and bypass the REDIRECT, or be SNATed
     // to another port). Clear them once per new ICE port. Without the conntrack tool this is skipped.
     for (const pair of this.peers.values()) {
+      if (familyOf(pair) !== family) continue;
       const port = pair.local.port;
-      if (this.cleared.has(port)) continue;
-      this.cleared.add(port);
-      await runTool([this.conntrack, "-D", "-p", "udp", "--orig-port-src", String(port)]);
-      await runTool([this.conntrack, "-D", "-p", "udp", "--orig-port-dst", String(port)]);
+      if (this.cleared.has(`${family}/${port}`)) continue;
+      this.cleared.add(`${family}/${port}`);
+      const f = family === 6 ? "ipv6" : "ipv4";
+      await runTool([this.conntrack, "-D", "-f", f, "-p", "udp", "--orig-port-src", String(port)]);
+      await runTool([this.conntrack, "-D", "-f", f, "-p", "udp", "--orig-port-dst", String(port)]);
     }
   }
 
-  private async remove(): Promise<void> {
+  private async remove(family: Family): Promise<void> {
+    const tool = this.tools[family];
     for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
       // Every jump (a crash may have left several), then the chain itself.
-      for (let i = 0; i < 16; i++) if ((await runTool([this.iptables, "-t", table, "-D", builtin, "-j", chain])).code !== 0) break;
-      await runTool([this.iptables, "-t", table, "-F", chain]);
-      await runTool([this.iptables, "-t", table, "-X", chain]);
+      for (let i = 0; i < 16; i++) if ((await runTool([tool, "-t", table, "-D", builtin, "-j", chain])).code !== 0) break;
+      await runTool([tool, "-t", table, "-F", chain]);
+      await runTool([tool, "-t", table, "-X", chain]);
     }
-    this.installed = false;
-    this.cleared.clear();
+    this.installed.delete(family);
+    for (const k of [...this.cleared]) if (k.startsWith(`${family}/`)) this.cleared.delete(k);
   }
 }

@@ -31,6 +31,8 @@ const TIMEOUT_MS = 5000;
 export interface NlAttr {
   type: number;
   value: Uint8Array | NlAttr[];
+  /** Encoded length without trailing padding, when known (nested() computes it once). */
+  size?: number;
 }
 
 /** A decoded attribute (type without the nested/byte-order flags). */
@@ -62,15 +64,23 @@ export function u32(type: number, v: number): NlAttr {
 }
 export const str = (type: number, v: string): NlAttr => ({ type, value: Buffer.from(`${v}\0`, "utf8") });
 export const bytes = (type: number, v: Uint8Array): NlAttr => ({ type, value: v });
-export const nested = (type: number, v: NlAttr[]): NlAttr => ({ type, value: v });
+/** Nested attributes; their encoded size is computed here once (large peer lists are measured often). */
+export const nested = (type: number, v: NlAttr[]): NlAttr => ({ type, value: v, size: 4 + attrsLength(v) });
 
-function attrLength(a: NlAttr): number {
-  return 4 + (a.value instanceof Uint8Array ? a.value.length : a.value.reduce((n, c) => n + align4(attrLength(c)), 0));
+/** Encoded length of one attribute, without its trailing padding. */
+export function attrLength(a: NlAttr): number {
+  if (a.size !== undefined) return a.size;
+  if (a.value instanceof Uint8Array) return 4 + a.value.length;
+  let n = 4;
+  for (const c of a.value) n += align4(attrLength(c));
+  return n;
 }
 
 /** Encoded size of attributes, padding included. */
 export function attrsLength(attrs: readonly NlAttr[]): number {
-  return attrs.reduce((n, a) => n + align4(attrLength(a)), 0);
+  let n = 0;
+  for (const a of attrs) n += align4(attrLength(a));
+  return n;
 }
 
 function writeAttr(buf: Buffer, off: number, a: NlAttr): number {

@@ -55,20 +55,31 @@ export interface ShareCapabilities {
 /**
  * The mode for one peer's pair, and why. `setting` is what the configuration asked for;
  * `unavailable` maps each mode to the reason it cannot be used here (null = usable).
+ * `devicePort` is the WireGuard device's port: raw sharing carries only pairs whose local
+ * candidate is on it (ICE gathered on the device's port through the raw socket).
+ *
+ * auto: raw when raw sockets could be opened (nothing is written to the firewall, nothing can be
+ * left behind by a crash, and ICE's candidates are the device's port itself); else nftables
+ * (stateless rewrite); else iptables (conntrack); else the proxy. Relay pairs: always the proxy.
  */
-export function chooseShareMode(setting: ShareModeSetting, pair: SelectedPair, unavailable: ShareCapabilities): { mode: ShareMode; why: string } {
+export function chooseShareMode(setting: ShareModeSetting, pair: SelectedPair, unavailable: ShareCapabilities, devicePort?: number): { mode: ShareMode; why: string } {
   if (setting === "proxy") return { mode: "proxy", why: "configured" };
   if (pair.local.type === "relay" || pair.remote.type === "relay") {
     return { mode: "proxy", why: "the pair goes through a TURN relay, which only the proxy can carry" };
+  }
+  const rawMisses = unavailable.raw ?? (devicePort !== undefined && pair.local.port !== devicePort ? `the local candidate's port ${pair.local.port} is not the device's port ${devicePort}` : null);
+  if (setting === "raw") {
+    return rawMisses === null ? { mode: "raw", why: "configured" } : { mode: "proxy", why: `raw is not usable here (${rawMisses})` };
   }
   if (setting !== "auto") {
     const reason = unavailable[setting];
     if (reason === null) return { mode: setting, why: "configured" };
     return { mode: "proxy", why: `${setting} is not usable here (${reason})` };
   }
-  // auto: keep packets in the kernel where the host allows it, the stateless rewrite first.
+  // auto: keep packets in the kernel where the host allows it.
+  if (rawMisses === null) return { mode: "raw", why: `auto: direct ${pair.local.type} pair on the device's port, raw sockets usable` };
   for (const m of ["nftables", "iptables"] as const) {
     if (unavailable[m] === null) return { mode: m, why: `auto: direct ${pair.local.type} pair and ${m} is usable` };
   }
-  return { mode: "proxy", why: `auto: neither nftables (${unavailable.nftables}) nor iptables (${unavailable.iptables}) is usable` };
+  return { mode: "proxy", why: `auto: neither raw sockets (${unavailable.raw}), nftables (${unavailable.nftables}) nor iptables (${unavailable.iptables}) are usable` };
 }

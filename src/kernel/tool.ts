@@ -11,7 +11,7 @@ export interface ToolResult {
 }
 
 /** Runs argv with `input` on stdin; never rejects (a missing binary is code null with the reason in stderr). */
-export function runTool(argv: readonly string[], input = "", timeoutMs = 10_000): Promise<ToolResult> {
+export function runTool(argv: readonly string[], input = "", timeoutMs = 30_000): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";

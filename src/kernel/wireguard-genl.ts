@@ -10,7 +10,7 @@ import { formatCidr, formatIp, normalizeCidr, parseCidr } from "../allowedips/in
 import { parseAddrPort } from "../bind/addr-port.js";
 import type { UapiDeviceState, UapiPeerChange, UapiPeerState, UapiSetRequest } from "../uapi/types.js";
 import type { WireGuardControl } from "./control.js";
-import { NETLINK_GENERIC, NLM_F_DUMP, NetlinkSocket, attr, attrsLength, bytes, decodeAttrs, nested, str, u16, u32, u8, type NlAttr, type NlAttrView } from "./netlink.js";
+import { NETLINK_GENERIC, NLM_F_DUMP, NetlinkSocket, attr, attrLength, attrsLength, bytes, decodeAttrs, nested, str, u16, u32, u8, type NlAttr, type NlAttrView } from "./netlink.js";
 
 const GENL_ID_CTRL = 0x10;
 const CTRL_CMD_GETFAMILY = 3;
@@ -188,7 +188,8 @@ export function setDeviceMessages(ifname: string, request: UapiSetRequest, curre
       change = { ...change, replaceAllowedIps: true, allowedIps: keep, removeAllowedIps: [] };
     }
     const { head, flags, ips } = peerParts(change);
-    const headSize = attrsLength([nested(0, [...head, u32(P_FLAGS, flags)])]) + 4;
+    // The peer's nest header, its head and flags, and the allowed-IPs nest header.
+    const headSize = 4 + attrsLength(head) + 8 + 4;
     let flagsNow = flags;
     let i = 0;
     do {
@@ -197,7 +198,7 @@ export function setDeviceMessages(ifname: string, request: UapiSetRequest, curre
       let size = headSize;
       const chunk: NlAttr[] = [];
       while (i < ips.length) {
-        const ipSize = attrsLength([ips[i]!]);
+        const ipSize = (attrLength(ips[i]!) + 3) & ~3;
         if (used + size + ipSize > MESSAGE_BUDGET) break;
         size += ipSize;
         chunk.push(ips[i++]!);

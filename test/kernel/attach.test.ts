@@ -1,14 +1,14 @@
 /**
  * ICE beside a userspace WireGuard (wireguard-go) through its UAPI socket: `tswg up` with
  * `AttachTo` in two namespaces, the embedded signaling server, and each port-sharing mode that
- * works without the kernel module (proxy, nftables, iptables). Each case pings through the
+ * works without the kernel module (proxy, raw sockets, nftables, iptables). Each case pings through the
  * tunnel, moves data checked by hash, checks the mode `tswg show` reports (and for the firewall
  * modes that the kernel's rules moved the packets), and that nothing is left behind.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { missingCommands, netnsUnavailableReason, TestBed, waitFor, type Host, type TrackedProcess } from "../../src/testbed/index.js";
+import { coturnConfig, missingCommands, netnsUnavailableReason, TestBed, waitFor, type Host, type TrackedProcess } from "../../src/testbed/index.js";
 import { newKeyPair, transfer, TSWG_BIN, type KeyPair } from "../interop/nodes.js";
 
 const missing = missingCommands(["wireguard-go", "wg", "nft", "iptables", "ping"]);
@@ -63,7 +63,7 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
     await Promise.all(running.splice(0).map((p) => p.stop()));
   });
 
-  function attach(s: Side, peer: Side, mode: string, tag: string): { proc: TrackedProcess; name: string } {
+  function attach(s: Side, peer: Side, mode: string, tag: string, ice: string[] = ["ICECandidateTypes = host"]): { proc: TrackedProcess; name: string } {
     const name = `ice${tag}${s === a ? "a" : "b"}`;
     const conf = join(dir, `${name}.conf`);
     const text = [
@@ -72,7 +72,7 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
       `AttachTo = ${s.wg}`,
       `PortShare = ${mode}`,
       "Signaling = ws://10.77.0.1:8080",
-      "ICECandidateTypes = host",
+      ...ice,
       "",
       "[Peer]",
       `PublicKey = ${peer.keys.publicKey}`,
@@ -87,11 +87,15 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
     const found: string[] = [];
     if ((await s.host.exec(["nft", "list", "tables"])).stdout.includes("tswg-")) found.push("nft table");
     if ((await s.host.exec(["iptables-save"])).stdout.includes("TSWG-")) found.push("iptables chains");
+    if ((await s.host.exec(["ip6tables-save"])).stdout.includes("TSWG-")) found.push("ip6tables chains");
+    // Raw sockets of IPPROTO_UDP (17) are listed by `ss -w` (raw); only tswg opens any here.
+    if (/:(17|udp)\s/.test((await s.host.exec(["ss", "-wan"])).stdout.split("\n").slice(1).join("\n"))) found.push("raw socket");
     return found;
   }
 
   for (const [mode, tag] of [
     ["proxy", "p"],
+    ["raw", "r"],
     ["nftables", "n"],
     ["iptables", "i"],
   ] as const) {
@@ -116,6 +120,8 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
       const endpoint = (await a.host.exec(["wg", "show", a.wg, "endpoints"])).stdout.trim().split("\t")[1];
       expect(show).toContain(`endpoint: ${endpoint}`);
       if (mode === "proxy") expect(endpoint).toMatch(/^127\.0\.0\.1:/);
+      // Raw: ICE ran on wireguard-go's own port, so the endpoint is the peer's device port itself.
+      if (mode === "raw") expect(endpoint).toBe(`${b.under}:51820`);
       if (mode === "nftables") {
         const j = JSON.parse((await a.host.exec(["nft", "-j", "list", "table", "inet", `tswg-${a.wg}`])).stdout) as { nftables: { rule?: { chain: string; expr: { counter?: { packets: number } }[] } }[] };
         const packets = (chain: string) => j.nftables.filter((i) => i.rule?.chain === chain).reduce((n, i) => n + i.rule!.expr.reduce((m, e) => m + (e.counter?.packets ?? 0), 0), 0);
@@ -133,6 +139,35 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
       expect([...(await leftovers(a)), ...(await leftovers(b))]).toEqual([]);
     }, 90_000);
   }
+
+  it.skipIf(missingCommands(["turnserver"]).length > 0)("raw: a relay-only pair falls back to the proxy, allocated from the device's port", async () => {
+    const turnDir = bed.tempDir("turn");
+    const conf = join(turnDir, "turnserver.conf");
+    writeFileSync(conf, coturnConfig({ ip: a.under, port: 3478, username: "tk", password: "tk-secret", realm: "tswg.test", dir: turnDir, relayPorts: { min: 49152, max: 49200 } }));
+    const turn = a.host.spawn(["turnserver", "-c", conf]);
+    running.push(turn);
+    const ice = [`ICEServers = turn:tk:tk-secret@${a.under}:3478`, "ICECandidateTypes = relay"];
+    const pa = attach(a, b, "raw", "t", ice);
+    const pb = attach(b, a, "raw", "t", ice);
+    running.push(pa.proc, pb.proc);
+    await pa.proc.waitForOutput("is up", { timeoutMs: 20_000 });
+    await pb.proc.waitForOutput("is up", { timeoutMs: 20_000 });
+    await waitFor(async () => (await a.host.exec(["ping", "-c", "1", "-W", "1", b.tunnel], { check: false })).code === 0, { what: "ping through the relay", timeoutMs: 40_000 });
+    const t = await transfer(a.host, b.host, b.tunnel, 1024 * 1024);
+    expect(t.received.replace(/^received /, "")).toBe(t.sent.replace(/^sent /, ""));
+    const show = (await a.host.exec(["node", TSWG_BIN, "show", pa.name], { env: { TSWG_RUN_DIR: join(dir, "run-a") } })).stdout;
+    expect(show).toMatch(/port share: proxy \(the pair goes through a TURN relay/);
+    expect((await a.host.exec(["wg", "show", a.wg, "endpoints"])).stdout).toMatch(/\t127\.0\.0\.1:\d+/);
+    // The allocation was made from the device's port through the raw socket: tswg itself has no
+    // UDP socket but its proxy's on loopback.
+    const own = (await a.host.exec(["ss", "-uanp"])).stdout.split("\n").filter((l) => l.includes(`pid=${pa.proc.pid},`));
+    expect(own.length).toBeGreaterThan(0);
+    for (const l of own) expect(l).toMatch(/127\.0\.0\.1:\d+/);
+    pa.proc.signal("SIGTERM");
+    pb.proc.signal("SIGTERM");
+    await waitFor(() => !pa.proc.running && !pb.proc.running, { what: "tswg to exit", timeoutMs: 15_000 });
+    expect([...(await leftovers(a)), ...(await leftovers(b))]).toEqual([]);
+  }, 90_000);
 
   it("a table left by a killed run is replaced at the next start and removed at its end", async () => {
     const pa = attach(a, b, "nftables", "k");

@@ -7,7 +7,8 @@ import type { SelectedPair } from "../../src/ice/agent.js";
 
 const direct: SelectedPair = { local: { type: "host", address: "10.0.0.1", port: 40001 }, remote: { type: "srflx", address: "198.51.100.7", port: 50002 } };
 const relayed: SelectedPair = { local: { type: "relay", address: "198.51.100.1", port: 49160 }, remote: { type: "host", address: "10.0.0.2", port: 40002 } };
-const all: ShareCapabilities = { nftables: null, iptables: null, raw: "not implemented yet" };
+const all: ShareCapabilities = { nftables: null, iptables: null, raw: "raw sockets: EPERM" };
+const onDevicePort: SelectedPair = { local: { type: "host", address: "10.0.0.1", port: 51820 }, remote: { type: "host", address: "10.0.0.2", port: 51820 } };
 
 describe("choosing the port-sharing mode", () => {
   it("auto keeps packets in the kernel with nftables first, then iptables, else the proxy", () => {
@@ -16,6 +17,17 @@ describe("choosing the port-sharing mode", () => {
     const none = chooseShareMode("auto", direct, { ...all, nftables: "nft missing", iptables: "iptables missing" });
     expect(none.mode).toBe("proxy");
     expect(none.why).toMatch(/nft missing.*iptables missing/);
+  });
+
+  it("auto prefers raw sockets for a pair on the device's port; any other pair falls to the next mode", () => {
+    const rawToo: ShareCapabilities = { ...all, raw: null };
+    expect(chooseShareMode("auto", onDevicePort, rawToo, 51820)).toEqual({ mode: "raw", why: "auto: direct host pair on the device's port, raw sockets usable" });
+    expect(chooseShareMode("auto", direct, rawToo, 51820).mode).toBe("nftables");
+    expect(chooseShareMode("raw", onDevicePort, rawToo, 51820)).toEqual({ mode: "raw", why: "configured" });
+    const off = chooseShareMode("raw", direct, rawToo, 51820);
+    expect(off.mode).toBe("proxy");
+    expect(off.why).toMatch(/port 40001 is not the device's port 51820/);
+    expect(chooseShareMode("auto", onDevicePort, all, 51820).mode).toBe("nftables");
   });
 
   it("a relay pair always goes through the proxy, whatever was asked", () => {
@@ -28,7 +40,7 @@ describe("choosing the port-sharing mode", () => {
 
   it("an unusable requested mode falls back to the proxy and says why", () => {
     const c = chooseShareMode("raw", direct, all);
-    expect(c).toEqual({ mode: "proxy", why: "raw is not usable here (not implemented yet)" });
+    expect(c).toEqual({ mode: "proxy", why: "raw is not usable here (raw sockets: EPERM)" });
   });
 });
 
@@ -50,6 +62,17 @@ describe("firewall rules", () => {
     expect(text).toContain("-A TSWG-wg0-pre -p udp --dport 40001 -m addrtype --dst-type LOCAL -j REDIRECT --to-ports 51820");
     expect(text).toContain("-A TSWG-wg0-post -p udp --sport 51820 -d 198.51.100.7 --dport 50002 -j SNAT --to-source :40001");
     expect(text.match(/^COMMIT$/gm)).toHaveLength(2);
+    // The IPv4 input carries no IPv6 peer, and the other way round.
+    const v6: SelectedPair = { local: { type: "host", address: "fd00::1", port: 40003 }, remote: { type: "host", address: "fd00::2", port: 50004 } };
+    const both = new Map([
+      ["AAAA", direct],
+      ["BBBB", v6],
+    ]);
+    expect(iptablesRestoreInput("wg0", 51820, both, 4)).not.toContain("fd00::2");
+    const text6 = iptablesRestoreInput("wg0", 51820, both, 6);
+    expect(text6).not.toContain("198.51.100.7");
+    expect(text6).toContain('-A TSWG-wg0-pre -p udp --dport 40003 -m u32 --u32 "52=0x2112A442" -j CT --notrack');
+    expect(text6).toContain("-A TSWG-wg0-post -p udp --sport 51820 -d fd00::2 --dport 50004 -j SNAT --to-source :40003");
   });
 });
 

@@ -25,6 +25,8 @@ function runFilter(prog: readonly BpfInstruction[], pkt: Buffer): number {
       }
       case 0x15: pc += a === k >>> 0 ? jt : jf; continue;
       case 0x45: pc += (a & k) !== 0 ? jt : jf; continue;
+      case 0x35: pc += a >= k >>> 0 ? jt : jf; continue;
+      case 0x25: pc += a > k >>> 0 ? jt : jf; continue;
       case 0x06: return k;
       default: throw new Error(`opcode 0x${code.toString(16)}`);
     }
@@ -82,6 +84,25 @@ describe("STUN-only BPF filter", () => {
     channelData[0] = 0x40; // TURN ChannelData, not STUN
     expect(runFilter(f, udp(51820, channelData))).toBe(0);
     expect(runFilter(f, udp(9, stun()))).toBe(0);
+  });
+
+  it("with channelData: TURN ChannelData passes too, in both families; WireGuard and other bytes do not", () => {
+    for (const family of [4, 6] as const) {
+      const f = stunFilter(family, 51820, { channelData: true });
+      const wrap = (b: Buffer): Buffer => (family === 4 ? ipv4(5, b) : b);
+      const frame = (first: number): Buffer => {
+        const b = Buffer.alloc(40);
+        b[0] = first;
+        return b;
+      };
+      expect(runFilter(f, wrap(udp(51820, stun())))).toBeGreaterThan(0);
+      expect(runFilter(f, wrap(udp(51820, frame(0x40))))).toBeGreaterThan(0);
+      expect(runFilter(f, wrap(udp(51820, frame(0x4f))))).toBeGreaterThan(0);
+      expect(runFilter(f, wrap(udp(51820, frame(0x50))))).toBe(0);
+      expect(runFilter(f, wrap(udp(51820, frame(0x80))))).toBe(0);
+      expect(runFilter(f, wrap(udp(51820, wireguard())))).toBe(0);
+      expect(runFilter(f, wrap(udp(51821, frame(0x40))))).toBe(0);
+    }
   });
 
   it("encodes struct sock_filter in host order", () => {

@@ -2,8 +2,10 @@
 // - Netlink (rtnetlink, generic netlink): open, send one buffer, receive one datagram with a
 //   timeout. Messages are built and parsed in TypeScript; configuration is synchronous and short.
 // - Raw UDP sockets with a classic-BPF filter (the STUN side of a shared WireGuard port):
-//   open with a filter, non-blocking receive with the sender's address, send to an address.
+//   open with a filter, non-blocking receive with the sender's address, send to an address;
+//   a readiness watch on the event loop (uv_poll) tells JavaScript when to drain the socket.
 #include <napi.h>
+#include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +18,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "../errno_error.h"
 
@@ -191,14 +195,92 @@ Napi::Value RawSend(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// A readable-watch on one raw socket: the callback runs on the JS thread whenever the socket has
+// something queued; it drains with rawRecv. One watch per fd; the JS side owns the fd's life.
+struct RawWatch {
+  uv_poll_t poll;
+  napi_env env;
+  Napi::FunctionReference callback;
+};
+
+std::unordered_map<int, RawWatch*>& Watches() {
+  static std::unordered_map<int, RawWatch*> watches;
+  return watches;
+}
+
+void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+  auto* w = static_cast<RawWatch*>(handle->data);
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  // A poll error (status < 0) is reported as readable too: rawRecv then surfaces the errno.
+  (void)status;
+  w->callback.MakeCallback(env.Global(), {});
+  if (env.IsExceptionPending()) {
+    Napi::Error e = env.GetAndClearPendingException();
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+// rawWatch(fd, callback): calls callback() whenever fd is readable, until rawUnwatch(fd).
+Napi::Value RawWatchStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (!info[1].IsFunction()) {
+    Napi::TypeError::New(env, "rawWatch: callback must be a function").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (Watches().count(fd) != 0) {
+    Napi::Error::New(env, "rawWatch: fd is already watched").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    Napi::Error::New(env, "rawWatch: no event loop").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto w = std::make_unique<RawWatch>();
+  w->env = env;
+  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  int r = uv_poll_init_socket(loop, &w->poll, fd);
+  if (r == 0) {
+    w->poll.data = w.get();
+    r = uv_poll_start(&w->poll, UV_READABLE, OnReadable);
+    if (r != 0) {
+      // Initialised: it must be closed through the loop before its memory goes.
+      RawWatch* raw = w.release();
+      uv_close(reinterpret_cast<uv_handle_t*>(&raw->poll), [](uv_handle_t* h) { delete static_cast<RawWatch*>(h->data); });
+    }
+  }
+  if (r != 0) {
+    ErrnoError(env, -r, "uv_poll(SOCK_RAW)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Watches()[fd] = w.release();
+  return env.Undefined();
+}
+
+// rawUnwatch(fd): stops the watch (idempotent). Call before closing the fd.
+Napi::Value RawWatchStop(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto it = Watches().find(fd);
+  if (it == Watches().end()) return info.Env().Undefined();
+  RawWatch* w = it->second;
+  Watches().erase(it);
+  uv_poll_stop(&w->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), [](uv_handle_t* h) { delete static_cast<RawWatch*>(h->data); });
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   exports.Set("netlinkOpen", Napi::Function::New(env, NetlinkOpen));
   exports.Set("netlinkSend", Napi::Function::New(env, NetlinkSend));
   exports.Set("netlinkRecv", Napi::Function::New(env, NetlinkRecv));
   exports.Set("rawOpen", Napi::Function::New(env, RawOpen));
   exports.Set("rawRecv", Napi::Function::New(env, RawRecv));
   exports.Set("rawSend", Napi::Function::New(env, RawSend));
+  exports.Set("rawWatch", Napi::Function::New(env, RawWatchStart));
+  exports.Set("rawUnwatch", Napi::Function::New(env, RawWatchStop));
   exports.Set("close", Napi::Function::New(env, CloseFd));
   return exports;
 }
