@@ -785,6 +785,10 @@ export class PeerAgent {
           this.standIn = this.backupLane(a);
           if (this.standIn !== null) this.announcePath();
         }
+        // Look for a new path meanwhile (make before break): when every lane died at once (a NAT
+        // that rebound its mappings, a new uplink) this saves the probe's second; when the probe
+        // answers after all, the new generation's path is merely as good as this one.
+        if (this.gen !== null && a.generation === this.gen.generation) this.restartNow(`the ${a.lane} path is not answering`);
         void a.probe(PROBE_TIMEOUT_MS).then((ok) => {
           if (this.suspect === a) this.suspect = null;
           if (this.standIn !== null && this.active === a) {
@@ -810,6 +814,21 @@ export class PeerAgent {
       } else if (addrs !== null) {
         this.addresses = addrs;
       }
+    }
+  }
+
+  /**
+   * The signaling connection is back after a break: what was sent while it was breaking may be
+   * lost, so what is still waiting for an answer goes again now instead of at its next repeat
+   * (unanswered credentials, a restart request not yet followed).
+   */
+  signalingReconnected(): void {
+    if (this.closedFlag || !this.started) return;
+    const g = this.gen;
+    if (this.controlling) {
+      if (g !== null && g.remote === null) this.resignal(g);
+    } else if (g === null || g.generation === this.askedFor) {
+      this.requestRestart(true);
     }
   }
 

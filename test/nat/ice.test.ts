@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startCoturn, Topology, topologyUnavailableReason, waitFor, type Coturn, type Firewall, type Nat, type NetNode, type Segment, type TrackedProcess } from "../../src/testbed/index.js";
+import { missingCommands, startCoturn, Topology, topologyUnavailableReason, waitFor, type Coturn, type Firewall, type Nat, type NetNode, type Segment, type TrackedProcess } from "../../src/testbed/index.js";
 import { newKeyPair, transfer, TSWG_BIN, type KeyPair } from "../interop/nodes.js";
 
 const skip = (await topologyUnavailableReason()) ?? null;
@@ -421,6 +421,29 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     const pair = await icePair(pa);
     console.log(`scenario i: interface down 2 s; first reply ${back.toFixed(2)} s after it came back; longest gap ${ping!.longestGap(upAt - 3000).toFixed(2)} s; pair now ${pair}`);
     timing("i-interface-down-up", { reply_after_up_s: back, longest_gap_s: ping!.longestGap(upAt - 3000), lost_after_up: lostSince(ping!, upAt) });
+  }, 200_000);
+
+  it.skipIf(missingCommands(["conntrack"]).length > 0)("j) one NAT rebinds its mappings mid-traffic: traffic resumes within seconds", async () => {
+    const s = await scene("icej");
+    const { natA, a, b, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 16);
+    await firstReply(ping!, pa, pb);
+    const before = await waitPair(pa, (p) => p !== "" && !p.includes("relay"), 30_000, "a direct pair");
+    await new Promise((r) => setTimeout(r, 2000));
+    // Every mapping of site A's NAT is dropped, its next ones get ports from a range no current
+    // mapping uses: the peer's and the TURN server's view of site A's port is stale at once.
+    const rebindAt = Date.now();
+    await natA.rebind([20000, 20999]);
+    await ping!.finish();
+    const lost = lostSinceFirstReply(ping!);
+    const replies = ping!.replies();
+    if (!replies.some((r) => r.at > rebindAt + 1000)) throw new Error(`no reply after the NAT rebound\n${logTail(pa)}\n${logTail(pb)}`);
+    const gap = ping!.longestGap(rebindAt - 1000);
+    const after = await icePair(pa);
+    console.log(`scenario j: NAT rebound; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (${lostRanges(ping!)}; gaps > 0.3 s, from a second before the rebinding: ${ping!.gaps(rebindAt - 1000)}); pair before: ${before}; after: ${after}`);
+    timing("j-nat-rebinding", { longest_gap_s: gap, lost_at_rebind: lostSince(ping!, rebindAt - 1000) });
+    expect(gap).toBeLessThan(20);
+    const r = await transfer(a.host, b.host, "10.99.0.2", 5 * MB);
+    expect(r.received).toBe(r.sent.replace("sent", "received"));
   }, 200_000);
 
   it("e) the signaling server restarts: the tunnel keeps working and a new peer still connects", async () => {
