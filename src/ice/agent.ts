@@ -531,7 +531,13 @@ export class PeerAgent {
       gathered: () => {
         this.signal({ type: "candidate", generation, candidate: null });
         const direct = g.direct();
-        if (direct?.serverSilent === true && this.cfg.stunServers.length > 1) {
+        const answered = direct?.stunAnsweredBy ?? null;
+        const at = answered === null ? -1 : this.cfg.stunServers.indexOf(answered);
+        if (answered !== null && at >= 0 && at !== this.stunIndex % this.cfg.stunServers.length) {
+          // A fall-back answered: the next generation asks it first.
+          this.log.info(`STUN server ${answered.host}:${answered.port} answered in place of the first; asked first from now on`);
+          this.stunIndex = at;
+        } else if (direct?.serverSilent === true && this.cfg.stunServers.length > 1) {
           this.stunIndex++;
           this.log.info("the STUN server did not answer; the next generation asks the next one");
         }
