@@ -285,7 +285,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("a) two endpoint-independent NATs: a direct path, not the relay", async () => {
     const s = await scene("icea");
-    const { a, b, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 4);
+    const { a, b, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 10);
     const t = await firstReply(ping!, pa, pb);
     const pair = await waitPair(pa, (p) => p !== "" && !p.includes("relay"), 30_000, "a direct pair");
     await ping!.finish();
@@ -297,7 +297,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("b) two symmetric NATs: the relay carries the traffic from the first packet", async () => {
     const s = await scene("iceb");
-    const { a, b, pa, pb, ping } = await s.twoSites("symmetric", undefined, 4);
+    const { a, b, pa, pb, ping } = await s.twoSites("symmetric", undefined, 10);
     const t = await firstReply(ping!, pa, pb);
     await ping!.finish();
     const r = await transfer(a.host, b.host, "10.99.0.2", 10 * MB);
