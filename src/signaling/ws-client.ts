@@ -16,9 +16,6 @@ import { TransportBase } from "./transport-base.js";
 import type { SignalingTransport } from "./types.js";
 import { WS_PROTOCOL_VERSION, decodeServerFrame, encodeSend, encodeSubscribe, subscriptionProof } from "./ws-protocol.js";
 
-/** A connection subscribed at least this long counts as working when it breaks (redial at once). */
-const STABLE_FOR_MS = 5000;
-
 export interface WebSocketTransportOptions {
   /** ws://host:port[/path] or wss://host:port[/path]. */
   url: string;
@@ -42,6 +39,11 @@ export interface WebSocketTransportOptions {
   backend?: CryptoBackend;
   /** Randomness for back-off jitter; default Math.random. */
   random?: () => number;
+  /**
+   * A connection subscribed at least this long that breaks without a close frame (e.g. a NAT on
+   * the way forgot it) is dialled again at once instead of after the back-off. Default 5000 ms.
+   */
+  stableForMs?: number;
 }
 
 /** Checks a ws:// or wss:// URL; throws {@link SignalingUrlError} with the reason otherwise. */
@@ -96,6 +98,7 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
       pingIntervalMs: opts.pingIntervalMs ?? 15_000,
       maxBlobBytes: opts.maxBlobBytes ?? 16 * 1024 - 1 - KEY_LENGTH,
       random: opts.random ?? Math.random,
+      stableForMs: opts.stableForMs ?? 5000,
     };
   }
 
@@ -208,7 +211,7 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
       // A connection that worked for a while and then broke (no close frame: e.g. a NAT on the
       // way forgot it) is dialled again at once; a server's close, or a flapping connection,
       // waits the back-off.
-      const broke = was && code === 1006 && Date.now() - this.subscribedAt >= STABLE_FOR_MS;
+      const broke = was && code === 1006 && Date.now() - this.subscribedAt >= this.o.stableForMs;
       this.subscribedAt = 0;
       const delay = broke ? 0 : backoffDelay(this.attempt++, { minMs: this.o.minBackoffMs, maxMs: this.o.maxBackoffMs, random: this.o.random });
       const line = `signaling: ${was ? "lost" : "cannot reach"} ${this.url}: ${why}; retrying in ${(delay / 1000).toFixed(1)} s`;
