@@ -9,7 +9,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { isRunning, selfId } from "../quick/journal.js";
-import { userRuntimeDir } from "../quick/netstack.js";
+import { userRuntimeDir } from "../quick/runtime-dir.js";
 
 // Unprivileged runs (network stack mode) keep their state in the user's runtime directory.
 const isRoot = (process.getuid?.() ?? 0) === 0;

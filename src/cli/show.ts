@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { listLiveInterfaces, uapiGet } from "../uapi/client.js";
 import { DEFAULT_UAPI_DIR } from "../uapi/server.js";
 import { peerExtraView } from "../uapi/tswg-status.js";
-import { userRuntimeDir } from "../quick/netstack.js";
+import { userRuntimeDir } from "../quick/runtime-dir.js";
 import { KERNEL_STATUS_DIR } from "../quick/kernel.js";
 import type { UapiDeviceState, UapiPeerState } from "../uapi/types.js";
 import { recordState } from "../quick/journal.js";

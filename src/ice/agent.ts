@@ -531,7 +531,13 @@ export class PeerAgent {
       gathered: () => {
         this.signal({ type: "candidate", generation, candidate: null });
         const direct = g.direct();
-        if (direct?.serverSilent === true && this.cfg.stunServers.length > 1) {
+        const answered = direct?.stunAnsweredBy ?? null;
+        const at = answered === null ? -1 : this.cfg.stunServers.indexOf(answered);
+        if (answered !== null && at >= 0 && at !== this.stunIndex % this.cfg.stunServers.length) {
+          // A fall-back answered: the next generation asks it first.
+          this.log.info(`STUN server ${answered.host}:${answered.port} answered in place of the first; asked first from now on`);
+          this.stunIndex = at;
+        } else if (direct?.serverSilent === true && this.cfg.stunServers.length > 1) {
           this.stunIndex++;
           this.log.info("the STUN server did not answer; the next generation asks the next one");
         }
@@ -785,6 +791,10 @@ export class PeerAgent {
           this.standIn = this.backupLane(a);
           if (this.standIn !== null) this.announcePath();
         }
+        // Look for a new path meanwhile (make before break): when every lane died at once (a NAT
+        // that rebound its mappings, a new uplink) this saves the probe's second; when the probe
+        // answers after all, the new generation's path is merely as good as this one.
+        if (this.gen !== null && a.generation === this.gen.generation) this.restartNow(`the ${a.lane} path is not answering`);
         void a.probe(PROBE_TIMEOUT_MS).then((ok) => {
           if (this.suspect === a) this.suspect = null;
           if (this.standIn !== null && this.active === a) {
@@ -810,6 +820,21 @@ export class PeerAgent {
       } else if (addrs !== null) {
         this.addresses = addrs;
       }
+    }
+  }
+
+  /**
+   * The signaling connection is back after a break: what was sent while it was breaking may be
+   * lost, so what is still waiting for an answer goes again now instead of at its next repeat
+   * (unanswered credentials, a restart request not yet followed).
+   */
+  signalingReconnected(): void {
+    if (this.closedFlag || !this.started) return;
+    const g = this.gen;
+    if (this.controlling) {
+      if (g !== null && g.remote === null) this.resignal(g);
+    } else if (g === null || g.generation === this.askedFor) {
+      this.requestRestart(true);
     }
   }
 

@@ -148,6 +148,9 @@ export class IceManager {
       // (close() uses `off` where the channel has one).
       this.subscribed = true;
       this.channel.on("message", this.listener);
+      this.channel.on("connected", () => {
+        if (this.running) for (const a of this.agents.values()) a.signalingReconnected();
+      });
     }
     this.syncChannelPeers();
     if (!this.lazy) for (const id of this.peerKeys.keys()) this.agentFor(id);

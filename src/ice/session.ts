@@ -80,6 +80,12 @@ export type LaneKind = "direct" | "relay";
 /** How long closing waits for the TURN server to confirm an allocation's release. */
 const RELEASE_TIMEOUT_MS = 500;
 
+/**
+ * A STUN server that has not answered within this long is joined by the next one in the list
+ * (then the next, ...); the first answer is used. A real STUN round trip is well under it.
+ */
+export const STUN_FALLBACK_MS = 400;
+
 /** How many remote candidates one session accepts; more is not a real peer. */
 const MAX_REMOTE_CANDIDATES = 64;
 
@@ -119,6 +125,8 @@ export class IceSession {
   /** TURN allocations the server confirmed released on close. */
   allocationsReleased = 0;
   private gatherSawServerCandidate = false;
+  /** The STUN server whose answer gave the srflx candidate (shared socket only), or null. */
+  stunAnsweredBy: IceServer | null = null;
 
   constructor(
     readonly generation: number,
@@ -501,7 +509,7 @@ export class IceSession {
         // One STUN query per family is enough: every host address shares the socket's mapping.
         if (stun !== null && family === 4 && !srflxAsked) {
           srflxAsked = true;
-          promises.push(this.askReflexive(conn, protocol, [stun.host, stun.port], timeout * 1000));
+          promises.push(this.askReflexive(conn, protocol, stunFallbackOrder(stun, this.cfg.stunServers), timeout * 1000));
         }
       }
       return promises;
@@ -542,22 +550,49 @@ export class IceSession {
     return candidate;
   }
 
-  private askReflexive(conn: GatheringInternals, protocol: StunProtocol, server: [string, number], timeoutMs: number): Promise<Candidate | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
+  /**
+   * The srflx candidate from the first of `servers` that answers: the first is asked at once,
+   * each next one {@link STUN_FALLBACK_MS} later while none has answered, so a dead server costs
+   * that long instead of the whole gathering deadline.
+   */
+  private askReflexive(conn: GatheringInternals, protocol: StunProtocol, servers: IceServer[], timeoutMs: number): Promise<Candidate | undefined> {
+    const startedAt = Date.now();
+    return new Promise((resolve) => {
+      const timers: NodeJS.Timeout[] = [];
+      let settled = false;
+      let failed = 0;
+      let asked = 0;
+      const finish = (c: Candidate | undefined, by: IceServer | null): void => {
+        if (settled) return;
+        settled = true;
+        for (const t of timers) clearTimeout(t);
+        if (c !== undefined && by !== null && !this.done) {
+          this.log.debug(`srflx ${c.host}:${c.port} from STUN server ${by.host}:${by.port} after ${Date.now() - startedAt} ms (${asked} of ${servers.length} asked)`);
+          this.stunAnsweredBy = by;
+          conn.appendLocalCandidate(c);
+        }
+        resolve(c);
+      };
+      // Asks the next server now; one that fails outright (unreachable) hands on at once.
+      const askNext = (): void => {
+        if (settled || asked >= servers.length) return;
+        const server = servers[asked++]!;
+        if (asked < servers.length) timers.push(setTimeout(askNext, STUN_FALLBACK_MS));
+        const gaveUp = (): void => {
+          if (++failed === servers.length) finish(undefined, null);
+          else askNext();
+        };
+        serverReflexiveCandidate(protocol, [server.host, server.port]).then(
+          (c) => (c !== undefined ? finish(c, server) : gaveUp()),
+          (e: unknown) => {
+            this.log.debug(`STUN query to ${server.host}:${server.port} failed: ${message(e)}`);
+            gaveUp();
+          },
+        );
+      };
+      timers.push(setTimeout(() => finish(undefined, null), timeoutMs));
+      askNext();
     });
-    const query = serverReflexiveCandidate(protocol, server).then(
-      (c) => {
-        if (c !== undefined && !this.done) conn.appendLocalCandidate(c);
-        return c;
-      },
-      (e: unknown) => {
-        this.log.debug(`STUN query to ${server[0]}:${server[1]} failed: ${message(e)}`);
-        return undefined;
-      },
-    );
-    return Promise.race([query, deadline]).finally(() => clearTimeout(timer));
   }
 
   private maybeConnect(): void {
@@ -664,4 +699,10 @@ function sleep(ms: number): Promise<void> {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** `servers` starting at `first` (the lane's choice), then the rest in list order, wrapping round. */
+function stunFallbackOrder(first: IceServer, servers: readonly IceServer[]): IceServer[] {
+  const i = servers.indexOf(first);
+  return i < 0 ? [first, ...servers] : [...servers.slice(i), ...servers.slice(0, i)];
 }

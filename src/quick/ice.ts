@@ -67,12 +67,12 @@ export async function startIce(opts: {
   const channel = new SealedChannel({ privateKey: opts.privateKey, transport, peers: opts.peers, logger: log.child("signaling") });
   transport.on("connected", () => log.info(`signaling: connected to ${settings.signaling}`));
   transport.on("disconnected", () => log.warn(`signaling: lost ${settings.signaling}, reconnecting`));
-  try {
-    await channel.start();
-  } catch (err) {
-    // The service may come later: the transport keeps retrying, and established paths do not need it.
+  // Not awaited: the device comes up and ICE gathers while the connection is made (what is sent
+  // meanwhile waits for it). The service may also come later: the transport keeps retrying, and
+  // established paths do not need it.
+  channel.start().catch((err: unknown) => {
     log.warn(`signaling: ${err instanceof Error ? err.message : String(err)}; retrying in the background`);
-  }
+  });
   const manager = new IceManager({
     publicKey: opts.publicKey,
     channel,

@@ -3,7 +3,6 @@
  * configured proxies, forwards and (router mode) the flow router on top. Nothing here needs
  * root: no TUN, no addresses or routes on the host, the UAPI socket in the user's runtime dir.
  */
-import { join } from "node:path";
 import type { QuickInterface } from "../conf/wgquick.js";
 import { formatProxyListen } from "../conf/netstack-values.js";
 import { HttpProxyServer } from "../gateway/http-proxy.js";
@@ -21,12 +20,6 @@ export interface NetstackServices {
   close(): Promise<void>;
 }
 
-/** Where an unprivileged interface puts its UAPI socket: $XDG_RUNTIME_DIR/tswg, else /tmp/tswg-UID. */
-export function userRuntimeDir(): string {
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  if (xdg !== undefined && xdg !== "") return join(xdg, "tswg");
-  return join("/tmp", `tswg-${process.getuid?.() ?? 0}`);
-}
 
 export function createInterfaceStack(name: string, iface: QuickInterface): Netstack {
   if (iface.addresses.length === 0) throw new Error("Netstack needs at least one Address in [Interface]");

@@ -32,12 +32,12 @@ import { runHooks, runHooksBestEffort } from "./hooks.js";
 import { Journal, recoverCrashed } from "./journal.js";
 import { startIce, type IceStack } from "./ice.js";
 import { withDeviceCounters } from "./device-counters.js";
-import { startMetrics } from "./metrics.js";
 import { decideKernelMode, upKernel } from "./kernel.js";
 import { checkNetworkPrerequisites, setUpNetwork, type Teardown } from "./network.js";
 import { reloadDevice } from "./reload.js";
 import { resolveEndpoint, resolveHostAddresses } from "./resolve.js";
-import { createInterfaceStack, startNetstackServices, userRuntimeDir, type NetstackServices } from "./netstack.js";
+import type { NetstackServices } from "./netstack.js";
+import { userRuntimeDir } from "./runtime-dir.js";
 
 export interface UpOptions {
   /** Interface name (wg-quick: the configuration file's base name). */
@@ -220,7 +220,9 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
   }
   let device: Device | undefined;
   try {
-    const stack = onStack ? createInterfaceStack(name, { ...iface, netstack: stackMode }) : null;
+    // The user-space stack and the metrics server are loaded only when configured (start-up time).
+    const netstack = onStack ? await import("./netstack.js") : null;
+    const stack = netstack?.createInterfaceStack(name, { ...iface, netstack: stackMode }) ?? null;
     const tun = opts.tun ?? stack?.tun ?? (await createLinuxTun(name, { mtu: iface.mtu }));
     undo.push(() => tun.close());
     // With a signaling service, peers without an Endpoint are reached through ICE.
@@ -261,7 +263,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     await uapi.listen(uapiName, handler, { dir: uapiDir, logger: log });
     undo.push(() => uapi.close());
     if (uapi.path !== undefined) journal?.setUapiSocket(uapi.path);
-    const metrics = iface.metricsListen === undefined ? null : await startMetrics(name, iface.metricsListen, handler, log);
+    const metrics = iface.metricsListen === undefined ? null : await (await import("./metrics.js")).startMetrics(name, iface.metricsListen, handler, log);
     if (metrics !== null) undo.push(() => metrics.close());
 
     try {
@@ -273,8 +275,8 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     }
 
     let services: NetstackServices | null = null;
-    if (stack !== null) {
-      services = await startNetstackServices(stack, iface, log);
+    if (netstack !== null && stack !== null) {
+      services = await netstack.startNetstackServices(stack, iface, log);
       const started = services;
       undo.push(() => started.close());
     }

@@ -10,7 +10,7 @@
  * The first connection is retried here with jittered back-off; once connected, the NATS client's
  * own reconnect logic (with gossiped cluster members) takes over and re-subscribes by itself.
  */
-import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { KEY_LENGTH, keyToHex } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
 import { backoffDelay, DEFAULT_MAX_BACKOFF_MS, DEFAULT_MIN_BACKOFF_MS } from "./backoff.js";
@@ -193,6 +193,8 @@ export class NatsTransport extends TransportBase implements SignalingTransport {
     if (this.closed) return;
     let nc: NatsConnection;
     try {
+      // Loaded on first use: a process that signals over ws:// never pays for the NATS client.
+      const { connect } = await import("@nats-io/transport-node");
       nc = await connect(this.options());
     } catch (err) {
       if (this.closed) return;

@@ -68,6 +68,8 @@ export interface SignalingChannel {
   send(to: Uint8Array, msg: SignalingMessage): Promise<void>;
   /** Authenticated messages from configured peers only. */
   on(event: "message", listener: (from: Uint8Array, msg: SignalingMessage) => void): this;
+  /** The connection to the signaling service is (back) up: messages sent while it broke may be lost. */
+  on(event: "connected", listener: () => void): this;
   /** Replaces the set of peers whose messages are accepted. */
   setPeers(publicKeys: Uint8Array[]): void;
   close(): Promise<void>;

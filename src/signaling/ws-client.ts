@@ -39,6 +39,11 @@ export interface WebSocketTransportOptions {
   backend?: CryptoBackend;
   /** Randomness for back-off jitter; default Math.random. */
   random?: () => number;
+  /**
+   * A connection subscribed at least this long that breaks without a close frame (e.g. a NAT on
+   * the way forgot it) is dialled again at once instead of after the back-off. Default 5000 ms.
+   */
+  stableForMs?: number;
 }
 
 /** Checks a ws:// or wss:// URL; throws {@link SignalingUrlError} with the reason otherwise. */
@@ -67,6 +72,8 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
   private onBlob: ((blob: Uint8Array) => void) | null = null;
   private ws: WebSocket | null = null;
   private attempt = 0;
+  /** When the current connection was subscribed (ms since the epoch), 0 while not subscribed. */
+  private subscribedAt = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private lastHeard = 0;
@@ -91,6 +98,7 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
       pingIntervalMs: opts.pingIntervalMs ?? 15_000,
       maxBlobBytes: opts.maxBlobBytes ?? 16 * 1024 - 1 - KEY_LENGTH,
       random: opts.random ?? Math.random,
+      stableForMs: opts.stableForMs ?? 5000,
     };
   }
 
@@ -164,6 +172,7 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
     this.stopTimers();
     this.setConnected(false);
     this.attempt = 0;
+    this.subscribedAt = 0;
     // Its close event is ignored: it is no longer this.ws.
     if (ws !== null) ws.terminate();
     this.log.debug(`signaling: the network changed; reconnecting to ${this.url}`);
@@ -199,7 +208,12 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
       this.setConnected(false);
       if (this.closed) return;
       const why = failure || `closed (${code}${reason.length > 0 ? ` ${reason.toString()}` : ""})`;
-      const delay = backoffDelay(this.attempt++, { minMs: this.o.minBackoffMs, maxMs: this.o.maxBackoffMs, random: this.o.random });
+      // A connection that worked for a while and then broke (no close frame: e.g. a NAT on the
+      // way forgot it) is dialled again at once; a server's close, or a flapping connection,
+      // waits the back-off.
+      const broke = was && code === 1006 && Date.now() - this.subscribedAt >= this.o.stableForMs;
+      this.subscribedAt = 0;
+      const delay = broke ? 0 : backoffDelay(this.attempt++, { minMs: this.o.minBackoffMs, maxMs: this.o.maxBackoffMs, random: this.o.random });
       const line = `signaling: ${was ? "lost" : "cannot reach"} ${this.url}: ${why}; retrying in ${(delay / 1000).toFixed(1)} s`;
       if (was || this.attempt === 1) this.log.warn(line);
       else this.log.debug(line);
@@ -236,6 +250,7 @@ export class WebSocketTransport extends TransportBase implements SignalingTransp
       }
       case "subscribed":
         this.attempt = 0;
+        this.subscribedAt = Date.now();
         this.log.debug(`signaling: subscribed as ${keyToBase64(this.publicKey)} at ${this.url}`);
         this.setConnected(true);
         return;

@@ -7,7 +7,7 @@
  * IPv4 only: it models the NATs that ICE has to get through, which are IPv4 NATs.
  */
 import { installFirewall, type Firewall, type FirewallOptions } from "./firewall.js";
-import { configureNat, NAT_MAPPINGS, type NatMapping } from "./nat.js";
+import { configureNat, NAT_MAPPINGS, rebindNat, type NatMapping } from "./nat.js";
 import { TestBed, type ExecOptions, type ExecResult, type Host, type SpawnOptions, type TrackedProcess } from "./netns.js";
 import { Subnet } from "./subnet.js";
 
@@ -184,6 +184,15 @@ export class Nat extends NetNode {
   /** @internal */
   setLan(seg: Segment): void {
     this.lanSegment = seg;
+  }
+
+  /**
+   * Rebinds every mapping (as a router does after a reboot): the current mappings are dropped and
+   * new ones take external ports from `ports`, so a peer or server that knew the old ports no
+   * longer reaches the hosts behind until they send again.
+   */
+  async rebind(ports: readonly [number, number]): Promise<void> {
+    await rebindNat(this.host, { wanIf: "wan", mapping: this.mapping, ports });
   }
 }
 

@@ -60,8 +60,11 @@ export class MemoryChannel implements SignalingChannel {
     this.hub.route(this.self, to, msg);
   }
 
-  on(_event: "message", listener: Listener): this {
-    this.listeners.push(listener);
+  on(event: "message", listener: Listener): this;
+  on(event: "connected", listener: () => void): this;
+  on(event: "message" | "connected", listener: Listener | (() => void)): this {
+    // Always connected: a "connected" listener never runs.
+    if (event === "message") this.listeners.push(listener as Listener);
     return this;
   }
 

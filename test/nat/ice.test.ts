@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startCoturn, Topology, topologyUnavailableReason, waitFor, type Coturn, type Firewall, type Nat, type NetNode, type Segment, type TrackedProcess } from "../../src/testbed/index.js";
+import { missingCommands, startCoturn, Topology, topologyUnavailableReason, waitFor, type Coturn, type Firewall, type Nat, type NetNode, type Segment, type TrackedProcess } from "../../src/testbed/index.js";
 import { newKeyPair, transfer, TSWG_BIN, type KeyPair } from "../interop/nodes.js";
 
 const skip = (await topologyUnavailableReason()) ?? null;
@@ -49,10 +49,15 @@ class Scene {
     this.signalingUrl = `ws://${this.srv.ip}:8080`;
   }
 
+  /** Servers listed ahead of the usual ones (dead ones, for the fall-back scenarios). */
+  serversFirst: string[] = [];
+  /** Peers offer relay candidates only. */
+  relayOnly = false;
+
   /** The server list every peer gets: STUN, then TURN over UDP, then TURN over TCP (the fall-back when UDP is blocked). */
   servers(): string[] {
     const creds = `${this.turn.username}:${this.turn.password}@`;
-    return [this.turn.stunUrl, this.turn.turnUrl("udp").replace("turn:", `turn:${creds}`), this.turn.turnUrl("tcp").replace("turn:", `turn:${creds}`)];
+    return [...this.serversFirst, this.turn.stunUrl, this.turn.turnUrl("udp").replace("turn:", `turn:${creds}`), this.turn.turnUrl("tcp").replace("turn:", `turn:${creds}`)];
   }
 
   /** Starts `tswg up` on `node` with ICE towards `peers` (no Endpoint lines). */
@@ -68,7 +73,7 @@ class Scene {
       `Signaling = ${opts.signaling ?? this.signalingUrl}`,
       `ICEServers = ${servers.join(", ")}`,
     ];
-    if (opts.relayOnly) lines.push("ICECandidateTypes = relay");
+    if (opts.relayOnly ?? this.relayOnly) lines.push("ICECandidateTypes = relay");
     for (const p of peers) lines.push("", "[Peer]", `PublicKey = ${p.keys.publicKey}`, `AllowedIPs = ${p.ip}/32`);
     writeFileSync(conf, lines.join("\n") + "\n", { mode: 0o600 });
     const startedAt = Date.now();
@@ -280,7 +285,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("a) two endpoint-independent NATs: a direct path, not the relay", async () => {
     const s = await scene("icea");
-    const { a, b, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 4);
+    const { a, b, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 10);
     const t = await firstReply(ping!, pa, pb);
     const pair = await waitPair(pa, (p) => p !== "" && !p.includes("relay"), 30_000, "a direct pair");
     await ping!.finish();
@@ -292,7 +297,7 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
 
   it("b) two symmetric NATs: the relay carries the traffic from the first packet", async () => {
     const s = await scene("iceb");
-    const { a, b, pa, pb, ping } = await s.twoSites("symmetric", undefined, 4);
+    const { a, b, pa, pb, ping } = await s.twoSites("symmetric", undefined, 10);
     const t = await firstReply(ping!, pa, pb);
     await ping!.finish();
     const r = await transfer(a.host, b.host, "10.99.0.2", 10 * MB);
@@ -422,6 +427,68 @@ describe.skipIf(skip !== null)("ICE through NATs", () => {
     console.log(`scenario i: interface down 2 s; first reply ${back.toFixed(2)} s after it came back; longest gap ${ping!.longestGap(upAt - 3000).toFixed(2)} s; pair now ${pair}`);
     timing("i-interface-down-up", { reply_after_up_s: back, longest_gap_s: ping!.longestGap(upAt - 3000), lost_after_up: lostSince(ping!, upAt) });
   }, 200_000);
+
+  it.skipIf(missingCommands(["conntrack"]).length > 0)("j) one NAT rebinds its mappings mid-traffic: traffic resumes within seconds", async () => {
+    const s = await scene("icej");
+    const { natA, a, b, pa, pb, ping } = await s.twoSites("endpoint-independent", undefined, 16);
+    await firstReply(ping!, pa, pb);
+    const before = await waitPair(pa, (p) => p !== "" && !p.includes("relay"), 30_000, "a direct pair");
+    await new Promise((r) => setTimeout(r, 2000));
+    // Every mapping of site A's NAT is dropped, its next ones get ports from a range no current
+    // mapping uses: the peer's and the TURN server's view of site A's port is stale at once.
+    const rebindAt = Date.now();
+    await natA.rebind([20000, 20999]);
+    await ping!.finish();
+    const lost = lostSinceFirstReply(ping!);
+    const replies = ping!.replies();
+    if (!replies.some((r) => r.at > rebindAt + 1000)) throw new Error(`no reply after the NAT rebound\n${logTail(pa)}\n${logTail(pb)}`);
+    const gap = ping!.longestGap(rebindAt - 1000);
+    const after = await icePair(pa);
+    console.log(`scenario j: NAT rebound; longest gap in replies ${gap.toFixed(2)} s; ${lost} pings lost (${lostRanges(ping!)}; gaps > 0.3 s, from a second before the rebinding: ${ping!.gaps(rebindAt - 1000)}); pair before: ${before}; after: ${after}`);
+    timing("j-nat-rebinding", { longest_gap_s: gap, lost_at_rebind: lostSince(ping!, rebindAt - 1000) });
+    expect(gap).toBeLessThan(20);
+    const r = await transfer(a.host, b.host, "10.99.0.2", 5 * MB);
+    expect(r.received).toBe(r.sent.replace("sent", "received"));
+  }, 200_000);
+
+  /** A port on the server host where nothing answers: UDP to it is dropped silently on both NATs. */
+  async function deadPort(s: Scene, natA: Nat, natB: Nat): Promise<number> {
+    const port = 3479;
+    for (const nat of [natA, natB]) await s.net.firewall(nat, { drop: [{ to: s.srv.ip, port, proto: "udp" }] });
+    return port;
+  }
+
+  it("k) the first STUN server is dead: the srflx candidate comes from the next one, and the direct path is found", async () => {
+    const s = await scene("icek");
+    s.serversFirst = [`stun:${s.srv.ip}:3479`];
+    const { pa, pb, ping } = await s.twoSites("endpoint-independent", async (natA, natB) => void (await deadPort(s, natA, natB)), 10);
+    const t = await firstReply(ping!, pa, pb);
+    // Without a srflx candidate on either side there is no direct pair through these NATs.
+    const pair = await waitPair(pa, (p) => p !== "" && !p.includes("relay"), 30_000, "a direct pair");
+    await ping!.finish();
+    const srflx = (p: IcePeer) => /srflx \S+ from STUN server (\S+) after (\d+) ms/.exec(p.proc.stderr);
+    const ma = srflx(pa);
+    const mb = srflx(pb);
+    if (ma === null || mb === null) throw new Error(`no srflx candidate gathered\n${logTail(pa)}\n${logTail(pb)}`);
+    expect(ma[1]).toBe(`${s.srv.ip}:3478`);
+    expect(mb[1]).toBe(`${s.srv.ip}:3478`);
+    console.log(`scenario k: srflx from the second STUN server after ${ma[2]} ms (a) and ${mb[2]} ms (b); first reply ${t.toFixed(2)} s after the second tswg up; pair ${pair}`);
+    timing("k-stun-fallback", { srflx_ms_a: Number(ma[2]), srflx_ms_b: Number(mb[2]), first_reply_s: t, from_ice_start_s: sinceIceStart(pb, ping!.replies()[0]!.at), lost_startup: lostSinceFirstReply(ping!) });
+  }, 120_000);
+
+  it("l) the first TURN server is dead, relay candidates only: the next one carries the relay pair", async () => {
+    const s = await scene("icel");
+    const creds = `${s.turn.username}:${s.turn.password}@`;
+    s.serversFirst = [`turn:${creds}${s.srv.ip}:3479?transport=udp`];
+    s.relayOnly = true;
+    const { pa, pb, ping } = await s.twoSites("endpoint-independent", async (natA, natB) => void (await deadPort(s, natA, natB)), 10);
+    const t = await firstReply(ping!, pa, pb);
+    await ping!.finish();
+    const path = await icePath(pa);
+    console.log(`scenario l: first reply ${t.toFixed(2)} s after the second tswg up; path ${path}`);
+    timing("l-turn-fallback", { first_reply_s: t, from_ice_start_s: sinceIceStart(pb, ping!.replies()[0]!.at), lost_startup: lostSinceFirstReply(ping!) });
+    expect(path).toMatch(new RegExp(`relay via TURN ${s.srv.ip.replaceAll(".", "\\.")}:3478 over udp`));
+  }, 120_000);
 
   it("e) the signaling server restarts: the tunnel keeps working and a new peer still connects", async () => {
     const s = await scene("icee");

@@ -267,6 +267,39 @@ describe("WebSocket signaling", () => {
     await waitFor(() => connections >= 2, { what: "a reconnection after silence", timeoutMs: 3000 });
   });
 
+  it("a connection that breaks after working is dialled again at once; a server's close waits the back-off", async () => {
+    let connections = 0;
+    const http1 = http.createServer();
+    const wss = new WebSocketServer({ server: http1 });
+    const subscribed: WebSocket[] = [];
+    wss.on("connection", (ws) => {
+      connections++;
+      ws.send(Uint8Array.of(FrameType.Hello, 1, ...backend.publicKey(backend.generatePrivateKey()), ...new Uint8Array(32)));
+      ws.on("message", () => {
+        ws.send(Uint8Array.of(FrameType.Subscribed));
+        subscribed.push(ws);
+      });
+    });
+    await new Promise<void>((resolve) => http1.listen(0, "127.0.0.1", () => resolve()));
+    cleanups.push(() => new Promise<void>((resolve) => {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      http1.close(() => resolve());
+    }));
+    const port = (http1.address() as net.AddressInfo).port;
+    // A back-off far longer than the waits below: only the immediate redial can reconnect in time.
+    const n = wsNode(`ws://127.0.0.1:${port}/`, { minBackoffMs: 60_000, maxBackoffMs: 60_000, stableForMs: 200 });
+    await n.channel.start();
+    await sleep(300);
+    subscribed.at(-1)!.terminate(); // no close frame: the client sees 1006
+    await waitFor(() => connections === 2 && n.channel.connected, { what: "an immediate redial", timeoutMs: 5000 });
+    await sleep(300);
+    subscribed.at(-1)!.close(1001, "going away"); // a close frame: back-off
+    await sleep(1500);
+    expect(connections).toBe(2);
+    expect(n.channel.connected).toBe(false);
+  });
+
   it("URLs and keys are checked up front", () => {
     expect(() => parseWebSocketUrl("http://x/")).toThrow(/ws:\/\/ or wss:\/\//);
     expect(() => parseWebSocketUrl("ws://u:p@x/")).toThrow(/user name/);

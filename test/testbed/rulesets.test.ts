@@ -16,6 +16,12 @@ describe("natRuleset", () => {
     expect(natRuleset({ wanIf: "up0", mapping: "symmetric" })).toMatch(/oifname "up0" masquerade random\n/);
   });
 
+  it("maps into a port range when given one, and refuses a bad range", () => {
+    expect(natRuleset({ wanIf: "wan", mapping: "endpoint-independent", ports: [40000, 40999] })).toMatch(/oifname "wan" meta l4proto \{ tcp, udp \} masquerade to :40000-40999 persistent\n\t\toifname "wan" masquerade persistent\n/);
+    expect(() => natRuleset({ wanIf: "wan", mapping: "symmetric", ports: [5000, 10] })).toThrow(/bad NAT port range/);
+    expect(() => natRuleset({ wanIf: "wan", mapping: "symmetric", ports: [0, 10] })).toThrow(/bad NAT port range/);
+  });
+
   it("rejects unknown mappings and bad interface names", () => {
     expect(() => natRuleset({ wanIf: "wan", mapping: "full-cone" as NatMapping })).toThrow(/unknown NAT mapping "full-cone"/);
     expect(() => natRuleset({ wanIf: 'wan"; flush ruleset', mapping: "symmetric" })).toThrow(/bad interface name/);
