@@ -32,6 +32,19 @@ export interface SocketRidingBind extends Bind {
 }
 
 /**
+ * A Bind whose paths can be probed for their path MTU (ICE between tswg peers): `limit` is the
+ * kernel's path MTU towards an endpoint of the shared socket (0: unknown), `report` gets a
+ * confirmed size for the endpoint that carries one of its endpoints (the table's unit).
+ */
+export interface PathMtuProbingBind extends Bind {
+  probePathMtu(limit: (target: Endpoint) => number, report: (carrier: Endpoint, mtu: number) => void): void;
+}
+
+export function probesPathMtu(b: Bind): b is PathMtuProbingBind {
+  return typeof (b as Partial<PathMtuProbingBind>).probePathMtu === "function";
+}
+
+/**
  * A Bind that wants to hear when a data plane moved datagrams for one of its endpoints without
  * it (carried endpoints): ICE checks the liveness of the path that carries them.
  */

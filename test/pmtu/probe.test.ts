@@ -1,0 +1,148 @@
+/**
+ * Path MTU probing of ICE paths (src/ice/pmtu-probe.ts) against a fake transport: the search
+ * finds the largest answered size through losses, the probes are binding requests the ICE
+ * library accepts (integrity and fingerprint checked), relayed ones are Send indications with
+ * DONT-FRAGMENT, and results are reported in the path MTU table's unit.
+ */
+import { parseMessage } from "werift-ice";
+import { describe, expect, it } from "vitest";
+import { BASE_MTU, paddedBindingRequest, PathMtuProber, ProbeWaiters, searchPathMtu, sendIndicationOverhead, type ProbeRoute } from "../../src/ice/pmtu-probe.js";
+
+const creds = { localUfrag: "loc1", remoteUfrag: "rem1", remotePwd: "remote-password-123456" };
+
+describe("searchPathMtu", () => {
+  const opts = { base: 1280, max: 1500, step: 4, tries: 3 };
+
+  it("finds the largest size the path answers", async () => {
+    for (const limit of [1280, 1284, 1400, 1452, 1496, 1500]) {
+      const tried: number[] = [];
+      const found = await searchPathMtu(async (size) => {
+        tried.push(size);
+        return size <= limit;
+      }, opts);
+      expect(found).toBe(limit);
+      expect(tried.length).toBeLessThan(40);
+    }
+  });
+
+  it("retries a size before it counts as too large: losses do not lower the result", async () => {
+    let n = 0;
+    // Two of every three probes are lost, whatever their size.
+    const found = await searchPathMtu(async (size) => ++n % 3 === 0 && size <= 1400, opts);
+    expect(found).toBe(1400);
+  });
+
+  it("a size lost every time is too large; an unconfirmed base gives 0", async () => {
+    expect(await searchPathMtu(async () => false, opts)).toBe(0);
+    expect(await searchPathMtu(async (size) => size <= 1300, { ...opts, max: 1200 })).toBe(0);
+    // Only the base confirmed when the limit is the base.
+    expect(await searchPathMtu(async (size) => size <= 1300, { ...opts, max: 1280 })).toBe(1280);
+  });
+});
+
+describe("padded binding requests", () => {
+  it("have the asked size and pass the library's integrity and fingerprint checks", () => {
+    for (const size of [1232, 1252, 1472]) {
+      const id = Buffer.alloc(12, 7);
+      const m = paddedBindingRequest(size, creds, id)!;
+      expect(m.length).toBe(size);
+      const parsed = parseMessage(m, Buffer.from(creds.remotePwd));
+      expect(parsed?.getAttributeValue("USERNAME")).toBe("rem1:loc1");
+      expect(parsed?.transactionId.equals(id)).toBe(true);
+      // The wrong password fails the check.
+      expect(parseMessage(m, Buffer.from("other"))).toBeUndefined();
+    }
+    expect(paddedBindingRequest(1281, creds)).toBeNull();
+    expect(paddedBindingRequest(40, creds)).toBeNull();
+  });
+});
+
+/** A path that answers requests up to `limit` bytes of IP packet at the responder, losing every other. */
+function fakePath(waiters: ProbeWaiters, route: ProbeRoute, limit: number, firstLeg: number) {
+  const sent: { size: number; to: string }[] = [];
+  let n = 0;
+  const send = (data: Uint8Array, address: string, port: number): void => {
+    sent.push({ size: data.length, to: `${address}:${port}` });
+    let request = Buffer.from(data);
+    if (route.relay !== null) {
+      const si = parseMessage(request);
+      // SEND (0x006) indication (0x010).
+      expect(si?.messageMethod).toBe(0x0006);
+      expect(si?.messageClass).toBe(0x0010);
+      expect(si?.getAttributeValue("XOR-PEER-ADDRESS")).toEqual([...route.remote]);
+      expect(si?.unknownAttributeTypes).toContain(0x001a);
+      request = si?.getAttributeValue("DATA") as Buffer;
+      expect(request.length + sendIndicationOverhead(4)).toBe(data.length);
+    }
+    expect(data.length + 28).toBeLessThanOrEqual(firstLeg);
+    const m = parseMessage(request, Buffer.from(creds.remotePwd));
+    expect(m).toBeDefined();
+    if (++n % 2 === 1 || request.length + 28 > limit) return;
+    const response = Buffer.alloc(20);
+    response.writeUInt16BE(0x0101, 0);
+    response.writeUInt32BE(0x2112a442, 4);
+    m!.transactionId.copy(response, 8);
+    setImmediate(() => waiters.claim(response));
+  };
+  return { send, sent };
+}
+
+async function probeOnce(route: ProbeRoute, limit: number, firstLeg: number): Promise<{ reports: number[]; sent: { size: number; to: string }[] }> {
+  const waiters = new ProbeWaiters();
+  const reports: number[] = [];
+  const path = fakePath(waiters, route, limit, firstLeg);
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (done = r));
+  const prober = new PathMtuProber(
+    waiters,
+    {
+      send: path.send,
+      limit: () => firstLeg,
+      report: (peer, mtu) => {
+        expect(peer).toBe("peer1");
+        reports.push(mtu);
+        done();
+      },
+    },
+    { settleMs: 0, reprobeMs: 60_000, timeoutMs: 30 },
+  );
+  prober.pathChanged("peer1", route);
+  await finished;
+  prober.close();
+  expect(waiters.size).toBe(0);
+  return { reports, sent: path.sent };
+}
+
+describe("PathMtuProber", () => {
+  it("direct: reports the far bottleneck, never probing beyond the first leg", async () => {
+    const route = { credentials: creds, remote: ["203.0.113.2", 51820] as const, relay: null };
+    const { reports, sent } = await probeOnce(route, 1280, 1500);
+    expect(reports).toEqual([1280]);
+    expect(sent.every((s) => s.to === "203.0.113.2:51820")).toBe(true);
+    expect(Math.max(...sent.map((s) => s.size))).toBe(1500 - 28);
+    expect((await probeOnce(route, 1500, 1500)).reports).toEqual([1500]);
+    expect((await probeOnce(route, 1400, 1500)).reports).toEqual([1400]);
+  });
+
+  it("relay: Send indications to the TURN server, reported as the ChannelData packet's size", async () => {
+    const route = { credentials: creds, remote: ["203.0.113.2", 40000] as const, relay: { address: "198.51.100.3", port: 3478 } };
+    const { reports, sent } = await probeOnce(route, 1280, 1500);
+    // A WireGuard datagram of 1252 bytes got through: ChannelData (4) + IPv4/UDP (28) on the first leg.
+    expect(reports).toEqual([1280 + 4]);
+    expect(sent.every((s) => s.to === "198.51.100.3:3478")).toBe(true);
+  });
+
+  it("a path that answers nothing reports nothing and keeps its state", async () => {
+    const waiters = new ProbeWaiters();
+    const reports: number[] = [];
+    let sent = 0;
+    const prober = new PathMtuProber(waiters, { send: () => sent++, limit: () => 1500, report: (_p, m) => reports.push(m) }, { settleMs: 0, reprobeMs: 60_000, timeoutMs: 10 });
+    prober.pathChanged("peer1", { credentials: creds, remote: ["203.0.113.2", 1] as const, relay: null });
+    await new Promise((r) => setTimeout(r, 200));
+    prober.close();
+    expect(sent).toBe(3);
+    expect(reports).toEqual([]);
+    expect(prober.counters.answered).toBe(0);
+    expect(BASE_MTU).toBe(1280);
+  });
+});
