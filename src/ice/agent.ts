@@ -371,7 +371,8 @@ export class PeerAgent {
     const creds = a?.remote ?? null;
     if (a === null || path === null || creds === null || (!path.shared && path.sharedRelay === null)) return null;
     const credentials = { localUfrag: a.ufrag, remoteUfrag: creds.ufrag, remotePwd: creds.pwd };
-    return { credentials, remote: [path.remote.address, path.remote.port], relay: path.sharedRelay?.server ?? null };
+    const relay = path.sharedRelay === null ? null : { ...path.sharedRelay.server, channel: path.sharedRelay.channel };
+    return { credentials, remote: [path.remote.address, path.remote.port], relay, remoteRelayed: path.remote.type === "relay" };
   }
 
   /** The remote address of the selected pair, or null. */

@@ -1,28 +1,31 @@
 /**
  * Path MTU of ICE paths between tswg peers, probed with padded STUN binding requests (DPLPMTUD,
  * RFC 8899, with STUN as the probe packet): the peer's ICE agent answers a binding request of any
- * size, so an answer to a request of size S says that S got through, and only the request's size
- * is tested (the answer is small).
+ * size, so an answer to a request of size S says that S bytes got through, and only the
+ * request's size is tested (the answer is small). A probe of S bytes takes the way a WireGuard
+ * datagram of S bytes would.
  *
  * 1. On a path change (after a short settling delay) and every REPROBE_MS, a peer's path is
- *    searched: the base (1280) is confirmed first, then a binary search between the largest size
- *    confirmed and the largest the first leg lets leave without fragmentation.
+ *    searched: the base (an IP packet of 1280 bytes) is confirmed first, then a binary search
+ *    between the largest size confirmed and the largest the first leg lets leave unfragmented.
  * 2. Each size is tried up to TRIES times; a size without an answer is only "too large" for the
  *    search: a lost probe never says anything about the path's liveness.
- * 3. A probe goes from the pair's own socket (the interface's shared socket), to the remote
- *    candidate (direct) or, relayed, as a TURN Send indication with DONT-FRAGMENT to the pair's
- *    allocation, so that the server does not fragment it on its leg either (RFC 8656 14.8).
- * 4. Answers are matched by transaction ID ({@link ProbeWaiters}, consulted by the shared socket
+ * 3. A probe goes from the pair's own socket (the interface's shared socket): to the remote
+ *    candidate, or, relayed by our allocation, as ChannelData on the pair's channel to the TURN
+ *    server, as the data plane sends.
+ * 4. Through a relay (ours or the peer's) only the base is confirmed: the server's leg to the far
+ *    end adds ChannelData, and the server may fragment there (coturn does), so an answer to a
+ *    larger probe would prove nothing. The base is sized for that leg (1280 with ChannelData).
+ * 5. Answers are matched by transaction ID ({@link ProbeWaiters}, consulted by the shared socket
  *    and the shared relay before anything else sees a response).
- * 5. The result is reported in the path MTU table's unit: the outer IP packet towards where the
- *    peer's WireGuard datagrams go, as a datagram of that size would be sent (for a relayed path,
- *    the ChannelData packet to the TURN server).
+ * 6. The result is reported in the path MTU table's unit: the outer IP packet towards where the
+ *    peer's WireGuard datagrams go (for a relayed path, the ChannelData packet to the server).
  *
  * The shared socket asks for path MTU discovery "want" (see docs/mtu.md): a datagram that fits
  * the kernel's path MTU towards its destination leaves with DF, a larger one is fragmented
  * locally. The socket is the pair's own (a socket of the prober's would have another NAT
- * binding), and it offers no per-send DF flag, so no probe is larger than the kernel's current
- * path MTU for its first leg (read before every probe): every probe then leaves with DF.
+ * binding) and offers no per-send DF flag, so no probe is larger than the kernel's current path
+ * MTU for its first leg (read before every probe): every probe then leaves with DF.
  */
 import { createHmac, randomBytes } from "node:crypto";
 
@@ -38,13 +41,9 @@ export const PROBE_TIMEOUT_MS = 1000;
 export const TRIES = 3;
 
 const BINDING_REQUEST = 0x0001;
-const SEND_INDICATION = 0x0016;
 const MAGIC_COOKIE = 0x2112a442;
 const ATTR_USERNAME = 0x0006;
 const ATTR_MESSAGE_INTEGRITY = 0x0008;
-const ATTR_XOR_PEER_ADDRESS = 0x0012;
-const ATTR_DATA = 0x0013;
-const ATTR_DONT_FRAGMENT = 0x001a;
 const ATTR_PRIORITY = 0x0024;
 /** RFC 5780 PADDING: ignored by the peer's agent, which answers the request as any other. */
 const ATTR_PADDING = 0x0026;
@@ -59,10 +58,6 @@ export function ipUdpHeader(family: 4 | 6): number {
 /** ChannelData header in front of a relayed WireGuard datagram (what the data plane sends). */
 export const CHANNEL_DATA_OVERHEAD = 4;
 
-/** Send indication bytes around a relayed probe: header, XOR-PEER-ADDRESS, DONT-FRAGMENT, DATA header. */
-export function sendIndicationOverhead(peerFamily: 4 | 6): number {
-  return HEADER + 4 + (peerFamily === 4 ? 8 : 20) + 4 + 4;
-}
 
 // ---- STUN messages -------------------------------------------------------------------------
 
@@ -130,45 +125,13 @@ export function paddedBindingRequest(size: number, creds: ProbeCredentials, tran
   return Buffer.concat([header(BINDING_REQUEST, body.length, transactionId), body]);
 }
 
-function xorPeerAddress(address: string, port: number, transactionId: Uint8Array): Buffer | null {
-  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/u.exec(address);
-  let bytes: number[];
-  if (v4 !== null) bytes = v4.slice(1).map(Number);
-  else {
-    const v6 = expandIpv6(address);
-    if (v6 === null) return null;
-    bytes = v6;
-  }
-  const cookie = [0x21, 0x12, 0xa4, 0x42];
-  const mask = [...cookie, ...transactionId];
-  const out = Buffer.alloc(4 + bytes.length);
-  out[1] = bytes.length === 4 ? 1 : 2;
-  out.writeUInt16BE((port ^ 0x2112) & 0xffff, 2);
-  for (let i = 0; i < bytes.length; i++) out[4 + i] = bytes[i]! ^ mask[i]!;
+/** A TURN ChannelData message carrying `data` on `channel` (no padding: UDP, RFC 8656 12.5). */
+export function channelData(channel: number, data: Uint8Array): Buffer {
+  const out = Buffer.alloc(CHANNEL_DATA_OVERHEAD + data.length);
+  out.writeUInt16BE(channel, 0);
+  out.writeUInt16BE(data.length, 2);
+  out.set(data, CHANNEL_DATA_OVERHEAD);
   return out;
-}
-
-function expandIpv6(address: string): number[] | null {
-  const a = address.split("%")[0]!;
-  const halves = a.split("::");
-  if (halves.length > 2) return null;
-  const parse = (s: string): number[] => (s === "" ? [] : s.split(":").map((g) => parseInt(g, 16)));
-  const head = parse(halves[0]!);
-  const tail = halves.length === 2 ? parse(halves[1]!) : [];
-  const fill = 8 - head.length - tail.length;
-  if (fill < 0 || (halves.length === 1 && fill !== 0)) return null;
-  const groups = [...head, ...new Array<number>(fill).fill(0), ...tail];
-  if (groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return null;
-  return groups.flatMap((g) => [g >> 8, g & 0xff]);
-}
-
-/** A TURN Send indication carrying `data` to `peer`, asking the server not to fragment it. */
-export function sendIndication(data: Uint8Array, peer: readonly [string, number]): Buffer | null {
-  const id = randomBytes(12);
-  const xpa = xorPeerAddress(peer[0], peer[1], id);
-  if (xpa === null) return null;
-  const body = Buffer.concat([attribute(ATTR_XOR_PEER_ADDRESS, xpa), attribute(ATTR_DONT_FRAGMENT, new Uint8Array(0)), attribute(ATTR_DATA, data)]);
-  return Buffer.concat([header(SEND_INDICATION, body.length, id), body]);
 }
 
 // ---- answers -------------------------------------------------------------------------------
@@ -244,8 +207,10 @@ export interface ProbeRoute {
   credentials: ProbeCredentials;
   /** The remote candidate of the selected pair. */
   remote: readonly [string, number];
-  /** For a relayed pair: the TURN server the allocation is on. */
-  relay: { address: string; port: number } | null;
+  /** For a pair relayed by our allocation: the TURN server and the channel bound to the remote. */
+  relay: { address: string; port: number; channel: number } | null;
+  /** The remote candidate is a TURN relay (the peer's allocation). */
+  remoteRelayed: boolean;
 }
 
 export interface ProberHooks {
@@ -322,20 +287,24 @@ export class PathMtuProber {
     const peerFamily = familyOf(route.remote[0]);
     const first = route.relay === null ? route.remote : ([route.relay.address, route.relay.port] as const);
     const firstFamily = familyOf(first[0]);
-    // Table unit -> probe (STUN) size, and the bytes the first leg adds around the probe.
-    const stunSize = route.relay === null ? (mtu: number) => mtu - ipUdpHeader(peerFamily) : (mtu: number) => mtu - CHANNEL_DATA_OVERHEAD - ipUdpHeader(firstFamily);
-    const wire = route.relay === null ? (stun: number) => stun + ipUdpHeader(peerFamily) : (stun: number) => stun + sendIndicationOverhead(peerFamily) + ipUdpHeader(firstFamily);
+    // Sizes are those of the probe (the STUN message, the size of a WireGuard datagram that
+    // takes the same way); the table's unit adds the first leg's headers (and ChannelData).
+    const firstLegAdds = ipUdpHeader(firstFamily) + (route.relay === null ? 0 : CHANNEL_DATA_OVERHEAD);
     const firstLimit = (): number => this.hooks.limit(firstFamily, first[0], first[1]);
-    const probe = (mtu: number): Promise<boolean> => {
-      const size = stunSize(mtu);
+    // Through a relay, the TURN server's leg to the far end adds ChannelData, and whether the
+    // server fragments there is its own policy (coturn does): an answer above the base proves
+    // nothing, so only the base is confirmed, sized for that leg.
+    const relayed = route.relay !== null || route.remoteRelayed;
+    const base = BASE_MTU - ipUdpHeader(peerFamily) - (relayed ? CHANNEL_DATA_OVERHEAD : 0);
+    const probe = (size: number): Promise<boolean> => {
       if (this.closed || s.epoch !== epoch) return Promise.resolve(false);
       const lim = firstLimit();
       // Larger than the first leg's known limit: the kernel would fragment it, a false answer.
-      if (lim > 0 && wire(size) > lim) return Promise.resolve(false);
+      if (lim > 0 && size + firstLegAdds > lim) return Promise.resolve(false);
       const id = randomBytes(12);
       const request = paddedBindingRequest(size, route.credentials, id);
-      const datagram = request === null ? null : route.relay === null ? request : sendIndication(request, route.remote);
-      if (datagram === null) return Promise.resolve(false);
+      if (request === null) return Promise.resolve(false);
+      const datagram = route.relay === null ? request : channelData(route.relay.channel, request);
       return new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => {
           cancel();
@@ -351,16 +320,16 @@ export class PathMtuProber {
       });
     };
     const lim = firstLimit();
-    // The largest table value whose probe fits the first leg's limit (unknown: the base only).
-    const max = lim > 0 ? lim - (wire(stunSize(lim)) - lim) : BASE_MTU;
+    // Unknown limit: the base only.
+    const max = relayed || lim <= 0 ? base : lim - firstLegAdds;
     let found = 0;
     try {
-      found = await searchPathMtu(probe, { base: BASE_MTU, max, step: 4, tries: TRIES });
+      found = await searchPathMtu(probe, { base, max, step: 4, tries: TRIES });
     } catch {
       found = 0;
     }
     if (this.closed || s.epoch !== epoch) return;
-    if (found > 0) this.hooks.report(peer, found);
+    if (found > 0) this.hooks.report(peer, found + firstLegAdds);
     this.schedule(peer, s, this.timing.reprobeMs);
   }
 }

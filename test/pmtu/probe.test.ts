@@ -1,12 +1,12 @@
 /**
  * Path MTU probing of ICE paths (src/ice/pmtu-probe.ts) against a fake transport: the search
  * finds the largest answered size through losses, the probes are binding requests the ICE
- * library accepts (integrity and fingerprint checked), relayed ones are Send indications with
- * DONT-FRAGMENT, and results are reported in the path MTU table's unit.
+ * library accepts (integrity and fingerprint checked), relayed ones ChannelData on the pair's
+ * channel (base only), and results are reported in the path MTU table's unit.
  */
 import { parseMessage } from "werift-ice";
 import { describe, expect, it } from "vitest";
-import { BASE_MTU, paddedBindingRequest, PathMtuProber, ProbeWaiters, searchPathMtu, sendIndicationOverhead, type ProbeRoute } from "../../src/ice/pmtu-probe.js";
+import { BASE_MTU, paddedBindingRequest, PathMtuProber, ProbeWaiters, searchPathMtu, type ProbeRoute } from "../../src/ice/pmtu-probe.js";
 
 const creds = { localUfrag: "loc1", remoteUfrag: "rem1", remotePwd: "remote-password-123456" };
 
@@ -64,20 +64,19 @@ function fakePath(waiters: ProbeWaiters, route: ProbeRoute, limit: number, first
   const send = (data: Uint8Array, address: string, port: number): void => {
     sent.push({ size: data.length, to: `${address}:${port}` });
     let request = Buffer.from(data);
+    let farLeg = request.length + 28;
     if (route.relay !== null) {
-      const si = parseMessage(request);
-      // SEND (0x006) indication (0x010).
-      expect(si?.messageMethod).toBe(0x0006);
-      expect(si?.messageClass).toBe(0x0010);
-      expect(si?.getAttributeValue("XOR-PEER-ADDRESS")).toEqual([...route.remote]);
-      expect(si?.unknownAttributeTypes).toContain(0x001a);
-      request = si?.getAttributeValue("DATA") as Buffer;
-      expect(request.length + sendIndicationOverhead(4)).toBe(data.length);
+      // ChannelData on the pair's channel; the server adds ChannelData again towards a relayed peer.
+      expect(request.readUInt16BE(0)).toBe(route.relay.channel);
+      expect(request.readUInt16BE(2)).toBe(data.length - 4);
+      request = request.subarray(4);
+      farLeg = request.length + 28;
     }
+    if (route.relay !== null || route.remoteRelayed) farLeg += 4;
     expect(data.length + 28).toBeLessThanOrEqual(firstLeg);
     const m = parseMessage(request, Buffer.from(creds.remotePwd));
     expect(m).toBeDefined();
-    if (++n % 2 === 1 || request.length + 28 > limit) return;
+    if (++n % 2 === 1 || farLeg > limit) return;
     const response = Buffer.alloc(20);
     response.writeUInt16BE(0x0101, 0);
     response.writeUInt32BE(0x2112a442, 4);
@@ -115,7 +114,7 @@ async function probeOnce(route: ProbeRoute, limit: number, firstLeg: number): Pr
 
 describe("PathMtuProber", () => {
   it("direct: reports the far bottleneck, never probing beyond the first leg", async () => {
-    const route = { credentials: creds, remote: ["203.0.113.2", 51820] as const, relay: null };
+    const route = { credentials: creds, remote: ["203.0.113.2", 51820] as const, relay: null, remoteRelayed: false };
     const { reports, sent } = await probeOnce(route, 1280, 1500);
     expect(reports).toEqual([1280]);
     expect(sent.every((s) => s.to === "203.0.113.2:51820")).toBe(true);
@@ -124,12 +123,24 @@ describe("PathMtuProber", () => {
     expect((await probeOnce(route, 1400, 1500)).reports).toEqual([1400]);
   });
 
-  it("relay: Send indications to the TURN server, reported as the ChannelData packet's size", async () => {
-    const route = { credentials: creds, remote: ["203.0.113.2", 40000] as const, relay: { address: "198.51.100.3", port: 3478 } };
-    const { reports, sent } = await probeOnce(route, 1280, 1500);
-    // A WireGuard datagram of 1252 bytes got through: ChannelData (4) + IPv4/UDP (28) on the first leg.
-    expect(reports).toEqual([1280 + 4]);
-    expect(sent.every((s) => s.to === "198.51.100.3:3478")).toBe(true);
+  it("relay: ChannelData to the TURN server, the base only, reported as the ChannelData packet's size", async () => {
+    const route = { credentials: creds, remote: ["203.0.113.2", 40000] as const, relay: { address: "198.51.100.3", port: 3478, channel: 0x4001 }, remoteRelayed: true };
+    // A path that would carry more is still confirmed at the base only (the server may fragment).
+    for (const limit of [1280, 1500]) {
+      const { reports, sent } = await probeOnce(route, limit, 1500);
+      // A 1248-byte datagram: 1280 on the server's ChannelData leg to the peer; 4 + 28 more on ours.
+      expect(reports).toEqual([1248 + 4 + 28]);
+      expect(sent.every((s) => s.to === "198.51.100.3:3478" && s.size === 1252)).toBe(true);
+    }
+    // Our first leg at 1280 carries the base too.
+    expect((await probeOnce(route, 1280, 1280)).reports).toEqual([1280]);
+  });
+
+  it("direct to the peer's relay candidate: the base only, sized for the server's ChannelData leg", async () => {
+    const route = { credentials: creds, remote: ["198.51.100.3", 40000] as const, relay: null, remoteRelayed: true };
+    const { reports, sent } = await probeOnce(route, 1500, 1500);
+    expect(reports).toEqual([1276]);
+    expect(Math.max(...sent.map((s) => s.size))).toBe(1248);
   });
 
   it("a path that answers nothing reports nothing and keeps its state", async () => {
@@ -137,7 +148,7 @@ describe("PathMtuProber", () => {
     const reports: number[] = [];
     let sent = 0;
     const prober = new PathMtuProber(waiters, { send: () => sent++, limit: () => 1500, report: (_p, m) => reports.push(m) }, { settleMs: 0, reprobeMs: 60_000, timeoutMs: 10 });
-    prober.pathChanged("peer1", { credentials: creds, remote: ["203.0.113.2", 1] as const, relay: null });
+    prober.pathChanged("peer1", { credentials: creds, remote: ["203.0.113.2", 1] as const, relay: null, remoteRelayed: false });
     await new Promise((r) => setTimeout(r, 200));
     prober.close();
     expect(sent).toBe(3);
