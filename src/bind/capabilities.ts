@@ -17,6 +17,8 @@ export interface SocketSharingBind extends Bind, PacketSocket {
   setSourceMapper(mapper: SourceMapper | null): void;
   /** A TURN server's address on this socket, reached through one of its channels. */
   channelEndpoint(address: string, port: number, channel: number): Endpoint;
+  /** A path MTU a prober confirmed for one of its endpoints (a native sender keeps its own table). */
+  probedPathMtu?(endpoint: Endpoint, mtu: number): void;
 }
 
 /**

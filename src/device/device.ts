@@ -217,7 +217,15 @@ export class Device {
       if (!ridesSocket(b)) continue;
       if (owner !== null) b.rideSocket(owner);
       b.onCarrierChange((ep) => this.carrierChanged(ep));
-      if (owner !== null && probesPathMtu(b)) b.probePathMtu((ep) => this.kernelPathMtu?.(ep).mtu ?? 0, (ep, mtu) => this.pathMtus.set(ep, mtu, "probe"));
+      if (owner !== null && probesPathMtu(b)) {
+        b.probePathMtu(
+          (ep) => this.kernelPathMtu?.(ep).mtu ?? 0,
+          (ep, mtu) => {
+            this.pathMtus.set(ep, mtu, "probe");
+            owner.probedPathMtu?.(ep, mtu);
+          },
+        );
+      }
     }
     for (const b of this.binds) usePlaneOf(b, this.dataPathWanted);
   }
