@@ -87,6 +87,7 @@ describe.skipIf(skip !== null)("ICE across a 1280 link, tunnel MTU 1420", () => 
     // Both ends probe their path with padded STUN binding requests (src/ice/pmtu-probe.ts):
     // direct, the search finds the 1280 link from either side; relayed, the base is confirmed,
     // sized for the TURN server's ChannelData leg (a 1248-byte datagram, 1280 on each leg).
+    const t0 = performance.now();
     const pathMtu = async (node: NetNode, ifname: string): Promise<string> => /path mtu: ([^\n]*)/u.exec(await show(node, ifname))?.[1] ?? "";
     for (const [node, ifname] of [
       [a, ifA],
@@ -94,6 +95,7 @@ describe.skipIf(skip !== null)("ICE across a 1280 link, tunnel MTU 1420", () => 
     ] as const) {
       await waitFor(async () => (await pathMtu(node, ifname)) === "1280 (probe)", { timeoutMs: 30_000, what: `${node.label} shows the probed 1280 on the ${path} path` }).catch(() => undefined);
       expect(await pathMtu(node, ifname)).toBe("1280 (probe)");
+      console.log(`ICE ${path}: ${node.label} shows 1280 (probe) ${((performance.now() - t0) / 1000).toFixed(1)} s after the first ping`);
     }
     for (const [from, to, ip] of [
       [a, b, ipB],

@@ -6,6 +6,8 @@
  */
 import { parseMessage } from "werift-ice";
 import { describe, expect, it } from "vitest";
+import { SharedSocketRouter } from "../../src/ice/shared-socket.js";
+import type { PacketListener, PacketSocket } from "../../src/stun/packet-socket.js";
 import { BASE_MTU, paddedBindingRequest, PathMtuProber, ProbeWaiters, searchPathMtu, type ProbeRoute } from "../../src/ice/pmtu-probe.js";
 
 const creds = { localUfrag: "loc1", remoteUfrag: "rem1", remotePwd: "remote-password-123456" };
@@ -155,5 +157,36 @@ describe("PathMtuProber", () => {
     expect(reports).toEqual([]);
     expect(prober.counters.answered).toBe(0);
     expect(BASE_MTU).toBe(1280);
+  });
+});
+
+describe("answers on the shared socket", () => {
+  it("a probe's answer is taken before routing; other responses are routed as before", () => {
+    const listeners = new Set<PacketListener>();
+    const sock: PacketSocket = {
+      localPort: 51820,
+      reachableFamilies: () => ({ ipv4: true, ipv6: true }),
+      sendPacket: () => undefined,
+      onPacket: (l) => (listeners.add(l), () => listeners.delete(l)),
+    };
+    const router = new SharedSocketRouter(sock);
+    const answered: string[] = [];
+    const id = Buffer.alloc(12, 9);
+    router.probes.expect(id, () => answered.push("probe"));
+    const response = (tid: Buffer): Buffer => {
+      const r = Buffer.alloc(20);
+      r.writeUInt16BE(0x0101, 0);
+      r.writeUInt32BE(0x2112a442, 4);
+      tid.copy(r, 8);
+      return r;
+    };
+    for (const l of listeners) l(response(id), "203.0.113.2", 51820);
+    expect(answered).toEqual(["probe"]);
+    expect(router.stats()).toEqual({ routed: 0, unclaimed: 0, channelData: 0 });
+    // Taken once: a duplicate, like any unknown response, is unclaimed.
+    for (const l of listeners) l(response(id), "203.0.113.2", 51820);
+    expect(answered).toEqual(["probe"]);
+    expect(router.stats().unclaimed).toBe(1);
+    router.close();
   });
 });
