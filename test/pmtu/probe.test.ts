@@ -160,6 +160,59 @@ describe("PathMtuProber", () => {
   });
 });
 
+describe("re-probing", () => {
+  it("re-probes periodically, and a path change restarts the search on the new path only", async () => {
+    const waiters = new ProbeWaiters();
+    const reports: { mtu: number; at: number }[] = [];
+    const sentTo: string[] = [];
+    const answer = (data: Uint8Array): void => {
+      const id = Buffer.from(data.subarray(8, 20));
+      const r = Buffer.alloc(20);
+      r.writeUInt16BE(0x0101, 0);
+      r.writeUInt32BE(0x2112a442, 4);
+      id.copy(r, 8);
+      setImmediate(() => waiters.claim(r));
+    };
+    // Path one answers up to 1400, path two up to 1300.
+    const limits = new Map([
+      ["203.0.113.2", 1400],
+      ["203.0.113.3", 1300],
+    ]);
+    const prober = new PathMtuProber(
+      waiters,
+      {
+        send: (data, address) => {
+          sentTo.push(address);
+          if (data.length + 28 <= limits.get(address)!) answer(data);
+        },
+        limit: () => 1500,
+        report: (_peer, mtu) => reports.push({ mtu, at: performance.now() }),
+      },
+      { settleMs: 0, reprobeMs: 100, timeoutMs: 20 },
+    );
+    const route = (address: string): ProbeRoute => ({ credentials: creds, remote: [address, 51820] as const, relay: null, remoteRelayed: false });
+    const until = async (done: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    prober.pathChanged("peer1", route("203.0.113.2"));
+    await until(() => reports.length >= 2);
+    const first = reports.length;
+    expect(first).toBeGreaterThanOrEqual(2);
+    expect(reports.every((r) => r.mtu === 1400)).toBe(true);
+    prober.pathChanged("peer1", route("203.0.113.3"));
+    await until(() => reports.length > first);
+    prober.close();
+    expect(reports.slice(first).length).toBeGreaterThanOrEqual(1);
+    // After the change, only the new path's size is reported.
+    expect(reports.slice(first).every((r) => r.mtu === 1300)).toBe(true);
+    expect(sentTo).toContain("203.0.113.3");
+    // Closed: nothing more.
+    const n = reports.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(reports.length).toBe(n);
+  });
+});
+
 describe("answers on the shared socket", () => {
   it("a probe's answer is taken before routing; other responses are routed as before", () => {
     const listeners = new Set<PacketListener>();
