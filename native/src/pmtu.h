@@ -57,7 +57,7 @@ class PathMtuTable {
   uint32_t Get(const SockAddr& to);
   // Re-reads it now, after a send failed with a size error.
   uint32_t Refresh(const SockAddr& to);
-  // A value learnt elsewhere (a prober); kept until the next re-read.
+  // A value learnt elsewhere (a prober); it stands until the kernel reports something smaller.
   void Set(const SockAddr& to, uint32_t mtu, PmtuSource source);
   // Copy of the entry for `to`, without touching the kernel; false when there is none.
   bool Peek(const SockAddr& to, PmtuEntry* out);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "errno_error.h"
+#include "pmtu.h"
 
 #ifndef UDP_GRO
 #define UDP_GRO 104
@@ -244,6 +245,7 @@ Napi::Function UdpPort::Define(Napi::Env env) {
                          InstanceMethod<&UdpPort::Ack>("ack"),
                          InstanceMethod<&UdpPort::Send>("send"),
                          InstanceMethod<&UdpPort::SetMark>("setMark"),
+                         InstanceMethod<&UdpPort::SetPathMtu>("setPathMtu"),
                          InstanceMethod<&UdpPort::Ref>("ref"),
                          InstanceMethod<&UdpPort::Unref>("unref"),
                          InstanceMethod<&UdpPort::Close>("close"),
@@ -414,6 +416,29 @@ Napi::Value UdpPort::SetMark(const Napi::CallbackInfo& info) {
   if (closed_) return env.Undefined();
   int err = sockets_->SetMark(static_cast<uint32_t>(m));
   if (err != 0) ErrnoError(env, err, "setsockopt(SO_MARK)").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// setPathMtu(family: 4|6, address: Uint8Array, port, zone: string, mtu) -> undefined
+// A size confirmed by a path prober, for the sender's table (it stands until the kernel reports less).
+Napi::Value UdpPort::SetPathMtu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsNumber() || !info[3].IsString() || !info[4].IsNumber()) {
+    return ThrowTypeError(env, "Udp.setPathMtu(family, address, port, zone, mtu)");
+  }
+  Napi::Uint8Array addr = info[1].As<Napi::Uint8Array>();
+  SockAddr to;
+  if (!MakeSockAddr(info[0].As<Napi::Number>().Int32Value(), addr.Data(), addr.ByteLength(),
+                    static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()),
+                    info[3].As<Napi::String>().Utf8Value(), &to)) {
+    return ThrowTypeError(env, "Udp.setPathMtu: unusable destination address");
+  }
+  double mtu = info[4].As<Napi::Number>().DoubleValue();
+  if (!(mtu >= 68 && mtu <= 65535) || mtu != static_cast<double>(static_cast<uint32_t>(mtu))) {
+    return ThrowTypeError(env, "Udp.setPathMtu: mtu must be an integer from 68 to 65535");
+  }
+  if (closed_) return env.Undefined();
+  sockets_->pmtu().Set(to, static_cast<uint32_t>(mtu), PmtuSource::kProbe);
   return env.Undefined();
 }
 

@@ -98,6 +98,7 @@ class UdpPort : public Napi::ObjectWrap<UdpPort> {
   Napi::Value Ack(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SetMark(const Napi::CallbackInfo& info);
+  Napi::Value SetPathMtu(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

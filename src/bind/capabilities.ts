@@ -17,6 +17,8 @@ export interface SocketSharingBind extends Bind, PacketSocket {
   setSourceMapper(mapper: SourceMapper | null): void;
   /** A TURN server's address on this socket, reached through one of its channels. */
   channelEndpoint(address: string, port: number, channel: number): Endpoint;
+  /** A path MTU a prober confirmed for one of its endpoints (a native sender keeps its own table). */
+  probedPathMtu?(endpoint: Endpoint, mtu: number): void;
 }
 
 /**
@@ -29,6 +31,19 @@ export interface SocketRidingBind extends Bind {
   sourceEndpoint(address: string, port: number): Endpoint | null;
   /** Called when what carries one of its endpoints changes. Returns an unsubscribe function. */
   onCarrierChange(listener: (endpoint: Endpoint) => void): () => void;
+}
+
+/**
+ * A Bind whose paths can be probed for their path MTU (ICE between tswg peers): `limit` is the
+ * kernel's path MTU towards an endpoint of the shared socket (0: unknown), `report` gets a
+ * confirmed size for the endpoint that carries one of its endpoints (the table's unit).
+ */
+export interface PathMtuProbingBind extends Bind {
+  probePathMtu(limit: (target: Endpoint) => number, report: (carrier: Endpoint, mtu: number) => void): void;
+}
+
+export function probesPathMtu(b: Bind): b is PathMtuProbingBind {
+  return typeof (b as Partial<PathMtuProbingBind>).probePathMtu === "function";
 }
 
 /**

@@ -25,7 +25,7 @@ import { keyToBase64, parseKey } from "../crypto/keys.js";
 import type { Endpoint, OpenResult, Received } from "./bind.js";
 import { BindClosedError } from "./errors.js";
 import { EndpointParseError, formatAddrPort } from "./addr-port.js";
-import type { ActivityObservingBind, SocketRidingBind, SocketSharingBind } from "./capabilities.js";
+import type { ActivityObservingBind, PathMtuProbingBind, SocketRidingBind, SocketSharingBind } from "./capabilities.js";
 import { IceEndpoint } from "./ice-endpoint.js";
 import { ReceiveQueue } from "./receive-queue.js";
 
@@ -49,7 +49,7 @@ export interface IceBindStats {
 
 const PREFIX = "ice:";
 
-export class IceBind implements SocketRidingBind, ActivityObservingBind {
+export class IceBind implements SocketRidingBind, ActivityObservingBind, PathMtuProbingBind {
   readonly kind = "ice";
   private readonly batch: number;
   private readonly queueCapacity: number;
@@ -95,6 +95,23 @@ export class IceBind implements SocketRidingBind, ActivityObservingBind {
   noteActivity(endpoint: Endpoint, sent: boolean, received: boolean): void {
     if (endpoint.bind !== this || !(endpoint instanceof IceEndpoint)) return;
     this.manager.noteActivity(endpoint.peer, sent, received);
+  }
+
+  /** Path MTU probing of the paths on the shared socket (src/ice/pmtu-probe.ts). */
+  probePathMtu(limit: (target: Endpoint) => number, report: (carrier: Endpoint, mtu: number) => void): void {
+    this.manager.probePathMtu({
+      limit: (family, address, port) => {
+        try {
+          return this.owner === null ? 0 : limit(this.owner.parseEndpoint(formatAddrPort(family, address, "", port)));
+        } catch {
+          return 0;
+        }
+      },
+      report: (peer, mtu) => {
+        const carrier = this.carriers.get(peer);
+        if (carrier !== undefined) report(carrier, mtu);
+      },
+    });
   }
 
   onCarrierChange(listener: (endpoint: Endpoint) => void): () => void {

@@ -208,6 +208,13 @@ export class UdpBind implements SocketSharingBind, HandshakeScreeningBind {
     return UdpEndpoint.parse(this, address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`).withChannel(channel);
   }
 
+  /** A path MTU confirmed by a prober: the native sender's own table takes it too. */
+  probedPathMtu(endpoint: Endpoint, mtu: number): void {
+    const native = this.state?.native ?? null;
+    if (native === null || !(endpoint instanceof UdpEndpoint) || endpoint.bind !== this) return;
+    native.setPathMtu?.(endpoint.family, endpoint.addressBytes(), endpoint.port, endpoint.zone, mtu);
+  }
+
   /** Sends one datagram for a sharer of the socket; failures are counted like any other send. */
   sendPacket(data: Uint8Array, address: string, port: number): void {
     let ep: UdpEndpoint;

@@ -22,7 +22,7 @@
  */
 import { AllowedIps, normalizeCidr } from "../allowedips/index.js";
 import type { Bind, Endpoint, ReceiveFunc } from "../bind/bind.js";
-import { carrierOf, isAddressEndpoint, observesActivity, ridesSocket, screensHandshakes, sharesSocket } from "../bind/capabilities.js";
+import { carrierOf, isAddressEndpoint, observesActivity, probesPathMtu, ridesSocket, screensHandshakes, sharesSocket } from "../bind/capabilities.js";
 import type { CryptoBackend } from "../crypto/backend.js";
 import { defaultBackend } from "../crypto/index.js";
 import { silentLogger, type Logger } from "../log/logger.js";
@@ -185,7 +185,8 @@ export class Device {
   /** Counters for packets the device itself dropped (not the engine). */
   readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
   /** Path MTU per peer endpoint (pmtu.ts) and the ICMP answers to packets over it (icmp-too-big.ts). */
-  readonly pathMtus = new PathMtuTable(kernelPathMtuReader(loadNative().addon?.pathMtu));
+  private readonly kernelPathMtu = kernelPathMtuReader(loadNative().addon?.pathMtu);
+  readonly pathMtus = new PathMtuTable(this.kernelPathMtu);
   readonly tooBig = new TooBigResponder();
   readonly mssClamp: MssClamp;
   /** Datagrams the engine dropped, by its reason. */
@@ -229,6 +230,15 @@ export class Device {
       if (!ridesSocket(b)) continue;
       if (owner !== null) b.rideSocket(owner);
       b.onCarrierChange((ep) => this.carrierChanged(ep));
+      if (owner !== null && probesPathMtu(b)) {
+        b.probePathMtu(
+          (ep) => this.kernelPathMtu?.(ep).mtu ?? 0,
+          (ep, mtu) => {
+            this.pathMtus.set(ep, mtu, "probe");
+            owner.probedPathMtu?.(ep, mtu);
+          },
+        );
+      }
     }
     for (const b of this.binds) usePlaneOf(b, this.dataPathWanted);
     // Handshake messages are sorted by their MACs as they are queued (flood defence).

@@ -48,6 +48,7 @@ import { iceRole, type IceRole } from "./role.js";
 import type { IceSession, LaneKind, SharedSocketUse } from "./session.js";
 import type { SharedSocketRouter } from "./shared-socket.js";
 import type { Candidate } from "werift-ice";
+import type { ProbeRoute } from "./pmtu-probe.js";
 
 export type IceAgentState = "new" | "checking" | "connected" | "failed" | "closed";
 
@@ -361,6 +362,17 @@ export class PeerAgent {
       shared: a.selectedOnSharedSocket(),
       sharedRelay: a.selectedRelay(),
     };
+  }
+
+  /** What a path MTU prober needs of the current path on the shared socket (pmtu-probe.ts), or null. */
+  probeRoute(): ProbeRoute | null {
+    const a = this.standIn ?? this.active;
+    const path = this.path();
+    const creds = a?.remote ?? null;
+    if (a === null || path === null || creds === null || (!path.shared && path.sharedRelay === null)) return null;
+    const credentials = { localUfrag: a.ufrag, remoteUfrag: creds.ufrag, remotePwd: creds.pwd };
+    const relay = path.sharedRelay === null ? null : { ...path.sharedRelay.server, channel: path.sharedRelay.channel };
+    return { credentials, remote: [path.remote.address, path.remote.port], relay, remoteRelayed: path.remote.type === "relay" };
   }
 
   /** The remote address of the selected pair, or null. */

@@ -13,6 +13,7 @@ import type { CandidateInfo } from "./candidates.js";
 import { MAX_TURN_SERVERS, resolveIceConfig, watchedAddresses, type IceAgentConfig, type ResolvedIceConfig } from "./config.js";
 import { iceRole } from "./role.js";
 import { SharedSocketRouter, type SharedSocketStats } from "./shared-socket.js";
+import { PathMtuProber, type ProberHooks } from "./pmtu-probe.js";
 import type { PacketSocket } from "../stun/packet-socket.js";
 
 /** A public key as 32 bytes or as base64 text. */
@@ -63,6 +64,8 @@ export class IceManager {
   private readonly stateListeners = new Set<StateListener>();
   private readonly pathListeners = new Set<PathListener>();
   private router: SharedSocketRouter | null = null;
+  private prober: PathMtuProber | null = null;
+  private probing: Pick<ProberHooks, "limit" | "report"> | null = null;
   private readonly networkListeners = new Set<(addresses: string[]) => void>();
   private addressTimer: NodeJS.Timeout | null = null;
   private addresses: string[] | null = null;
@@ -96,6 +99,26 @@ export class IceManager {
     if (this.router?.socket === socket) return;
     this.router?.close();
     this.router = socket === null ? null : new SharedSocketRouter(socket);
+    this.startProber();
+  }
+
+  /**
+   * Probes the path MTU of every peer's path on the shared socket (pmtu-probe.ts): `limit` gives
+   * the kernel's path MTU towards an address, `report` gets each confirmed size. Null stops it.
+   */
+  probePathMtu(hooks: Pick<ProberHooks, "limit" | "report"> | null): void {
+    this.probing = hooks;
+    this.startProber();
+  }
+
+  private startProber(): void {
+    this.prober?.close();
+    this.prober = null;
+    const router = this.router;
+    const hooks = this.probing;
+    if (router === null || hooks === null) return;
+    this.prober = new PathMtuProber(router.probes, { ...hooks, send: (data, address, port) => router.socket.sendPacket(data, address, port) });
+    for (const [id, a] of this.agents) this.prober.pathChanged(id, a.probeRoute());
   }
 
   /** The peer whose ICE checks come from this address on the shared socket, or null. */
@@ -205,6 +228,7 @@ export class IceManager {
     const agents = [...this.agents.values()];
     this.agents.clear();
     await Promise.all(agents.map((a) => a.close()));
+    this.startProber(); // a fresh prober: no peer's search or timer outlives its agent
     // Allocations on the shared socket outlive the agents' lanes: released here, while the
     // socket is still open (the device closes the Binds that ride a socket first).
     await this.router?.releaseRelays();
@@ -217,6 +241,7 @@ export class IceManager {
     this.closed = true;
     const off = (this.channel as { off?: (event: "message", l: (from: Uint8Array, msg: SignalingMessage) => void) => unknown }).off;
     if (this.subscribed && typeof off === "function") off.call(this.channel, "message", this.listener);
+    this.probePathMtu(null);
     this.router?.close();
     this.router = null;
     this.dataListeners.clear();
@@ -355,6 +380,7 @@ export class IceManager {
       for (const l of this.stateListeners) l(id, state);
     });
     agent.onPathChange((path) => {
+      this.prober?.pathChanged(id, agent.probeRoute());
       for (const l of this.pathListeners) l(id, path);
     });
     agent.start();

@@ -15,6 +15,7 @@
  */
 import { classes, Message, methods, StunOverTurnProtocol, StunProtocol, TurnProtocol } from "werift-ice";
 import { isStunMessage, stunClass, stunUsername } from "../stun/classify.js";
+import type { ProbeWaiters } from "./pmtu-probe.js";
 
 type Address = readonly [string, number];
 
@@ -98,6 +99,8 @@ export class SharedRelay {
     username: string,
     password: string,
     transport: ServerTransport,
+    /** Answers to path MTU probes, taken before dispatch. */
+    private readonly probes: ProbeWaiters | null = null,
   ) {
     this.turn = new TurnProtocol([server.address, server.port], username, password, ALLOCATION_LIFETIME_S, transport as unknown as TurnProtocol["transport"]);
     this.ready = this.turn.connectionMade().then(() => {
@@ -178,6 +181,7 @@ export class SharedRelay {
 
   private dispatch(data: Buffer, addr: Address): void {
     let target: RelayFacade | undefined;
+    if (this.probes?.claim(data) === true) return;
     if (isStunMessage(data)) {
       const cls = stunClass(data);
       if (cls === "request" || cls === "indication") {

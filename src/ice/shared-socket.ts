@@ -21,6 +21,7 @@ import { lookup } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
 import { isStunMessage, stunClass, stunTransactionId, stunUsername } from "../stun/classify.js";
 import type { PacketSocket } from "../stun/packet-socket.js";
+import { ProbeWaiters } from "./pmtu-probe.js";
 import { SharedRelay } from "./shared-relay.js";
 import type { IceServer } from "./servers.js";
 
@@ -119,6 +120,8 @@ export class SharedSocketRouter {
   private lastSweep = Date.now();
   private readonly unsubscribe: () => void;
   private readonly counters: SharedSocketStats = { routed: 0, unclaimed: 0, channelData: 0 };
+  /** Answers to path MTU probes (pmtu-probe.ts), taken before any routing. */
+  readonly probes = new ProbeWaiters();
 
   constructor(readonly socket: PacketSocket) {
     this.unsubscribe = socket.onPacket((data, address, port) => this.receive(data, address, port));
@@ -231,7 +234,7 @@ export class SharedSocketRouter {
     const owner = new SharedSession(this, "", "");
     const transport = owner.transport("0.0.0.0", 4);
     this.servers.set(key, transport);
-    const relay = new SharedRelay({ address, port: turn.port }, turn.username ?? "", turn.credential ?? "", transport);
+    const relay = new SharedRelay({ address, port: turn.port }, turn.username ?? "", turn.credential ?? "", transport, this.probes);
     try {
       await relay.ready;
     } catch (e) {
@@ -263,6 +266,7 @@ export class SharedSocketRouter {
       server.onData(Buffer.from(data.buffer, data.byteOffset, data.byteLength), [address, port]);
       return;
     }
+    if (this.probes.claim(data)) return;
     const cls = stunClass(data);
     let target: SharedTransport | undefined;
     if (server !== undefined && cls !== "success" && cls !== "error") {

@@ -63,6 +63,8 @@ export interface NativeUdp {
   send(packets: readonly Uint8Array[], family: 4 | 6, address: Uint8Array, port: number, zone: string): number;
   /** SO_MARK on both sockets; throws an errno error. */
   setMark(mark: number): void;
+  /** A path MTU confirmed by a prober, for the sender's table (absent from older builds). */
+  setPathMtu?(family: 4 | 6, address: Uint8Array, port: number, zone: string, mtu: number): void;
   ref(): void;
   unref(): void;
   /** Stops the receive thread and releases the sockets. Idempotent. */
