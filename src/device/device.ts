@@ -183,7 +183,7 @@ export class Device {
   /** Serialises reconfiguration of the Binds (listen port changes) against start/close. */
   private bindOps: Promise<unknown> = Promise.resolve();
   /** Counters for packets the device itself dropped (not the engine). */
-  readonly drops = { noRoute: 0, noEndpoint: 0, sourceNotAllowed: 0, sendFailed: 0 };
+  readonly drops = { noRoute: 0, noEndpoint: 0, sendFailed: 0 };
   /** Path MTU per peer endpoint (pmtu.ts) and the ICMP answers to packets over it (icmp-too-big.ts). */
   private readonly kernelPathMtu = kernelPathMtuReader(loadNative().addon?.pathMtu);
   readonly pathMtus = new PathMtuTable(this.kernelPathMtu);
@@ -326,7 +326,6 @@ export class Device {
     };
     add("no-route", this.drops.noRoute);
     add("no-endpoint", this.drops.noEndpoint);
-    add("source-not-allowed", this.drops.sourceNotAllowed);
     add("send-failed", this.drops.sendFailed);
     for (const [reason, n] of this.engineDrops) add(reason, n);
     for (const [reason, n] of Object.entries(this.plane?.drops() ?? {})) add(reason, n);

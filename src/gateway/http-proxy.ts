@@ -8,12 +8,13 @@
  *    dropped), its response streamed back.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { ProxyListen } from "../conf/netstack-values.js";
 import type { Logger } from "../log/logger.js";
 import { newStats, type ServiceStats, type TunnelDialer } from "./dialer.js";
 import { splice } from "./splice.js";
+import { listenOn } from "../sockets/ready.js";
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
 
@@ -40,14 +41,9 @@ export class HttpProxyServer {
     });
   }
 
-  start(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.listen.port, this.listen.host, () => {
-        this.#server.off("error", reject);
-        resolve((this.#server.address() as { port: number }).port);
-      });
-    });
+  async start(): Promise<number> {
+    await listenOn(this.#server, this.listen.port, this.listen.host);
+    return (this.#server.address() as AddressInfo).port;
   }
 
   #authorized(req: IncomingMessage): boolean {

@@ -15,6 +15,7 @@ import { formatPortMapping } from "../conf/netstack-values.js";
 import type { Logger } from "../log/logger.js";
 import { newStats, type ServiceStats, type TunnelDialer, type TunnelServer, type TunnelUdpSocket } from "./dialer.js";
 import { splice } from "./splice.js";
+import { listenOn } from "../sockets/ready.js";
 
 const UDP_IDLE_MS = 60_000;
 
@@ -51,13 +52,7 @@ export class PortMapper {
       const onConn = (s: Duplex) => void this.#tcp(s);
       const server = this.direction === "forward" ? createServer({ allowHalfOpen: true }, onConn) : this.tunnel.createServer({ allowHalfOpen: true }, onConn);
       this.#tcpServer = server;
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(listen.port, listen.host, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      await listenOn(server, listen.port, listen.host);
     } else {
       const sock = this.direction === "forward" ? createSocket(isIP(listen.host) === 6 ? "udp6" : "udp4") : this.tunnel.createUdpSocket();
       this.#udpSocket = sock;

@@ -11,11 +11,12 @@
  * Handshakes have 10 s to complete and at most 1 KiB in flight.
  */
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { createServer, isIP, type Server, type Socket } from "node:net";
+import { createServer, isIP, type AddressInfo, type Server, type Socket } from "node:net";
 import type { ProxyListen } from "../conf/netstack-values.js";
 import type { Logger } from "../log/logger.js";
 import { newStats, type ServiceStats, type TunnelDialer } from "./dialer.js";
 import { splice } from "./splice.js";
+import { listenOn } from "../sockets/ready.js";
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const MAX_HANDSHAKE_BYTES = 1024;
@@ -156,14 +157,9 @@ export class Socks5Server {
   }
 
   /** Starts listening; resolves with the bound port. */
-  start(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.listen.port, this.listen.host, () => {
-        this.#server.off("error", reject);
-        resolve((this.#server.address() as { port: number }).port);
-      });
-    });
+  async start(): Promise<number> {
+    await listenOn(this.#server, this.listen.port, this.listen.host);
+    return (this.#server.address() as AddressInfo).port;
   }
 
   async #handle(client: Socket): Promise<void> {

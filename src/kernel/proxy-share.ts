@@ -11,6 +11,7 @@
 import dgram from "node:dgram";
 import type { SelectedPair } from "../ice/agent.js";
 import type { PortShare } from "./port-share.js";
+import { bindUdp } from "../sockets/ready.js";
 
 export interface ProxyShareOptions {
   /** The WireGuard device's listen port. */
@@ -85,13 +86,7 @@ export class ProxyShare implements PortShare {
       if (this.opts.send(peer, msg)) this.stats.toPeer++;
       else this.stats.dropped++;
     });
-    await new Promise<void>((resolve, reject) => {
-      sock.once("error", reject);
-      sock.bind(0, "127.0.0.1", () => {
-        sock.off("error", reject);
-        resolve();
-      });
-    });
+    await bindUdp(sock, { port: 0, address: "127.0.0.1" });
     await new Promise<void>((resolve, reject) => {
       sock.connect(this.opts.listenPort, "127.0.0.1", (err?: Error) => (err ? reject(err) : resolve()));
     });

@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { formatExposition, type MetricFamily } from "./exposition.js";
+import { listenOn } from "../sockets/ready.js";
 
 export interface MetricsServerOptions {
   /** Address to listen on; undefined = every address. */
@@ -44,13 +45,7 @@ export class MetricsServer {
     });
     // Scrapers reconnect often; never let an idle one hold the process open.
     server.keepAliveTimeout = 5_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.opts.port, this.opts.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenOn(server, this.opts.port, this.opts.host);
     this.server = server;
   }
 

@@ -17,6 +17,7 @@ import { networkInterfaces } from "node:os";
 import { connect as tlsConnect } from "node:tls";
 import type { IceServer } from "../ice/servers.js";
 import { allocateRequest, bindingRequest, parseAllocateResponse, parseBindingResponse, stunFrameLength, transactionIdOf, type MappedAddress } from "../stun/message.js";
+import { bindUdp } from "../sockets/ready.js";
 
 export type MappingBehaviour = "endpoint-independent" | "endpoint-dependent" | "unknown";
 
@@ -93,15 +94,10 @@ function bindingOnce(sock: Socket, ip: string, port: number, timeoutMs: number):
   });
 }
 
-function openUdp(): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
-    s.once("error", reject);
-    s.bind(0, () => {
-      s.off("error", reject);
-      resolve(s);
-    });
-  });
+async function openUdp(): Promise<Socket> {
+  const s = createSocket("udp4");
+  await bindUdp(s, { port: 0 });
+  return s;
 }
 
 async function probeStun(servers: IceServer[], rounds: number, timeoutMs: number): Promise<{ results: StunResult[]; localPorts: number[] }> {

@@ -1,5 +1,5 @@
 /**
- * The device's own drop counters (no route, no endpoint, source not allowed, send failed) in the
+ * The device's own drop counters (no route, no endpoint, send failed; the source check belongs to the data plane) in the
  * UAPI status as `tswg_drops_<reason>`, for `tswg show --json` and the metrics — unless the device
  * already reports drops itself, which then take precedence.
  */

@@ -135,12 +135,6 @@ export function currentConfig(device: Device, base: QuickConfig): QuickConfig {
   };
 }
 
-/** Every drop the device counts, by reason: all of them where the device can say, else its own. */
-function dropCounts(device: Device): Record<string, number> {
-  if ("dropCounts" in device && typeof device.dropCounts === "function") return (device.dropCounts as () => Record<string, number>).call(device);
-  const d = device.drops;
-  return { "no-route": d.noRoute, "no-endpoint": d.noEndpoint, "source-not-allowed": d.sourceNotAllowed, "send-failed": d.sendFailed };
-}
 
 /** Adds each ICE peer's state, selected pair, RTT and restarts to what `get` reports. */
 function withIceStatus(handler: UapiHandler, ice: IceStack | null): UapiHandler {
@@ -296,7 +290,7 @@ export async function up(opts: UpOptions): Promise<RunningInterface> {
     }
     undo.push(network);
     await runHooks(iface.postUp, name, log);
-    const stopSummary = (opts.dropSummaryMs ?? 10_000) > 0 ? startCounterSummary({ read: () => dropCounts(dev), log, what: "packets", intervalMs: opts.dropSummaryMs }) : () => {};
+    const stopSummary = (opts.dropSummaryMs ?? 10_000) > 0 ? startCounterSummary({ read: () => dev.dropCounts(), log, what: "packets", intervalMs: opts.dropSummaryMs }) : () => {};
 
     let downing: Promise<void> | null = null;
     let resolveClosed!: () => void;

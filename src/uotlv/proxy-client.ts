@@ -7,6 +7,7 @@ import dgram from "node:dgram";
 import type { Logger } from "../log/logger.js";
 import { silentLogger } from "../log/logger.js";
 import { UotlvClient, type UotlvClientOptions } from "./client.js";
+import { bindUdp } from "../sockets/ready.js";
 
 export interface ProxyguardClientOptions extends Omit<UotlvClientOptions, "onDatagram" | "url" | "logger"> {
   /** The server's URL. */
@@ -51,13 +52,7 @@ export class ProxyguardClient {
   /** Binds the UDP socket; resolves with its port. The TCP connection opens on the first datagram. */
   async start(): Promise<number> {
     const port = this.o.listenPort ?? 51821;
-    await new Promise<void>((resolve, reject) => {
-      this.udp.once("error", reject);
-      this.udp.bind({ port, address: this.host, exclusive: true }, () => {
-        this.udp.off("error", reject);
-        resolve();
-      });
-    });
+    await bindUdp(this.udp, { port, address: this.host, exclusive: true });
     const buf = this.o.socketBufferBytes ?? 4 << 20;
     try {
       this.udp.setRecvBufferSize(buf);
