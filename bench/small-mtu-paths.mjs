@@ -2,11 +2,11 @@
 // (the tree before a change), alternating in the same run so the machine's drift hits both alike.
 //
 //   node bench/small-mtu-paths.mjs --old path/to/other/bin/tswg.js [--reps 3] [--time 6]
-//                                  [--paths ice-direct,ice-relay,tcp] [--stall 5] [--out FILE]
+//                                  [--paths ice-direct,ice-relay,tcp] [--family 4|6] [--stall 5] [--out FILE]
 //
 // Topology (namespaces this script creates and removes, also on failure or a signal), as in
 // test/pmtu/ice-path.test.ts and tcp-path.test.ts: hosts a, srv and b around a router r; the
-// router's link to b, and b's own, have MTU 1280; outer IPv4. srv runs `tswg signal` (this
+// router's link to b, and b's own, have MTU 1280; outer IPv4 (or IPv6 only, --family 6). srv runs `tswg signal` (this
 // build) and coturn. Tunnel MTU 1420 on both ends, nothing tuned, native data plane.
 //   ice-direct: both ends offer all candidates, the pair is direct a <-> b across the router;
 //   ice-relay:  b offers only relay candidates (coturn on srv);
@@ -14,14 +14,14 @@
 // Each repetition brings every path up with each build in turn (fresh processes), waits for a
 // ping through the tunnel and 3 s more (time for the path MTU probes), then runs one iperf3 TCP
 // stream a -> b for --time seconds. A run in which no data arrived for --stall seconds in a row
-// counts as stalled (0). Prints median (min-max) per path and build, and the ratio new/old of
+// counts as stalled (0); one that did not come up as failed (0, with the reason). Prints median (min-max) per path and build, and the ratio new/old of
 // each repetition's pair (median and range); writes every run to --out (default
 // results/small-mtu-paths-<time>.json).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Bed } from "./lib/netns.mjs";
+import { Bed, run } from "./lib/netns.mjs";
 import { keyPair, REPO } from "./lib/tunnels.mjs";
 
 const { values: opt } = parseArgs({
@@ -31,6 +31,7 @@ const { values: opt } = parseArgs({
     time: { type: "string", default: "6" },
     stall: { type: "string", default: "5" },
     paths: { type: "string", default: "ice-direct,ice-relay,tcp" },
+    family: { type: "string", default: "4" },
     out: { type: "string" },
   },
 });
@@ -45,10 +46,18 @@ const REPS = Number(opt.reps);
 const SECONDS = Number(opt.time);
 const STALL = Number(opt.stall);
 const LINK_MTU = 1280;
-const TURN = { ip: "192.0.2.1", port: 3478, username: "bench", password: "bench-secret", realm: "tswg.bench" };
-const SIGNAL = "ws://192.0.2.1:8080";
-const A = "198.51.100.1";
-const B = "203.0.113.1";
+if (opt.family !== "4" && opt.family !== "6") throw new Error("--family is 4 or 6");
+const V6 = opt.family === "6";
+// Outer addresses: [host, router side, prefix length] per link; IPv6 links carry no IPv4 at all.
+const NETS = V6
+  ? { a: ["fd95::1", "fd95::fe", 64], srv: ["fd96::1", "fd96::fe", 64], b: ["fd97::1", "fd97::fe", 64] }
+  : { a: ["198.51.100.1", "198.51.100.254", 24], srv: ["192.0.2.1", "192.0.2.254", 24], b: ["203.0.113.1", "203.0.113.254", 24] };
+const bracket = (ip) => (V6 ? `[${ip}]` : ip);
+const TURN = { ip: NETS.srv[0], port: 3478, username: "bench", password: "bench-secret", realm: "tswg.bench" };
+const SIGNAL = `ws://${bracket(NETS.srv[0])}:8080`;
+const B = NETS.b[0];
+// The ICE library asks a TURN server over IPv4 only (tswg refuses an IPv6 TURN address).
+if (V6 && PATHS.includes("ice-relay")) throw new Error("--family 6 has no ice-relay path (TURN over UDP needs IPv4); pick --paths ice-direct,tcp");
 
 const median = (xs) => {
   const s = [...xs].sort((x, y) => x - y);
@@ -60,25 +69,27 @@ const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
 
 /** Hosts a, srv, b around router r; r's link to b has MTU 1280. */
 async function topology(bed) {
-  const a = await bed.host("pa");
-  const srv = await bed.host("ps");
-  const b = await bed.host("pb");
+  const hosts = { a: await bed.host("pa"), srv: await bed.host("ps"), b: await bed.host("pb") };
   const r = await bed.host("pr");
-  await r.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-  await bed.link(a, r, `${A}/24`, "198.51.100.254/24");
-  await bed.link(srv, r, `${TURN.ip}/24`, "192.0.2.254/24");
-  await bed.link(b, r, `${B}/24`, "203.0.113.254/24");
-  await r.ip(["link", "set", "v-pb", "mtu", String(LINK_MTU)]);
-  await b.ip(["link", "set", "v-pr", "mtu", String(LINK_MTU)]);
-  await a.ip(["route", "add", "default", "via", "198.51.100.254"]);
-  await srv.ip(["route", "add", "default", "via", "192.0.2.254"]);
-  await b.ip(["route", "add", "default", "via", "203.0.113.254"]);
-  return { a, srv, b };
+  await r.exec(["sysctl", "-qw", V6 ? "net.ipv6.conf.all.forwarding=1" : "net.ipv4.ip_forward=1"]);
+  for (const [name, h] of Object.entries(hosts)) {
+    const [hostIp, routerIp, len] = NETS[name];
+    const mtu = name === "b" ? LINK_MTU : 1500;
+    await run(["ip", "link", "add", "tswgtbenchtmp", "netns", h.ns, "type", "veth", "peer", "name", `v-${h.label}`, "netns", r.ns]);
+    await h.ip(["link", "set", "tswgtbenchtmp", "name", "v-pr"]);
+    for (const [x, ifn, ip] of [[h, "v-pr", hostIp], [r, `v-${h.label}`, routerIp]]) {
+      await x.ip(["link", "set", ifn, "mtu", String(mtu)]);
+      await x.ip(V6 ? ["-6", "addr", "add", `${ip}/${len}`, "dev", ifn, "nodad"] : ["addr", "add", `${ip}/${len}`, "dev", ifn]);
+      await x.ip(["link", "set", ifn, "up"]);
+    }
+    await h.ip([V6 ? "-6" : "-4", "route", "add", "default", "via", routerIp]);
+  }
+  return hosts;
 }
 
 /** `tswg signal` (this build) and coturn on srv. */
 async function services(srv, dir) {
-  const signal = srv.spawn(["node", join(REPO, "bin/tswg.js"), "signal", "--listen", "192.0.2.1:8080"]);
+  const signal = srv.spawn(["node", join(REPO, "bin/tswg.js"), "signal", "--listen", `${bracket(TURN.ip)}:8080`]);
   await signal.waitFor(/listening/i, 15_000);
   const { coturnConfig } = await import("../dist/testbed/coturn.js");
   const conf = join(dir, "turnserver.conf");
@@ -104,14 +115,14 @@ async function up(host, bin, dir, ifname, lines) {
 async function tunnel(hosts, path, bin, dir, n) {
   const ka = await keyPair();
   const kb = await keyPair();
-  const ice = [`Signaling = ${SIGNAL}`, `ICEServers = turn:${TURN.username}:${TURN.password}@${TURN.ip}:${TURN.port}?transport=udp`];
+  const ice = [`Signaling = ${SIGNAL}`, ...(V6 ? [] : [`ICEServers = turn:${TURN.username}:${TURN.password}@${bracket(TURN.ip)}:${TURN.port}?transport=udp`])];
   const end = (k, ip) => ["[Interface]", `PrivateKey = ${k.priv}`, `Address = 10.${n}.0.${ip}/24`, "MTU = 1420"];
-  const linesB = [...end(kb, 2), ...(path === "tcp" ? ["ListenPort = 51821", `TCPListen = ${B}:8443`] : ice)];
+  const linesB = [...end(kb, 2), ...(path === "tcp" ? ["ListenPort = 51821", `TCPListen = ${bracket(B)}:8443`] : ice)];
   if (path === "ice-relay") linesB.push("ICECandidateTypes = relay");
   linesB.push("", "[Peer]", `PublicKey = ${ka.pub}`, `AllowedIPs = 10.${n}.0.1/32`);
   const linesA = [...end(ka, 1), ...(path === "tcp" ? ["ListenPort = 51820"] : ice)];
   linesA.push("", "[Peer]", `PublicKey = ${kb.pub}`, `AllowedIPs = 10.${n}.0.2/32`);
-  if (path === "tcp") linesA.push(`Endpoint = http://${B}:8443/`, "PersistentKeepalive = 25");
+  if (path === "tcp") linesA.push(`Endpoint = http://${bracket(B)}:8443/`, "PersistentKeepalive = 25");
   const procs = [];
   try {
     procs.push(await up(hosts.b, bin, dir, `pm${n}b`, linesB));
@@ -158,7 +169,7 @@ async function main() {
   const bed = new Bed();
   const dir = mkdtempSync(join(tmpdir(), "tswgt-bench-paths-"));
   const started = new Date();
-  const results = { started: started.toISOString(), builds: BUILDS, linkMtu: LINK_MTU, tunnelMtu: 1420, seconds: SECONDS, stallSeconds: STALL, loadStart: load(), runs: [] };
+  const results = { started: started.toISOString(), family: Number(opt.family), builds: BUILDS, linkMtu: LINK_MTU, tunnelMtu: 1420, seconds: SECONDS, stallSeconds: STALL, loadStart: load(), runs: [] };
   try {
     const hosts = await topology(bed);
     await services(hosts.srv, dir);
@@ -180,16 +191,16 @@ async function main() {
             await sleep(3000);
             const show = await hosts.a.exec(["node", build.bin, "show", `pm${n}a`], { check: false });
             run1.pathMtu = /path mtu: ([^\n]*)/.exec(show.stdout)?.[1] ?? "-";
-            run1.icePath = /path: ([^\n]*)/.exec(show.stdout)?.[1];
+            run1.icePath = /\bpath: ((?:direct|relay)[^\n]*)/.exec(show.stdout)?.[1];
             Object.assign(run1, await transfer(hosts.a, hosts.b, peerIp));
           } catch (err) {
-            Object.assign(run1, { gbps: 0, stalled: true, note: String(err.message ?? err).split("\n")[0] });
+            Object.assign(run1, { gbps: 0, stalled: false, failed: true, note: String(err.message ?? err).replace(/\s+/g, " ").slice(0, 400) });
           } finally {
             for (const p of procs.reverse()) await p.stop().catch(() => {});
           }
           results.runs.push(run1);
           console.error(
-            `rep ${rep} ${path.padEnd(10)} ${build.id}  ${run1.gbps.toFixed(3)} Gbit/s${run1.stalled ? " (stalled)" : ""}  path mtu ${run1.pathMtu ?? "-"}  ` +
+            `rep ${rep} ${path.padEnd(10)} ${build.id}  ${run1.gbps.toFixed(3)} Gbit/s${run1.stalled ? " (stalled)" : run1.failed ? " (failed)" : ""}  path mtu ${run1.pathMtu ?? "-"}  ` +
               `retransmits ${run1.retransmits ?? "-"}  load ${run1.load}${run1.note ? `  ${run1.note}` : ""}`,
           );
         }
@@ -200,7 +211,7 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
   results.loadEnd = load();
-  console.log(`\ntunnel MTU 1420 across a ${LINK_MTU}-byte IPv4 link (nothing tuned, native plane), one TCP stream a -> b, ${SECONDS} s`);
+  console.log(`\ntunnel MTU 1420 across a ${LINK_MTU}-byte IPv${opt.family} link (nothing tuned, native plane), one TCP stream a -> b, ${SECONDS} s`);
   console.log(`load average: start ${results.loadStart}, end ${results.loadEnd}`);
   // new/old is taken per repetition (the two runs next to each other), then its median and
   // range: the machine's drift between repetitions cancels out of it.
@@ -210,7 +221,7 @@ async function main() {
     for (const build of BUILDS) {
       const runs = results.runs.filter((x) => x.path === path && x.build === build.id);
       const g = runs.map((x) => x.gbps);
-      const s = { path, build: build.id, median: median(g), min: Math.min(...g), max: Math.max(...g), stalled: runs.filter((x) => x.stalled).length, n: runs.length };
+      const s = { path, build: build.id, median: median(g), min: Math.min(...g), max: Math.max(...g), stalled: runs.filter((x) => x.stalled).length, failed: runs.filter((x) => x.failed).length, n: runs.length };
       let ratio = "";
       if (build.id === "new") {
         const per = [];
@@ -224,7 +235,7 @@ async function main() {
         }
       }
       results.summary.push(s);
-      console.log(`${path.padEnd(10)}  ${build.id.padEnd(5)}  ${`${s.median.toFixed(3)} (${s.min.toFixed(3)}-${s.max.toFixed(3)})`.padEnd(23)}  ${`${s.stalled}/${s.n}`.padEnd(7)}  ${ratio}`);
+      console.log(`${path.padEnd(10)}  ${build.id.padEnd(5)}  ${`${s.median.toFixed(3)} (${s.min.toFixed(3)}-${s.max.toFixed(3)})`.padEnd(23)}  ${`${s.stalled}/${s.n}${s.failed ? ` (${s.failed} failed)` : ""}`.padEnd(7)}  ${ratio}`);
     }
   }
   const file = opt.out ?? join(REPO, "results", `small-mtu-paths-${started.toISOString().replace(/[:.]/g, "-")}.json`);
