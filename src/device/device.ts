@@ -704,11 +704,12 @@ export class Device {
   /** Writes what the data plane opened (its source already checked) to the TUN. */
   private async deliver(deliveries: Delivery<DevicePeer>[]): Promise<void> {
     if (deliveries.length === 0 || this.state === "closed") return;
-    const mtu = this.tun.mtu();
-    const packets = deliveries.map((d) => {
-      this.mssClamp.apply(d.packet, () => this.peerInnerMtu(d.peer), mtu); // ---- MSS clamp (mss-clamp.ts), arriving ----
-      return d.packet;
-    });
+    // ---- MSS clamp (mss-clamp.ts), arriving: only looked at when configured (off by default) ----
+    if (this.mssClamp.setting !== "off") {
+      const mtu = this.tun.mtu();
+      for (const d of deliveries) this.mssClamp.apply(d.packet, () => this.peerInnerMtu(d.peer), mtu);
+    }
+    const packets = deliveries.map((d) => d.packet);
     const max = this.tun.batchSize();
     for (let i = 0; i < packets.length; i += max) await this.tun.write(packets.slice(i, i + max));
   }
