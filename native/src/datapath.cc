@@ -594,7 +594,7 @@ DataPath::DataPath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataPath>(
     Shutdown();
     return;
   }
-  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) teardown_hook_ = true;
+  teardown_.Arm(env_, [](void* self) { static_cast<DataPath*>(self)->Shutdown(); }, this);
 }
 
 DataPath::~DataPath() {
@@ -605,13 +605,7 @@ DataPath::~DataPath() {
     core_->CloseEvents();
     core_->Shutdown();
   }
-  if (teardown_hook_) napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
-}
-
-void DataPath::OnEnvironmentTeardown(void* self) {
-  DataPath* dp = static_cast<DataPath*>(self);
-  dp->teardown_hook_ = false;
-  dp->Shutdown();
+  teardown_.Disarm();
 }
 
 void DataPath::Shutdown() {
@@ -987,10 +981,7 @@ Napi::Value DataPath::Stats(const Napi::CallbackInfo& info) {
 
 Napi::Value DataPath::Close(const Napi::CallbackInfo& info) {
   Shutdown();
-  if (teardown_hook_) {
-    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
-    teardown_hook_ = false;
-  }
+  teardown_.Disarm();
   return info.Env().Undefined();
 }
 

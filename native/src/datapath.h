@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "icmp_too_big.h"
+#include "js_delivery.h"
 #include "mss_clamp.h"
 #include "aead.h"
 #include "replay.h"
@@ -195,7 +196,6 @@ class DataPath : public Napi::ObjectWrap<DataPath> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void Shutdown();
-  static void OnEnvironmentTeardown(void* self);
   NativeKeypair* FindKeypair(uint32_t local_index);
 
   napi_env env_;
@@ -204,7 +204,7 @@ class DataPath : public Napi::ObjectWrap<DataPath> {
   Napi::ObjectReference udp_ref_;
   std::shared_ptr<bool> events_alive_;
   bool closed_ = false;
-  bool teardown_hook_ = false;
+  TeardownHook teardown_;
 };
 
 }  // namespace tswg

@@ -118,9 +118,7 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info)
   writer_.reset(new TunWriter(vnet_, offloads_));
   // Without this, a worker or an environment torn down with the device open would leave
   // the reader thread running against freed state.
-  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) {
-    teardown_hook_ = true;
-  }
+  teardown_.Arm(env_, [](void* self) { static_cast<TunDevice*>(self)->Shutdown(); }, this);
 }
 
 void TunDevice::AdoptPacketFd(const Napi::CallbackInfo& info) {
@@ -145,21 +143,12 @@ void TunDevice::AdoptPacketFd(const Napi::CallbackInfo& info) {
   packet_fd_ = true;
   packet_mtu_ = static_cast<int>(mtu);
   writer_.reset(new TunWriter(false, 0));
-  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) teardown_hook_ = true;
+  teardown_.Arm(env_, [](void* self) { static_cast<TunDevice*>(self)->Shutdown(); }, this);
 }
 
 TunDevice::~TunDevice() {
   Shutdown();
-  if (teardown_hook_) {
-    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
-    teardown_hook_ = false;
-  }
-}
-
-void TunDevice::OnEnvironmentTeardown(void* self) {
-  TunDevice* device = static_cast<TunDevice*>(self);
-  device->teardown_hook_ = false;
-  device->Shutdown();
+  teardown_.Disarm();
 }
 
 void TunDevice::Shutdown() {
@@ -167,7 +156,7 @@ void TunDevice::Shutdown() {
   closed_ = true;
   // The thread goes first, so nothing is queued into the function after it is aborted.
   if (reader_) reader_->Stop();
-  if (started_ && *deliver_alive_) deliver_.Abort();
+  deliver_.Abort();
   // The native data path may hold the descriptor too; the last holder closes it.
   tun_fd_.reset();
   if (ctl_fd_ >= 0) close(ctl_fd_);
@@ -177,7 +166,7 @@ void TunDevice::Shutdown() {
 Napi::Value TunDevice::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) return ThrowError(env, "Tun.start: device is closed");
-  if (started_) return ThrowError(env, "Tun.start: already started");
+  if (deliver_.started()) return ThrowError(env, "Tun.start: already started");
   if (!info[0].IsFunction()) return ThrowTypeError(env, "Tun.start: callback must be a function");
   uint32_t batch_size, max_pending;
   if (!ReadCount(info[1], kMaxBatchSize, &batch_size)) {
@@ -187,22 +176,9 @@ Napi::Value TunDevice::Start(const Napi::CallbackInfo& info) {
     return ThrowTypeError(env, "Tun.start: maxPending must be an integer in 1..1024");
   }
 
-  deliver_alive_ = std::make_shared<bool>(true);
-  auto* alive = new std::shared_ptr<bool>(deliver_alive_);
-  deliver_ = BatchFunction::New(
-      env, info[0].As<Napi::Function>(), "tswg:tun-reader", 0, 1, nullptr,
-      [](Napi::Env, std::shared_ptr<bool>* flag, std::nullptr_t*) {
-        **flag = false;
-        delete flag;
-      },
-      alive);
-  if (env.IsExceptionPending()) return env.Undefined();
-  started_ = true;
   // Idle until the JavaScript side waits for packets (see ref/unref).
-  deliver_.Unref(env);
-  refed_ = false;
-
-  BatchFunction deliver = deliver_;
+  if (!deliver_.Start(env, info[0].As<Napi::Function>(), "tswg:tun-reader")) return env.Undefined();
+  BatchFunction deliver = deliver_.function();
   reader_.reset(new TunReader(tun_fd_->get(), vnet_, batch_size, static_cast<int>(max_pending),
                               [deliver](PacketBatch* batch) {
                                 return deliver.NonBlockingCall(batch) == napi_ok;
@@ -258,28 +234,19 @@ Napi::Value TunDevice::Write(const Napi::CallbackInfo& info) {
 
 Napi::Value TunDevice::Ref(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (started_ && !closed_ && *deliver_alive_ && !refed_) {
-    deliver_.Ref(env);
-    refed_ = true;
-  }
+  if (!closed_) deliver_.SetRef(env, true);
   return env.Undefined();
 }
 
 Napi::Value TunDevice::Unref(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (started_ && !closed_ && *deliver_alive_ && refed_) {
-    deliver_.Unref(env);
-    refed_ = false;
-  }
+  if (!closed_) deliver_.SetRef(env, false);
   return env.Undefined();
 }
 
 Napi::Value TunDevice::Close(const Napi::CallbackInfo& info) {
   Shutdown();
-  if (teardown_hook_) {
-    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
-    teardown_hook_ = false;
-  }
+  teardown_.Disarm();
   return info.Env().Undefined();
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "js_delivery.h"
 #include "packet_batch.h"
 #include "shared_fd.h"
 #include "tun_reader.h"
@@ -66,7 +67,6 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // Stops the thread, releases the thread-safe function and closes the descriptors.
   // Idempotent; runs from close(), garbage collection or environment teardown.
   void Shutdown();
-  static void OnEnvironmentTeardown(void* self);
   // Current interface name (follows renames), falling back to the last one known.
   const std::string& CurrentName();
 
@@ -79,14 +79,9 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   TunWriteStats write_stats_;
   std::string name_;
   std::unique_ptr<TunReader> reader_;
-  BatchFunction deliver_;
-  // Cleared by the thread-safe function's finalizer, which may run after this object is
-  // gone; hence shared.
-  std::shared_ptr<bool> deliver_alive_;
-  bool started_ = false;
+  JsDelivery<BatchFunction> deliver_;
+  TeardownHook teardown_;
   bool closed_ = false;
-  bool refed_ = false;
-  bool teardown_hook_ = false;
   // Set for an adopted packet descriptor (AdoptPacketFd).
   bool packet_fd_ = false;
   int packet_mtu_ = 0;

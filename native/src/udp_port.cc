@@ -294,21 +294,12 @@ UdpPort::UdpPort(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpPort>(inf
     ErrnoError(env, err, syscall).ThrowAsJavaScriptException();
     return;
   }
-  if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) teardown_hook_ = true;
+  teardown_.Arm(env_, [](void* self) { static_cast<UdpPort*>(self)->Shutdown(); }, this);
 }
 
 UdpPort::~UdpPort() {
   Shutdown();
-  if (teardown_hook_) {
-    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
-    teardown_hook_ = false;
-  }
-}
-
-void UdpPort::OnEnvironmentTeardown(void* self) {
-  UdpPort* port = static_cast<UdpPort*>(self);
-  port->teardown_hook_ = false;
-  port->Shutdown();
+  teardown_.Disarm();
 }
 
 void UdpPort::Shutdown() {
@@ -320,7 +311,7 @@ void UdpPort::Shutdown() {
     passed_dropped_ = receiver_->passed_dropped();
   }
   receiver_.reset();
-  if (started_ && *deliver_alive_) deliver_.Abort();
+  deliver_.Abort();
   // A data path still sending holds its own reference; the sockets close after its last send.
   sockets_.reset();
 }
@@ -331,7 +322,7 @@ Napi::Value UdpPort::Start(const Napi::CallbackInfo& info) {
     Napi::Error::New(env, "Udp.start: closed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (started_) {
+  if (deliver_.started()) {
     Napi::Error::New(env, "Udp.start: already started").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -341,20 +332,8 @@ Napi::Value UdpPort::Start(const Napi::CallbackInfo& info) {
   if (!(mp >= 1 && mp <= kMaxPending) || mp != static_cast<double>(static_cast<uint32_t>(mp))) {
     return ThrowTypeError(env, "Udp.start: maxPending must be an integer in 1..1024");
   }
-  deliver_alive_ = std::make_shared<bool>(true);
-  auto* alive = new std::shared_ptr<bool>(deliver_alive_);
-  deliver_ = DatagramFunction::New(
-      env, info[0].As<Napi::Function>(), "tswg:udp-receiver", 0, 1, nullptr,
-      [](Napi::Env, std::shared_ptr<bool>* flag, std::nullptr_t*) {
-        **flag = false;
-        delete flag;
-      },
-      alive);
-  if (env.IsExceptionPending()) return env.Undefined();
-  started_ = true;
-  deliver_.Unref(env);
-  refed_ = false;
-  DatagramFunction deliver = deliver_;
+  if (!deliver_.Start(env, info[0].As<Napi::Function>(), "tswg:udp-receiver")) return env.Undefined();
+  DatagramFunction deliver = deliver_.function();
   receiver_.reset(new UdpReceiver(sockets_, static_cast<int>(mp),
                                   [deliver](DatagramBatch* b) { return deliver.NonBlockingCall(b) == napi_ok; }));
   int err = receiver_->Start();
@@ -444,28 +423,19 @@ Napi::Value UdpPort::SetPathMtu(const Napi::CallbackInfo& info) {
 
 Napi::Value UdpPort::Ref(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (started_ && !closed_ && *deliver_alive_ && !refed_) {
-    deliver_.Ref(env);
-    refed_ = true;
-  }
+  if (!closed_) deliver_.SetRef(env, true);
   return env.Undefined();
 }
 
 Napi::Value UdpPort::Unref(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (started_ && !closed_ && *deliver_alive_ && refed_) {
-    deliver_.Unref(env);
-    refed_ = false;
-  }
+  if (!closed_) deliver_.SetRef(env, false);
   return env.Undefined();
 }
 
 Napi::Value UdpPort::Close(const Napi::CallbackInfo& info) {
   Shutdown();
-  if (teardown_hook_) {
-    napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
-    teardown_hook_ = false;
-  }
+  teardown_.Disarm();
   return info.Env().Undefined();
 }
 

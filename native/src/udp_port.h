@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "js_delivery.h"
 #include "packet_batch.h"
 #include "reader_thread.h"
 #include "udp_socket.h"
@@ -107,17 +108,13 @@ class UdpPort : public Napi::ObjectWrap<UdpPort> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
 
   void Shutdown();
-  static void OnEnvironmentTeardown(void* self);
 
   napi_env env_;
   std::shared_ptr<UdpSockets> sockets_;
   std::unique_ptr<UdpReceiver> receiver_;
-  DatagramFunction deliver_;
-  std::shared_ptr<bool> deliver_alive_;
-  bool started_ = false;
+  JsDelivery<DatagramFunction> deliver_;
+  TeardownHook teardown_;
   bool closed_ = false;
-  bool refed_ = false;
-  bool teardown_hook_ = false;
   uint64_t handled_ = 0;
   uint64_t passed_dropped_ = 0;
 };
