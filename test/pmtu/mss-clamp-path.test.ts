@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { netnsUnavailableReason, TestBed, waitFor, type Host } from "../helpers/netns.js";
+import { smallLink } from "./small-link.js";
 import { newKeyPair, pingUntilReply, startNode, transfer, TRANSFER, TSWG_BIN, type Impl, type WgNode } from "../interop/nodes.js";
 
 const skip = await netnsUnavailableReason();
@@ -77,13 +78,9 @@ describe.skipIf(skip !== null).each(cases)("MSSClamp, ICMP-filtering host behind
 
   beforeAll(async () => {
     bed = await TestBed.create("mss");
-    a = await bed.host("a");
-    const r = await bed.host("r", { forwarding: true });
-    b = await bed.host("b");
-    await bed.link(a, r, { a: "192.168.83.1/24", b: "192.168.83.254/24", a6: "fd83::1/64", b6: "fd83::fe/64" });
-    await bed.link(r, b, { a: "192.168.84.254/24", b: "192.168.84.1/24", a6: "fd84::fe/64", b6: "fd84::1/64", mtu: 1280 });
-    await a.ip(["-6", "route", "add", "fd84::/64", "via", "fd83::fe"]);
-    await b.ip(["-6", "route", "add", "fd83::/64", "via", "fd84::fe"]);
+    const net = await smallLink(bed, { subnet: 83, mtu: 1280, ipv4: true });
+    ({ a, b } = net);
+    const r = net.r;
     // The router forwards no IPv6 fragments.
     await r.exec(["nft", "add table ip6 nofrag"].join(" ").split(" "));
     await r.exec(["nft", "add", "chain", "ip6", "nofrag", "forward", "{ type filter hook forward priority 0 ; }"]);

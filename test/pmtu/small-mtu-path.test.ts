@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { netnsUnavailableReason, TestBed, waitFor, type Host } from "../helpers/netns.js";
+import { smallLink } from "./small-link.js";
 import { newKeyPair, pingUntilReply, startNode, transfer, TSWG_BIN, type Impl, type WgNode } from "../interop/nodes.js";
 
 const skip = await netnsUnavailableReason();
@@ -39,15 +40,7 @@ describe.skipIf(skip !== null).each(cases)("outer IPv$outer, far link MTU $linkM
 
   beforeAll(async () => {
     bed = await TestBed.create("pmtu");
-    a = await bed.host("a");
-    const r = await bed.host("r", { forwarding: true });
-    b = await bed.host("b");
-    await bed.link(a, r, { a: "192.168.81.1/24", b: "192.168.81.254/24", a6: "fd81::1/64", b6: "fd81::fe/64" });
-    await bed.link(r, b, { a: "192.168.82.254/24", b: "192.168.82.1/24", a6: "fd82::fe/64", b6: "fd82::1/64", mtu: c.linkMtu });
-    await a.ip(["route", "add", "192.168.82.0/24", "via", "192.168.81.254"]);
-    await b.ip(["route", "add", "192.168.81.0/24", "via", "192.168.82.254"]);
-    await a.ip(["-6", "route", "add", "fd82::/64", "via", "fd81::fe"]);
-    await b.ip(["-6", "route", "add", "fd81::/64", "via", "fd82::fe"]);
+    ({ a, b } = await smallLink(bed, { subnet: 81, mtu: c.linkMtu, ipv4: true }));
     const ka = newKeyPair();
     const kb = newKeyPair();
     const endpointB = c.outer === 6 ? "[fd82::1]:51821" : "192.168.82.1:51821";

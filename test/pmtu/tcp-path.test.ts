@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { netnsUnavailableReason, TestBed, type Host } from "../helpers/netns.js";
+import { smallLink } from "./small-link.js";
 import { newKeyPair, pingUntilReply, startNode, transfer, TSWG_BIN, type WgNode } from "../interop/nodes.js";
 
 const skip = await netnsUnavailableReason();
@@ -18,13 +19,7 @@ describe.skipIf(skip !== null)("UoTLV path across a 1280 link, tunnel MTU 1420",
 
   beforeAll(async () => {
     bed = await TestBed.create("ptcp");
-    a = await bed.host("a");
-    const r = await bed.host("r", { forwarding: true });
-    b = await bed.host("b");
-    await bed.link(a, r, { a6: "fd93::1/64", b6: "fd93::fe/64" });
-    await bed.link(r, b, { a6: "fd94::fe/64", b6: "fd94::1/64", mtu: 1280 });
-    await a.ip(["-6", "route", "add", "fd94::/64", "via", "fd93::fe"]);
-    await b.ip(["-6", "route", "add", "fd93::/64", "via", "fd94::fe"]);
+    ({ a, b } = await smallLink(bed, { subnet: 93, mtu: 1280 }));
     const ka = newKeyPair();
     const kb = newKeyPair();
     nodes.push(
