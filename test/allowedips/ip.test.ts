@@ -15,6 +15,26 @@ describe("parseIp", () => {
     expect(Array.from(parseIp("fe80::").bytes.slice(0, 2))).toEqual([0xfe, 0x80]);
   });
 
+  it("accepts exactly the IPv6 text Node accepts (hex-group text is checked without Node's regular expression)", () => {
+    const accepts = (t: string): boolean => {
+      try {
+        return parseIp(t).family === 6;
+      } catch {
+        return false;
+      }
+    };
+    for (const t of ["1::", "::1", "::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6::8", "ABCD:ef01::", ":1::", "1:", "1:::2", "1::2::3", "1:2:3:4:5:6:7:8:9", "1::2:3:4:5:6:7:8", "12345::", ":", "g::"]) {
+      expect([t, accepts(t)]).toEqual([t, isIPv6(t)]);
+    }
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom("0", "1", "a", "F", "ff", "1234", "12345", ":", ":", "::", "."), { maxLength: 24 }), (pieces) => {
+        const t = pieces.join("");
+        expect(accepts(t)).toBe(isIPv6(t));
+      }),
+      { numRuns: 20000 },
+    );
+  });
+
   it("parses embedded IPv4 and keeps IPv4-mapped addresses IPv6", () => {
     const a = parseIp("::ffff:10.1.2.3");
     expect(a.family).toBe(6);
