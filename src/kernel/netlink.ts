@@ -115,8 +115,12 @@ export class NlWriter {
   }
 
   bytes(type: number, v: Uint8Array): void {
-    const o = this.attr(type, v.length);
-    this.buf.set(v, o);
+    const n = v.length;
+    const o = this.attr(type, n);
+    const b = this.buf;
+    // Addresses (4 or 16 bytes) by hand; a builtin call costs more than that many stores.
+    if (n <= 16) for (let i = 0; i < n; i++) b[o + i] = v[i]!;
+    else b.set(v, o);
   }
 
   /** A NUL-terminated UTF-8 string. */
@@ -235,9 +239,22 @@ export class NlAttrs {
     return this.length < 8 ? 0n : this.buf.readBigUInt64LE(this.start);
   }
 
-  /** The value, as a view (not a copy). */
-  value(): Buffer {
-    return this.buf.subarray(this.start, this.end);
+  /** `n` bytes of the value from `offset`, as a view (a plain Uint8Array: cheaper to make than a Buffer). */
+  view(offset: number, n: number): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset + this.start + offset, n);
+  }
+
+  /** A copy of the value. */
+  copy(): Uint8Array {
+    const out = new Uint8Array(this.end - this.start);
+    for (let i = 0; i < out.length; i++) out[i] = this.buf[this.start + i]!;
+    return out;
+  }
+
+  /** Whether every byte of the value is zero (an unset key). */
+  zero(): boolean {
+    for (let i = this.start; i < this.end; i++) if (this.buf[i] !== 0) return false;
+    return true;
   }
 
   /** The value as a string, up to its terminating NUL. */

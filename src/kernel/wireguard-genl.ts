@@ -98,27 +98,25 @@ const sockaddr6 = Buffer.alloc(28);
 /** `text` as the kernel's struct sockaddr_in/sockaddr_in6, in a scratch buffer valid until the next call. */
 function encodeEndpoint(text: string): Buffer {
   const ep = parseAddrPort(text);
-  if (ep.family === 4) {
-    sockaddr4.writeUInt16LE(AF_INET, 0);
-    sockaddr4.writeUInt16BE(ep.port, 2);
-    sockaddr4.set(ep.bytes, 4);
-    return sockaddr4;
-  }
-  sockaddr6.writeUInt16LE(AF_INET6, 0);
-  sockaddr6.writeUInt16BE(ep.port, 2);
-  sockaddr6.set(ep.bytes, 8);
-  sockaddr6.writeUInt32LE(/^\d+$/.test(ep.zone) ? Number(ep.zone) : 0, 24);
-  return sockaddr6;
+  const b = ep.family === 4 ? sockaddr4 : sockaddr6;
+  // Family in host order, port in network order (byte stores: cheaper than the Buffer methods on a cold start).
+  b[0] = ep.family === 4 ? AF_INET : AF_INET6;
+  b[2] = ep.port >>> 8;
+  b[3] = ep.port & 0xff;
+  const at = ep.family === 4 ? 4 : 8;
+  for (let i = 0; i < ep.bytes.length; i++) b[at + i] = ep.bytes[i]!;
+  if (ep.family === 6) b.writeUInt32LE(/^\d+$/.test(ep.zone) ? Number(ep.zone) : 0, 24);
+  return b;
 }
 
 function decodeEndpoint(a: NlAttrs): string | undefined {
   const b = a.buf;
   const o = a.start;
   const family = a.u16();
-  if (family === AF_INET && a.length >= 16) return `${formatIp(b.subarray(o + 4, o + 8))}:${b.readUInt16BE(o + 2)}`;
+  if (family === AF_INET && a.length >= 16) return `${formatIp(a.view(4, 4))}:${b.readUInt16BE(o + 2)}`;
   if (family === AF_INET6 && a.length >= 28) {
     const scope = b.readUInt32LE(o + 24);
-    return `[${formatIp(b.subarray(o + 8, o + 24))}${scope !== 0 ? `%${scope}` : ""}]:${b.readUInt16BE(o + 2)}`;
+    return `[${formatIp(a.view(8, 16))}${scope !== 0 ? `%${scope}` : ""}]:${b.readUInt16BE(o + 2)}`;
   }
   return undefined;
 }
@@ -284,7 +282,7 @@ export function parseDeviceDump(parts: readonly Buffer[]): UapiDeviceState {
   const seen = { handshake: false };
   for (const part of parts) {
     for (const a = new NlAttrs(part); a.next(); ) {
-      if (a.type === D_PRIVATE_KEY) state.privateKey = Uint8Array.from(a.value());
+      if (a.type === D_PRIVATE_KEY) state.privateKey = a.copy();
       else if (a.type === D_LISTEN_PORT) state.listenPort = a.u16();
       else if (a.type === D_FWMARK) state.fwmark = a.u32();
       else if (a.type === D_PEERS) {
@@ -310,10 +308,10 @@ function decodePeer(a: NlAttrs, seen: { handshake: boolean }): UapiPeerState {
   while (a.next()) {
     switch (a.type) {
       case P_PUBLIC_KEY:
-        peer.publicKey = Uint8Array.from(a.value());
+        peer.publicKey = a.copy();
         break;
       case P_PRESHARED_KEY:
-        if (a.value().some((x) => x !== 0)) peer.presharedKey = Uint8Array.from(a.value());
+        if (!a.zero()) peer.presharedKey = a.copy();
         break;
       case P_ENDPOINT: {
         const endpoint = decodeEndpoint(a);
@@ -335,16 +333,13 @@ function decodePeer(a: NlAttrs, seen: { handshake: boolean }): UapiPeerState {
         break;
       case P_ALLOWEDIPS:
         for (const e = a.nested(); e.next(); ) {
-          let addr = -1;
-          let n = 0;
+          let addr: Uint8Array | undefined;
           let bits = -1;
           for (const ip = e.nested(); ip.next(); ) {
-            if (ip.type === A_IPADDR) {
-              addr = ip.start;
-              n = ip.length;
-            } else if (ip.type === A_CIDR_MASK) bits = ip.u8();
+            if (ip.type === A_IPADDR && (ip.length === 4 || ip.length === 16)) addr = ip.view(0, ip.length);
+            else if (ip.type === A_CIDR_MASK) bits = ip.u8();
           }
-          if ((n === 4 || n === 16) && bits >= 0) peer.allowedIps.push(formatCidr({ family: n === 4 ? 4 : 6, bytes: a.buf.subarray(addr, addr + n), bits }));
+          if (addr !== undefined && bits >= 0) peer.allowedIps.push(formatCidr({ family: addr.length === 4 ? 4 : 6, bytes: addr, bits }));
         }
         break;
     }
