@@ -56,26 +56,17 @@ export class NlWriter {
     this.buf = Buffer.alloc(Math.max(64, capacity));
   }
 
-  private room(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
+  /** Makes room for `n` more bytes (the common case, enough room, is checked inline by the callers). */
+  private grow(n: number): void {
     const bigger = Buffer.alloc(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(bigger, 0, 0, this.pos);
     this.buf = bigger;
   }
 
-  private header(type: number, len: number): void {
-    const b = this.buf;
-    const o = this.pos;
-    b[o] = len & 0xff;
-    b[o + 1] = len >>> 8;
-    b[o + 2] = type & 0xff;
-    b[o + 3] = type >>> 8;
-  }
-
   /** Starts a message (ending the open one): header, then the family's fixed header. Length and sequence number are filled in later. */
   begin(type: number, flags: number, fixed: Uint8Array): this {
     if (this.start >= 0) this.end();
-    this.room(HEADER + align4(fixed.length));
+    if (this.pos + HEADER + align4(fixed.length) > this.buf.length) this.grow(HEADER + align4(fixed.length));
     this.start = this.pos;
     this.buf.writeUInt16LE(type, this.pos + 4);
     this.buf.writeUInt16LE(flags, this.pos + 6);
@@ -89,13 +80,22 @@ export class NlWriter {
     return this.start < 0 ? 0 : this.pos - this.start;
   }
 
-  /** Room for an attribute of `n` bytes; the caller writes the value at the returned offset (read `buf` after this call: it may have grown). */
+  /**
+   * Room and header for an attribute of `n` bytes; the caller writes the value at the returned
+   * offset (reading `buf` after this call: it may have grown). Byte stores throughout: on a cold
+   * start every call and Buffer method costs more than the few stores it would save writing.
+   */
   private attr(type: number, n: number): number {
-    this.room(align4(4 + n));
-    this.header(type, 4 + n);
-    const at = this.pos + 4;
-    this.pos += align4(4 + n);
-    return at;
+    const o = this.pos;
+    const padded = (n + 7) & ~3;
+    if (o + padded > this.buf.length) this.grow(padded);
+    const b = this.buf;
+    b[o] = (n + 4) & 0xff;
+    b[o + 1] = (n + 4) >>> 8;
+    b[o + 2] = type & 0xff;
+    b[o + 3] = type >>> 8;
+    this.pos = o + padded;
+    return o + 4;
   }
 
   u8(type: number, v: number): void {
@@ -111,7 +111,11 @@ export class NlWriter {
 
   u32(type: number, v: number): void {
     const o = this.attr(type, 4);
-    this.buf.writeUInt32LE(v >>> 0, o);
+    const b = this.buf;
+    b[o] = v & 0xff;
+    b[o + 1] = (v >>> 8) & 0xff;
+    b[o + 2] = (v >>> 16) & 0xff;
+    b[o + 3] = (v >>> 24) & 0xff;
   }
 
   bytes(type: number, v: Uint8Array): void {
@@ -132,11 +136,14 @@ export class NlWriter {
 
   /** Opens a nested attribute; returns the token for {@link close}. */
   nest(type: number): number {
-    this.room(4);
-    const at = this.pos;
-    this.header(type | NLA_F_NESTED, 4);
-    this.pos += 4;
-    return at;
+    const o = this.pos;
+    if (o + 4 > this.buf.length) this.grow(4);
+    const b = this.buf;
+    b[o] = 4;
+    b[o + 2] = type & 0xff;
+    b[o + 3] = (type | NLA_F_NESTED) >>> 8;
+    this.pos = o + 4;
+    return o;
   }
 
   /** Closes the nested attribute opened at `token`, patching its length. */
