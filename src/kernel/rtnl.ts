@@ -3,7 +3,7 @@
  * WireGuard interface, without a process per change.
  */
 import { parseCidr } from "../allowedips/prefix.js";
-import { NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, attr, decodeAttrs, nested, str, u32, type NlAttr } from "./netlink.js";
+import { NETLINK_ROUTE, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NetlinkSocket, NlAttrs, NlWriter } from "./netlink.js";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
@@ -54,30 +54,38 @@ export class Rtnl {
 
   /** Creates a link of `kind` (e.g. "wireguard"). Throws NetlinkError (EEXIST, EOPNOTSUPP when the kind is unknown, ...). */
   createLink(name: string, kind: string, mtu?: number): void {
-    const attrs: NlAttr[] = [str(IFLA_IFNAME, name), nested(IFLA_LINKINFO, [str(IFLA_INFO_KIND, kind)])];
-    if (mtu !== undefined) attrs.push(u32(IFLA_MTU, mtu));
-    this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0), attrs, `creating ${kind} link ${name}`);
+    const w = new NlWriter().begin(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0));
+    w.str(IFLA_IFNAME, name);
+    const info = w.nest(IFLA_LINKINFO);
+    w.str(IFLA_INFO_KIND, kind);
+    w.close(info);
+    if (mtu !== undefined) w.u32(IFLA_MTU, mtu);
+    this.sock.request(w.end(), `creating ${kind} link ${name}`);
   }
 
   deleteLink(name: string): void {
-    this.sock.request(RTM_DELLINK, 0, ifinfomsg(0), [str(IFLA_IFNAME, name)], `deleting link ${name}`);
+    const w = new NlWriter().begin(RTM_DELLINK, 0, ifinfomsg(0));
+    w.str(IFLA_IFNAME, name);
+    this.sock.request(w.end(), `deleting link ${name}`);
   }
 
   /** The link named `name`, or null when there is none. */
   getLink(name: string): LinkInfo | null {
     try {
-      const [m] = this.sock.request(RTM_GETLINK, 0, ifinfomsg(0), [str(IFLA_IFNAME, name)], `reading link ${name}`);
+      const w = new NlWriter().begin(RTM_GETLINK, 0, ifinfomsg(0));
+      w.str(IFLA_IFNAME, name);
+      const [m] = this.sock.request(w.end(), `reading link ${name}`);
       if (m === undefined) return null;
-      const attrs = decodeAttrs(m.payload.subarray(16));
-      const info = attr(attrs, IFLA_LINKINFO);
-      const kind = info === undefined ? undefined : attr(decodeAttrs(info), IFLA_INFO_KIND);
-      return {
-        index: m.payload.readInt32LE(4),
-        name: attr(attrs, IFLA_IFNAME)?.toString("utf8").replace(/\0.*$/s, "") ?? name,
-        kind: kind === undefined ? null : kind.toString("utf8").replace(/\0.*$/s, ""),
-        up: (m.payload.readUInt32LE(8) & IFF_UP) !== 0,
-        mtu: attr(attrs, IFLA_MTU)?.readUInt32LE(0) ?? 0,
-      };
+      const link: LinkInfo = { index: m.payload.readInt32LE(4), name, kind: null, up: (m.payload.readUInt32LE(8) & IFF_UP) !== 0, mtu: 0 };
+      for (const a = new NlAttrs(m.payload, 16); a.next(); ) {
+        if (a.type === IFLA_IFNAME) link.name = a.str();
+        else if (a.type === IFLA_MTU) link.mtu = a.u32();
+        else if (a.type === IFLA_LINKINFO) {
+          const info = a.nested();
+          if (info.find(IFLA_INFO_KIND)) link.kind = info.str();
+        }
+      }
+      return link;
     } catch (e) {
       if ((e as { code?: string }).code === "ENODEV") return null;
       throw e;
@@ -93,9 +101,10 @@ export class Rtnl {
   /** Sets the link up or down, and its MTU when given. */
   setLink(name: string, opts: { up?: boolean; mtu?: number }): void {
     const index = this.index(name);
-    const attrs: NlAttr[] = opts.mtu === undefined ? [] : [u32(IFLA_MTU, opts.mtu)];
     const change = opts.up === undefined ? 0 : IFF_UP;
-    this.sock.request(RTM_NEWLINK, 0, ifinfomsg(index, opts.up === true ? IFF_UP : 0, change), attrs, `changing link ${name}`);
+    const w = new NlWriter().begin(RTM_NEWLINK, 0, ifinfomsg(index, opts.up === true ? IFF_UP : 0, change));
+    if (opts.mtu !== undefined) w.u32(IFLA_MTU, opts.mtu);
+    this.sock.request(w.end(), `changing link ${name}`);
   }
 
   /** Adds (or keeps) address/prefix on the link. */
@@ -106,7 +115,10 @@ export class Rtnl {
     fixed.writeUInt8(len, 1);
     fixed.writeUInt8(RT_SCOPE_UNIVERSE, 3);
     fixed.writeUInt32LE(this.index(name), 4);
-    this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, fixed, [{ type: IFA_LOCAL, value: bytes }, { type: IFA_ADDRESS, value: bytes }], `adding ${cidr} to ${name}`);
+    const w = new NlWriter().begin(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, fixed);
+    w.bytes(IFA_LOCAL, bytes);
+    w.bytes(IFA_ADDRESS, bytes);
+    this.sock.request(w.end(), `adding ${cidr} to ${name}`);
   }
 
   /** Routes `cidr` through the link (main table, link scope), replacing a route to the same prefix. */
@@ -121,8 +133,11 @@ export class Rtnl {
   private route(type: number, flags: number, name: string, cidr: string): void {
     const { family, bytes, len } = cidrParts(cidr);
     const fixed = Buffer.from([family, len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST, 0, 0, 0, 0]);
-    const attrs: NlAttr[] = [{ type: RTA_DST, value: bytes }, u32(RTA_OIF, this.index(name))];
-    this.sock.request(type, flags, fixed, attrs, `${type === RTM_NEWROUTE ? "adding" : "deleting"} route ${cidr} via ${name}`);
+    const oif = this.index(name);
+    const w = new NlWriter().begin(type, flags, fixed);
+    w.bytes(RTA_DST, bytes);
+    w.u32(RTA_OIF, oif);
+    this.sock.request(w.end(), `${type === RTM_NEWROUTE ? "adding" : "deleting"} route ${cidr} via ${name}`);
   }
 }
 

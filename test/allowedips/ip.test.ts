@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { formatIp, IpParseError, isMappedIPv4, parseIp, unmapIPv4 } from "../../src/allowedips/ip.js";
-import { isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "node:net";
 
 describe("parseIp", () => {
   it("parses IPv4", () => {
@@ -13,6 +13,52 @@ describe("parseIp", () => {
     expect(Array.from(parseIp("::").bytes)).toEqual(new Array(16).fill(0));
     expect(Array.from(parseIp("1:2:3:4:5:6:7:8").bytes)).toEqual([0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]);
     expect(Array.from(parseIp("fe80::").bytes.slice(0, 2))).toEqual([0xfe, 0x80]);
+  });
+
+  it("accepts exactly the IPv6 text Node accepts (hex-group text is checked without Node's regular expression)", () => {
+    const accepts = (t: string): boolean => {
+      try {
+        return parseIp(t).family === 6;
+      } catch {
+        return false;
+      }
+    };
+    for (const t of ["1::", "::1", "::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6::8", "ABCD:ef01::", ":1::", "1:", "1:::2", "1::2::3", "1:2:3:4:5:6:7:8:9", "1::2:3:4:5:6:7:8", "12345::", ":", "g::"]) {
+      expect([t, accepts(t)]).toEqual([t, isIPv6(t)]);
+    }
+    // Bytes by a reference expansion: groups around "::", zeros between.
+    const expand = (t: string): number[] => {
+      const [h, tl] = t.includes("::") ? t.split("::") : [t, undefined];
+      const hw = h === "" ? [] : h!.split(":");
+      const tw = tl === undefined || tl === "" ? [] : tl.split(":");
+      const words = [...hw, ...new Array<string>(8 - hw.length - tw.length).fill("0"), ...tw].map((g) => parseInt(g, 16));
+      return words.flatMap((w) => [w >> 8, w & 255]);
+    };
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom("0", "1", "a", "F", "ff", "1234", "12345", ":", ":", "::", "."), { maxLength: 24 }), (pieces) => {
+        const t = pieces.join("");
+        expect(accepts(t)).toBe(isIPv6(t));
+        if (accepts(t) && !t.includes(".")) expect(Array.from(parseIp(t).bytes)).toEqual(expand(t));
+      }),
+      { numRuns: 20000 },
+    );
+  });
+
+  it("accepts exactly the IPv4 text Node accepts", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.array(fc.constantFrom("0", "1", "9", "25", "255", "256", "199", "00", "01", "1000", "", " 1"), { minLength: 3, maxLength: 5 }).map((a) => a.join(".")), fc.array(fc.constantFrom("0", "1", "255", "256", ".", ".", "a"), { maxLength: 12 }).map((a) => a.join(""))), (t) => {
+        let got: number[] | null = null;
+        try {
+          const a = parseIp(t);
+          if (a.family === 4) got = Array.from(a.bytes);
+        } catch {
+          got = null;
+        }
+        expect(got !== null).toBe(isIPv4(t));
+        if (got !== null) expect(got).toEqual(t.split(".").map(Number));
+      }),
+      { numRuns: 20000 },
+    );
   });
 
   it("parses embedded IPv4 and keeps IPv4-mapped addresses IPv6", () => {

@@ -299,7 +299,6 @@ async function detectCase() {
 async function netlinkCase() {
   const { Rtnl } = await import(`${ROOT}/dist/kernel/rtnl.js`);
   const { KernelWireGuard, setDeviceMessages } = await import(`${ROOT}/dist/kernel/wireguard-genl.js`);
-  const { attrsLength } = await import(`${ROOT}/dist/kernel/netlink.js`);
   const rtnl = new Rtnl();
   const name = "wgbig";
   const detail = {};
@@ -314,10 +313,10 @@ async function netlinkCase() {
     const request = { privateKey: randomBytes(32), listenPort: 51999, fwmark: 0x51, replacePeers: true, peers };
     // Where the time goes: building the messages in JavaScript, then the kernel taking them.
     const tb = process.hrtime.bigint();
-    const messages = setDeviceMessages(name, request);
+    const messages = setDeviceMessages(0, name, request);
     detail.build1000Ms = +(Number(process.hrtime.bigint() - tb) / 1e6).toFixed(1);
     detail.messages = messages.length;
-    detail.messageBytes = messages.reduce((n, m) => n + attrsLength(m), 0);
+    detail.messageBytes = messages.reduce((n, m) => n + m.length, 0);
     const t0 = process.hrtime.bigint();
     wg.setSync(request);
     detail.set1000Ms = +(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1);
