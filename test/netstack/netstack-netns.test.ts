@@ -297,6 +297,29 @@ PersistentKeepalive = 25
     expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/big.bin`])).toBe(bigSha);
   }, 90_000);
 
+  it("a peer without window scaling gets unscaled windows and intact transfers both ways", async () => {
+    // The peer's kernel neither offers nor accepts the option: the stack's rewritten SYN is
+    // ignored and its SYN-ACK carries none, so neither side may shift its windows.
+    await hs.exec(["sysctl", "-qw", "net.ipv4.tcp_window_scaling=0"]);
+    try {
+      expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/mid.bin`])).toBe(midSha);
+      const r = await hs.exec(["sh", "-c", `curl -sS --fail --max-time 60 http://${WG_C}:8080/mid.bin | sha256sum`]);
+      expect(r.stdout.split(" ")[0]).toBe(midSha);
+      const client = hs.spawn(["node", "-e", `require("net").connect(8080, "${WG_C}").on("connect", () => console.log("open")); setTimeout(() => process.exit(0), 15000);`]);
+      try {
+        await client.waitForOutput("open", { timeoutMs: 10_000 });
+        const out = (await hs.exec(["ss", "-tinH", "state", "established", "( dport = :8080 )"])).stdout;
+        expect(out).toMatch(/snd_wnd:\d+/u);
+        expect(out).not.toMatch(/wscale:/u);
+        expect(Number(/snd_wnd:(\d+)/u.exec(out)![1])).toBeLessThanOrEqual(65_535);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await hs.exec(["sysctl", "-qw", "net.ipv4.tcp_window_scaling=1"]);
+    }
+  }, 90_000);
+
   it("transfers stay intact with 1 % loss and 5 ms jitter on the path", async () => {
     // tc netem where the kernel has it; else the same loss and jitter from a UDP relay in front
     // of wireguard-go, which the tswg peer is switched to over its UAPI socket.
