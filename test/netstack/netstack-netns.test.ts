@@ -272,6 +272,9 @@ PersistentKeepalive = 25
       const passive = await windowSeen("( dport = :8080 )");
       expect(passive.scale).toBe(7);
       expect(passive.wnd).toBeGreaterThan(1024 * 1024);
+      // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+      // other than the announced 7.
+      expect(passive.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
     } finally {
       await client.stop();
     }
@@ -286,6 +289,9 @@ PersistentKeepalive = 25
           const active = await windowSeen("( sport = :9000 )");
           expect(active.scale).toBe(7);
           expect(active.wnd).toBeGreaterThan(1024 * 1024);
+        // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+        // other than the announced 7.
+        expect(active.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
         } finally {
           await curl.stop();
         }

@@ -150,6 +150,9 @@ AllowedIPs = 10.81.0.2/32
       );
       expect(seen.scale).toBe(7);
       expect(seen.wnd).toBeGreaterThan(1024 * 1024);
+      // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+      // other than the announced 7.
+      expect(seen.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
     } finally {
       await client.stop();
     }
