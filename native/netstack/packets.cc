@@ -3,6 +3,8 @@
 // 1. ParseTransport reads the 5-tuple (and TCP flags) of an inbound IPv4/IPv6 TCP or UDP packet.
 // 2. BuildUdp makes the reply datagram of a UDP flow, source = the flow's destination.
 // 3. BuildTcpReset makes the RST for a SYN whose upstream dial failed.
+// 4. SetWindowScale rewrites the window scale option of the stack's own SYN and SYN-ACK
+//    segments on their way out (stack.cc says why).
 #include "packets.h"
 
 #include <cstring>
@@ -156,6 +158,36 @@ void BuildTcpReset(const ParsedPacket& p, std::vector<uint8_t>* out) {
   }
   t[12] = 0x50;
   Put16(t + 16, TransportChecksum(p.key.family, 6, p.key.dst, p.key.src, t, 20));
+}
+
+bool SetWindowScale(uint8_t* pkt, const ParsedPacket& p, uint8_t shift) {
+  if (p.key.proto != 6 || p.fragment) return false;
+  uint8_t* t = pkt + p.l4_offset;
+  size_t doff = size_t(t[12] >> 4) * 4;
+  for (size_t i = 20; i < doff;) {
+    uint8_t kind = t[i];
+    if (kind == 0) break;  // end of options
+    if (kind == 1) {       // no-operation
+      i++;
+      continue;
+    }
+    if (i + 1 >= doff || t[i + 1] < 2 || i + t[i + 1] > doff) break;
+    if (kind == 3 && t[i + 1] == 3) {
+      // The checksum changes by the difference of the 16-bit word holding the shift, counted
+      // from the start of the TCP header (RFC 1624, eqn. 3).
+      size_t at = i + 2, word = at & ~size_t(1);
+      uint16_t before = Get16(t + word);
+      t[at] = shift;
+      uint16_t after = Get16(t + word);
+      uint32_t sum = uint32_t(uint16_t(~Get16(t + 16))) + uint16_t(~before) + after;
+      sum = (sum & 0xffff) + (sum >> 16);
+      sum = (sum & 0xffff) + (sum >> 16);
+      Put16(t + 16, uint16_t(~sum));
+      return true;
+    }
+    i += t[i + 1];
+  }
+  return false;
 }
 
 }  // namespace tswg_netstack

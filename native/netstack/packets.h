@@ -37,4 +37,8 @@ void BuildUdp(const FlowKey& flow, const uint8_t* payload, size_t len, std::vect
 // A TCP RST answering the segment described by `p` (RFC 9293 3.10.7.1).
 void BuildTcpReset(const ParsedPacket& p, std::vector<uint8_t>* out);
 
+// Sets the shift count of the window scale option (RFC 7323 2.2) of the TCP segment `p`
+// describes, in place, and updates its checksum. False when the segment has no such option.
+bool SetWindowScale(uint8_t* pkt, const ParsedPacket& p, uint8_t shift);
+
 }  // namespace tswg_netstack

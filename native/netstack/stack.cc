@@ -100,6 +100,8 @@ struct Conn {
   // part of them whose window lwIP has not been given back (see kReadAhead).
   uint32_t app_pending = 0;
   uint32_t withheld = 0;
+  // Its SYN went out offering kWindowScale (an active open; see ScaleSyn).
+  bool scale_offered = false;
 };
 
 struct UdpSock {
@@ -166,11 +168,25 @@ constexpr size_t kMaxPendingFlows = 1024;
 constexpr size_t kMaxHalfOpen = 1024;
 constexpr uint32_t kPendingFlowTtlMs = 30000;
 constexpr size_t kDataCoalesce = 256u << 10;
-// The receive window is given back to lwIP as data arrives while less than this waits for the
-// application's reader; past it, only as the reader takes bytes. Debian's lwIP has a fixed
-// 64 KiB window: opening it only after a trip through JavaScript would make that trip part of
-// every round trip, while this bounds what one connection buffers all the same.
-constexpr uint32_t kReadAhead = 512u << 10;
+// The window scale the stack announces in its SYN and SYN-ACK segments. Debian's lwIP is built
+// with TCP_RCV_SCALE 1, which caps a connection's receive window at 0xFFFF << 1 ≈ 128 KiB, so
+// one connection could carry only 128 KiB per round trip. lwIP writes that constant only into
+// the option of SYN segments; every other segment's window is shifted by the connection's own
+// rcv_scale. ScaleSyn rewrites the option on the way out and sets rcv_scale to match.
+constexpr uint8_t kWindowScale = 7;
+// Receive windows: up to kMaxWindow per connection, while all connections together stay within
+// kWindowBudget (so each gets kWindowBudget / connections, at least kMinWindow, what scale 1
+// allows). The window only ever grows to the cap: what was announced stays acceptable.
+constexpr uint32_t kMaxWindow = 2u << 20;
+constexpr uint32_t kMinWindow = uint32_t(0xFFFF) << 1;
+constexpr uint64_t kWindowBudget = 64u << 20;
+// The receive window is given back to lwIP as data arrives while less than kReadAhead of the
+// connection (and less than kTotalReadAhead of all connections) waits for the application's
+// reader; past it, only as the reader takes bytes. Opening it only after a trip through
+// JavaScript would make that trip part of every round trip, while this bounds what is
+// buffered all the same.
+constexpr uint32_t kReadAhead = 1u << 20;
+constexpr uint64_t kTotalReadAhead = 64u << 20;
 // The packet socket: messages per recvmmsg, the room for each (an IP packet's largest size),
 // and the socket buffers asked for each way (bounded by net.core.wmem_max without privileges).
 constexpr int kRecvBatch = 64;
@@ -180,10 +196,12 @@ constexpr size_t kSendBatch = 64;
 
 // Gives `len` bytes of receive window back, like tcp_recved, which caps the window at the
 // compiled-in TCP_WND (64 KiB in Debian's build). With window scaling negotiated the header can
-// announce up to 0xFFFF << rcv_scale (128 KiB with its TCP_RCV_SCALE 1), so the window may
-// grow to that here: one connection then has twice the data in flight per round trip.
-void OpenWindow(tcp_pcb* pcb, uint32_t len) {
-  uint32_t max = (pcb->flags & TF_WND_SCALE) ? (uint32_t(0xFFFF) << pcb->rcv_scale) : uint32_t(TCP_WND_MAX(pcb));
+// announce up to 0xFFFF << rcv_scale, so the window may grow to that, and to `cap`, here. It is
+// never made smaller than it is: the peer may send what was announced.
+void OpenWindow(tcp_pcb* pcb, uint32_t len, uint32_t cap) {
+  uint32_t max = uint32_t(TCP_WND_MAX(pcb));
+  if (pcb->flags & TF_WND_SCALE) max = std::min(cap, uint32_t(0xFFFF) << pcb->rcv_scale);
+  if (pcb->rcv_wnd >= max) return;
   uint32_t wnd = pcb->rcv_wnd + len;
   if (wnd > max || wnd < pcb->rcv_wnd) wnd = max;
   pcb->rcv_wnd = wnd;
@@ -195,12 +213,14 @@ void OpenWindow(tcp_pcb* pcb, uint32_t len) {
 
 // The windows a connection starts with beyond lwIP's own, once scaling is known to be on:
 // the receive window as above, and the send buffer (TCP_SND_BUF, 64 KiB in Debian's build,
-// which bounds the data in flight towards the peer) doubled; lwIP keeps the surplus as it
-// counts acknowledged bytes back in.
-void WidenWindow(tcp_pcb* pcb) {
+// which bounds the data in flight towards the peer) raised to what lwIP's compiled queue
+// length (TCP_SND_QUEUELEN segments) can hold; lwIP keeps the surplus as it counts
+// acknowledged bytes back in.
+void WidenWindow(tcp_pcb* pcb, uint32_t cap) {
   if ((pcb->flags & TF_WND_SCALE) == 0) return;
-  OpenWindow(pcb, (uint32_t(0xFFFF) << pcb->rcv_scale) - pcb->rcv_wnd);
-  pcb->snd_buf += TCP_SND_BUF;
+  OpenWindow(pcb, cap, cap);
+  uint32_t room = uint32_t(TCP_SND_QUEUELEN - 4) * pcb->mss;
+  if (room > TCP_SND_BUF) pcb->snd_buf += room - TCP_SND_BUF;
 }
 
 class Stack : public Napi::ObjectWrap<Stack> {
@@ -323,6 +343,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   }
 
   void QueuePacket(struct pbuf* p) {
+    ScaleSyn(p);
     // Output runs under the core lock, which is what guards pkt_fd_.
     if (pkt_fd_ >= 0) {
       SendPacket(p);
@@ -341,6 +362,54 @@ class Stack : public Napi::ObjectWrap<Stack> {
       packets_out_++;
     }
     Wake();
+  }
+
+  // An outgoing SYN or SYN-ACK offers kWindowScale instead of lwIP's compiled-in shift (see
+  // kWindowScale). The segment is rewritten in its pbuf; lwIP rebuilds the options and the
+  // checksum whenever it sends the segment again, and it passes here again. A SYN-ACK goes
+  // out only when the peer's SYN offered scaling, so its connection (SYN_RCVD, already
+  // registered) shifts by kWindowScale from now on: its SYN-ACK's own window is never
+  // scaled. An active open's SYN is only marked: the SYN-ACK, if it offers scaling, makes
+  // lwIP set rcv_scale from its constant, and OnConnected raises it before lwIP answers.
+  void ScaleSyn(struct pbuf* p) {
+    uint8_t* d = static_cast<uint8_t*>(p->payload);
+    if (!IsTcpSegment(d, p->len, 0x02, 0x02)) return;
+    ParsedPacket pp;
+    if (!ParseTransport(d, p->len, &pp) || pp.key.proto != 6 || pp.fragment) return;
+    tcp_pcb* pcb = FindPcb(pp.key.family, pp.key.src, pp.key.sport, pp.key.dst, pp.key.dport);
+    if (pcb == nullptr) return;
+    if (pp.tcp_flags & 0x10) {
+      if (pcb->state != SYN_RCVD || (pcb->flags & TF_WND_SCALE) == 0) return;
+      if (SetWindowScale(d, pp, kWindowScale)) {
+        pcb->rcv_scale = kWindowScale;
+        syn_scaled_++;
+      }
+      return;
+    }
+    Conn* c = static_cast<Conn*>(pcb->callback_arg);
+    if (pcb->state != SYN_SENT || c == nullptr || c->listener) return;
+    if (SetWindowScale(d, pp, kWindowScale)) {
+      c->scale_offered = true;
+      syn_scaled_++;
+    }
+  }
+
+  // The connection with this local and remote end, if lwIP has one (active or half-open).
+  static tcp_pcb* FindPcb(uint8_t family, const uint8_t* local, uint16_t lport, const uint8_t* remote, uint16_t rport) {
+    ip_addr_t l, r;
+    ToIpAddr(family, local, &l);
+    ToIpAddr(family, remote, &r);
+    for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) {
+      if (p->local_port == lport && p->remote_port == rport && ip_addr_cmp(&p->local_ip, &l) && ip_addr_cmp(&p->remote_ip, &r))
+        return p;
+    }
+    return nullptr;
+  }
+
+  // The receive window a connection may have now (see kWindowBudget).
+  uint32_t WindowCap() const {
+    uint64_t cap = kWindowBudget / std::max<size_t>(1, conns_.size());
+    return uint32_t(std::max<uint64_t>(kMinWindow, std::min<uint64_t>(kMaxWindow, cap)));
   }
 
   void QueueEvent(Event&& e) {
@@ -392,6 +461,10 @@ class Stack : public Napi::ObjectWrap<Stack> {
       size_t off = out_batch_.size();
       out_batch_.resize(off + p->tot_len);
       pbuf_copy_partial(p, out_batch_.data() + off, p->tot_len, 0);
+      if (SupersedeAck(off, p->tot_len)) {
+        out_batch_.resize(off);
+        return;
+      }
       out_batch_sizes_.push_back(p->tot_len);
       return;
     }
@@ -415,6 +488,78 @@ class Stack : public Napi::ObjectWrap<Stack> {
       out_dropped_++;
     else
       packets_out_++;
+  }
+
+  // The TCP connection a packet of the batch belongs to, and what its last packet there was.
+  struct BatchFlow {
+    uint8_t key[36];  // source and destination address, then the ports
+    size_t key_len;
+    size_t offset;    // of the connection's last packet in out_batch_
+    size_t len;
+    bool pure_ack;    // that packet is a pure ACK that no duplicate followed
+    uint32_t seq, ack;
+    uint16_t wnd;
+  };
+
+  // One input batch makes lwIP acknowledge every second segment; each of those ACKs would
+  // cross the socket, be encrypted and sent. A pure ACK (no data, no other flag) that is
+  // its connection's last packet in the batch is replaced by a later pure ACK of the same
+  // connection that acknowledges strictly more with the same sequence number and no smaller
+  // window: the later one carries all it said. Duplicate ACKs (the same acknowledgement
+  // number, which tell the sender of a loss) are never replaced, nor do they replace. The
+  // packet was appended at `off`; true when it went over the earlier one instead.
+  bool SupersedeAck(size_t off, size_t len) {
+    const uint8_t* d = out_batch_.data() + off;
+    size_t l4, alen;
+    if ((d[0] >> 4) == 4 && len >= 20 && d[9] == 6 && (LoadBe16(d + 6) & 0x3fff) == 0) {
+      l4 = size_t(d[0] & 0x0f) * 4;
+      alen = 4;
+    } else if ((d[0] >> 4) == 6 && len >= 40 && d[6] == 6) {
+      l4 = 40;
+      alen = 16;
+    } else {
+      return false;
+    }
+    if (len < l4 + 20) return false;
+    const uint8_t* t = d + l4;
+    size_t doff = size_t(t[12] >> 4) * 4;
+    BatchFlow f;
+    f.key_len = 2 * alen + 4;
+    std::memcpy(f.key, d + (alen == 4 ? 12 : 8), 2 * alen);
+    std::memcpy(f.key + 2 * alen, t, 4);
+    f.offset = off;
+    f.len = len;
+    f.pure_ack = t[13] == 0x10 && len == l4 + doff;
+    f.seq = LoadBe32(t + 4);
+    f.ack = LoadBe32(t + 8);
+    f.wnd = LoadBe16(t + 14);
+    BatchFlow* prev = nullptr;
+    for (BatchFlow& b : batch_flows_) {
+      if (b.key_len == f.key_len && std::memcmp(b.key, f.key, f.key_len) == 0) {
+        prev = &b;
+        break;
+      }
+    }
+    if (prev == nullptr) {
+      batch_flows_.push_back(f);
+      return false;
+    }
+    if (f.pure_ack && prev->pure_ack && prev->len == len && prev->seq == f.seq && int32_t(f.ack - prev->ack) > 0 &&
+        f.wnd >= prev->wnd) {
+      std::memcpy(out_batch_.data() + prev->offset, d, len);
+      prev->ack = f.ack;
+      prev->wnd = f.wnd;
+      acks_superseded_++;
+      return true;
+    }
+    if (f.pure_ack && f.ack == prev->ack) f.pure_ack = false;  // a duplicate ACK stays as it is
+    *prev = f;
+    return false;
+  }
+
+  static uint16_t LoadBe16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
+  static uint32_t LoadBe32(const uint8_t* p) {
+    return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
   }
 
   // Opens a batch of output (under the core lock); EndOutBatch sends it.
@@ -453,6 +598,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     }
     out_batch_.clear();
     out_batch_sizes_.clear();
+    batch_flows_.clear();
     std::lock_guard<std::mutex> g(out_mu_);
     packets_out_ += sent_total;
     out_dropped_ += dropped;
@@ -612,15 +758,18 @@ class Stack : public Napi::ObjectWrap<Stack> {
       RouterInput(data, len);
       return;
     }
-    if (IsTcpSyn(data, len) && HalfOpen() >= kMaxHalfOpen) {
+    if (IsTcpSegment(data, len, 0x12, 0x02) && HalfOpen() >= kMaxHalfOpen) {
       syn_dropped_++;
       return;
     }
     Deliver(data, len);
   }
 
-  static bool IsTcpSyn(const uint8_t* d, size_t len) {
+  // Whether the packet is a TCP segment whose flags, masked, are `flags` (0x12, 0x02: a SYN
+  // without ACK).
+  static bool IsTcpSegment(const uint8_t* d, size_t len, uint8_t mask, uint8_t flags) {
     size_t off;
+    if (len == 0) return false;
     if ((d[0] >> 4) == 4 && len >= 20 && d[9] == 6) {
       off = size_t(d[0] & 0x0f) * 4;
     } else if ((d[0] >> 4) == 6 && len >= 40 && d[6] == 6) {
@@ -628,7 +777,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     } else {
       return false;
     }
-    return len >= off + 14 && (d[off + 13] & 0x12) == 0x02;
+    return len >= off + 14 && (d[off + 13] & mask) == flags;
   }
 
   // Connections in SYN_RCVD (a SYN answered, the handshake not completed).
@@ -904,7 +1053,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       }
     }
     Conn* c = s->NewConn(newpcb, false);
-    WidenWindow(newpcb);
+    WidenWindow(newpcb, s->WindowCap());
     Event e{kAccept};
     e.id = l->id;
     e.id2 = c->id;
@@ -916,7 +1065,8 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   static err_t OnConnected(void* arg, tcp_pcb* pcb, err_t) {
     Conn* c = static_cast<Conn*>(arg);
-    WidenWindow(pcb);
+    if (c->scale_offered && (pcb->flags & TF_WND_SCALE)) pcb->rcv_scale = kWindowScale;
+    WidenWindow(pcb, c->stack->WindowCap());
     Event e{kConnected};
     e.id = c->id;
     FillEnds(&e, pcb);
@@ -932,9 +1082,11 @@ class Stack : public Napi::ObjectWrap<Stack> {
       c->stack->QueueEvent(std::move(e));
       return ERR_OK;
     }
+    Stack* s = c->stack;
     c->app_pending += p->tot_len;
-    if (c->app_pending <= kReadAhead)
-      OpenWindow(pcb, p->tot_len);
+    s->app_pending_total_ += p->tot_len;
+    if (c->app_pending <= kReadAhead && s->app_pending_total_ <= kTotalReadAhead)
+      OpenWindow(pcb, p->tot_len, s->WindowCap());
     else
       c->withheld += p->tot_len;
     c->stack->QueueData(c->id, p);
@@ -1066,12 +1218,16 @@ class Stack : public Napi::ObjectWrap<Stack> {
     CoreLock lock;
     Conn* c = FindConn(info[0]);
     if (c != nullptr && c->pcb != nullptr && info[1].IsNumber()) {
-      uint32_t taken = info[1].As<Napi::Number>().Uint32Value();
-      c->app_pending -= std::min(taken, c->app_pending);
-      if (c->app_pending > kReadAhead) return info.Env().Undefined();
+      uint32_t taken = std::min(info[1].As<Napi::Number>().Uint32Value(), c->app_pending);
+      c->app_pending -= taken;
+      app_pending_total_ -= taken;
+      // Over the total, a connection whose reader has taken everything still gets its window
+      // back: none of the buffered bytes are its own.
+      if (c->app_pending > kReadAhead || (app_pending_total_ > kTotalReadAhead && c->app_pending > 0))
+        return info.Env().Undefined();
       uint32_t n = c->withheld;
       c->withheld = 0;
-      if (n > 0) OpenWindow(c->pcb, n);
+      if (n > 0) OpenWindow(c->pcb, n, WindowCap());
     }
     return info.Env().Undefined();
   }
@@ -1089,6 +1245,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     Conn* c = FindConn(info[0]);
     if (c == nullptr) return info.Env().Undefined();
     bool abort = info[1].ToBoolean().Value();
+    app_pending_total_ -= c->app_pending;
     CloseConn(c, abort);
     conns_.erase(c->id);
     return info.Env().Undefined();
@@ -1412,8 +1569,11 @@ class Stack : public Napi::ObjectWrap<Stack> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     size_t conns, flows, udps, queued;
+    uint64_t syn_scaled, acks_superseded;
     {
       CoreLock lock;
+      syn_scaled = syn_scaled_;
+      acks_superseded = acks_superseded_;
       conns = conns_.size();
       flows = flows_.size();
       udps = udps_.size();
@@ -1434,6 +1594,8 @@ class Stack : public Napi::ObjectWrap<Stack> {
     o.Set("udpSockets", double(udps));
     o.Set("pendingFlows", double(flows));
     o.Set("synDropped", double(syn_dropped_));
+    o.Set("synScaled", double(syn_scaled));
+    o.Set("acksSuperseded", double(acks_superseded));
     o.Set("flowsExpired", double(flows_expired_));
     o.Set("routerDropped", double(router_dropped_));
     o.Set("routerUdpIn", double(router_udp_in_));
@@ -1530,6 +1692,8 @@ class Stack : public Napi::ObjectWrap<Stack> {
   bool out_batching_ = false;
   std::vector<uint8_t> out_batch_;
   std::vector<uint32_t> out_batch_sizes_;
+  std::vector<BatchFlow> batch_flows_;
+  uint64_t acks_superseded_ = 0;
   std::thread reader_;
 
   // Under the core lock:
@@ -1547,6 +1711,8 @@ class Stack : public Napi::ObjectWrap<Stack> {
   uint64_t packets_in_ = 0;
   uint64_t input_dropped_ = 0;
   uint64_t syn_dropped_ = 0;
+  uint64_t syn_scaled_ = 0;
+  uint64_t app_pending_total_ = 0;
   uint64_t flows_expired_ = 0;
   uint64_t router_dropped_ = 0;
   uint64_t router_udp_in_ = 0;

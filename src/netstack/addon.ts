@@ -47,6 +47,10 @@ export interface StackStats {
   pendingFlows: number;
   /** Router mode: SYNs dropped because too many flows were waiting. */
   synDropped: number;
+  /** SYN and SYN-ACK segments sent offering the stack's larger window scale. */
+  synScaled: number;
+  /** Pure ACKs left out of an output batch because a later ACK of theirs said more. */
+  acksSuperseded: number;
   flowsExpired: number;
   /** Router mode: packets neither TCP nor UDP, or fragments (dropped). */
   routerDropped: number;

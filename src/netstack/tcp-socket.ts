@@ -4,7 +4,7 @@
  *
  * 1. Written bytes go to lwIP's send buffer; what does not fit waits for "sent" (ACKed) events.
  * 2. Received bytes are pushed and reported (tcpRecved) as the reader takes them; the stack
- *    opens the window by itself only while less than its read-ahead (512 KiB) waits, so a slow
+ *    opens the window by itself only while less than its read-ahead (1 MiB) waits, so a slow
  *    reader slows the sender instead of filling memory.
  * 3. end() sends FIN once everything written is queued; destroy() closes (RST on error).
  */

@@ -250,6 +250,82 @@ PersistentKeepalive = 25
     expect(out).toEqual({ status: 200, bytes: 24 * MB, sha256: bigSha });
   }, 90_000);
 
+  it("the stack announces a window scale of 7 and a receive window beyond 128 KiB, accepting and connecting", async () => {
+    // What the kernel on the peer's side took from the stack's SYN/SYN-ACK and window updates
+    // (`ss -tin` there: wscale:<the stack's shift>,<its own>, snd_wnd: the window it may fill).
+    // Debian's lwIP alone would say 1 and at most 131070.
+    const { waitFor } = await import("../helpers/netns.js");
+    const windowSeen = (filter: string) =>
+      waitFor(
+        async () => {
+          const out = (await hs.exec(["ss", "-tinH", "state", "established", filter])).stdout;
+          const scale = /wscale:(\d+),\d+/u.exec(out);
+          const wnd = /snd_wnd:(\d+)/u.exec(out);
+          return scale && wnd && Number(wnd[1]) > 131_070 ? { scale: Number(scale[1]), wnd: Number(wnd[1]) } : null;
+        },
+        { timeoutMs: 10_000, intervalMs: 200, what: `a connection (${filter}) with a window beyond 128 KiB` },
+      );
+    // Passive: the peer connects to an exposed port of the stack.
+    const client = hs.spawn(["node", "-e", `require("net").connect(8080, "${WG_C}").on("connect", () => console.log("open")); setTimeout(() => process.exit(0), 15000);`]);
+    try {
+      await client.waitForOutput("open", { timeoutMs: 10_000 });
+      const passive = await windowSeen("( dport = :8080 )");
+      expect(passive.scale).toBe(7);
+      expect(passive.wnd).toBeGreaterThan(1024 * 1024);
+      // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+      // other than the announced 7.
+      expect(passive.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
+    } finally {
+      await client.stop();
+    }
+    // Active: the stack connects (SOCKS5) to a server behind the peer that holds the connection,
+    // over IPv4 and IPv6.
+    const server = hs.spawn(["node", "-e", `require("net").createServer(() => {}).listen(9000, "::", () => console.log("ready"));`]);
+    try {
+      await server.waitForOutput("ready", { timeoutMs: 10_000 });
+      for (const target of [`${WG_S}:9000`, "[fd79::1]:9000"]) {
+        const curl = hc.spawn(asUser(["curl", "-sS", "--max-time", "15", "--socks5-hostname", "127.0.0.1:1080", `http://${target}/`]));
+        try {
+          const active = await windowSeen("( sport = :9000 )");
+          expect(active.scale).toBe(7);
+          expect(active.wnd).toBeGreaterThan(1024 * 1024);
+        // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+        // other than the announced 7.
+        expect(active.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
+        } finally {
+          await curl.stop();
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+    // And the big window carries data intact (the loss test below does so under loss).
+    expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/big.bin`])).toBe(bigSha);
+  }, 90_000);
+
+  it("a peer without window scaling gets unscaled windows and intact transfers both ways", async () => {
+    // The peer's kernel neither offers nor accepts the option: the stack's rewritten SYN is
+    // ignored and its SYN-ACK carries none, so neither side may shift its windows.
+    await hs.exec(["sysctl", "-qw", "net.ipv4.tcp_window_scaling=0"]);
+    try {
+      expect(await curlSha(hc, ["--socks5-hostname", "127.0.0.1:1080", `http://${WG_S}/mid.bin`])).toBe(midSha);
+      const r = await hs.exec(["sh", "-c", `curl -sS --fail --max-time 60 http://${WG_C}:8080/mid.bin | sha256sum`]);
+      expect(r.stdout.split(" ")[0]).toBe(midSha);
+      const client = hs.spawn(["node", "-e", `require("net").connect(8080, "${WG_C}").on("connect", () => console.log("open")); setTimeout(() => process.exit(0), 15000);`]);
+      try {
+        await client.waitForOutput("open", { timeoutMs: 10_000 });
+        const out = (await hs.exec(["ss", "-tinH", "state", "established", "( dport = :8080 )"])).stdout;
+        expect(out).toMatch(/snd_wnd:\d+/u);
+        expect(out).not.toMatch(/wscale:/u);
+        expect(Number(/snd_wnd:(\d+)/u.exec(out)![1])).toBeLessThanOrEqual(65_535);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await hs.exec(["sysctl", "-qw", "net.ipv4.tcp_window_scaling=1"]);
+    }
+  }, 90_000);
+
   it("transfers stay intact with 1 % loss and 5 ms jitter on the path", async () => {
     // tc netem where the kernel has it; else the same loss and jitter from a UDP relay in front
     // of wireguard-go, which the tswg peer is switched to over its UAPI socket.

@@ -1,8 +1,9 @@
 /**
  * Router mode (`Netstack = router`) as an unprivileged user: a wireguard-go client routes an
  * upstream subnet through the tswg router, whose flows leave through its own sockets to a
- * third namespace. 200 concurrent TCP flows, DNS over UDP, refused destinations, the flow
- * limit, and a flood of connection attempts to a black hole (bounded memory, still serving).
+ * third namespace. 200 concurrent TCP flows, the window scale the stack announces on them, DNS
+ * over UDP, refused destinations, the flow limit, and a flood of connection attempts to a black
+ * hole (bounded memory, still serving).
  */
 import { readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,6 +131,32 @@ AllowedIPs = 10.81.0.2/32
     const r = await hc.exec(["node", "-e", echoFlows(200, 32 * 1024, RU_U, 9000)], { timeoutMs: 90_000 });
     expect(JSON.parse(r.stdout.trim())).toEqual({ ok: 200, refused: 0, failed: 0 });
   }, 120_000);
+
+  it("a flow's connection on the stack announces window scale 7 and a window beyond 128 KiB", async () => {
+    // The router answers the client's SYN as the foreign destination; what the client's kernel
+    // took from that SYN-ACK and the window updates after it (Debian's lwIP alone: 1, 131070).
+    const { waitFor } = await import("../helpers/netns.js");
+    const client = hc.spawn(["node", "-e", `require("net").connect(9000, "${RU_U}").on("connect", () => console.log("open")); setTimeout(() => process.exit(0), 15000);`]);
+    try {
+      await client.waitForOutput("open", { timeoutMs: 10_000 });
+      const seen = await waitFor(
+        async () => {
+          const out = (await hc.exec(["ss", "-tinH", "state", "established", "( dport = :9000 )"])).stdout;
+          const scale = /wscale:(\d+),\d+/u.exec(out);
+          const wnd = /snd_wnd:(\d+)/u.exec(out);
+          return scale && wnd && Number(wnd[1]) > 131_070 ? { scale: Number(scale[1]), wnd: Number(wnd[1]) } : null;
+        },
+        { timeoutMs: 10_000, intervalMs: 200, what: "the flow's connection with a window beyond 128 KiB" },
+      );
+      expect(seen.scale).toBe(7);
+      expect(seen.wnd).toBeGreaterThan(1024 * 1024);
+      // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+      // other than the announced 7.
+      expect(seen.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
+    } finally {
+      await client.stop();
+    }
+  }, 30_000);
 
   it("DNS queries over UDP are answered by a server behind the router", async () => {
     const script = `const s = require("dgram").createSocket("udp4"); let got = 0;
