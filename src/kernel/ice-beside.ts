@@ -13,10 +13,12 @@
  * Liveness of a path the kernel carries: ICE sees none of the WireGuard packets of a raw,
  * nftables or iptables share, so a direct path that dies would only be noticed when ICE's consent
  * expires (30 s). Each pass therefore reads the device's per-peer byte counters; a peer the
- * device sent to but heard nothing from since the last look is reported to the manager as
+ * device kept sending to for QUIET_MS while hearing nothing back is reported to the manager as
  * carried traffic, which makes the agent probe the path and, if it does not answer, move to its
  * relay lane (the peer then goes through the proxy) and restart. Traffic both ways is not
- * reported: it shows the path alive, and probing it would only start needless restarts.
+ * reported (it shows the path alive), nor is a single look with sends only: WireGuard's own
+ * keepalive, 10 s after the last packet received, and the end of a flow look like that, and
+ * reporting them would restart ICE on a healthy path.
  *
  * Raw sharing (asked for, or chosen by auto where raw sockets open) is decided before ICE starts:
  * the raw socket on the device's port becomes the manager's shared socket, so every direct
@@ -63,6 +65,9 @@ interface Attachment {
   why: string;
 }
 
+/** Sending with nothing received for this long, seen in two looks in a row at least, suggests a dead path. */
+const QUIET_MS = 1500;
+
 const pairKey = (p: SelectedPair): string => `${p.local.type} ${p.local.address} ${p.local.port} ${p.remote.type} ${p.remote.address} ${p.remote.port}`;
 
 export class IceBeside {
@@ -79,8 +84,11 @@ export class IceBeside {
   private readonly unsubscribe: (() => void)[] = [];
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
-  /** Per peer on a kernel-carried share: the device's byte counters at the last look. */
-  private readonly bytesSeen = new Map<string, { tx: bigint; rx: bigint }>();
+  /**
+   * Per peer on a kernel-carried share: the device's byte counters at the last look, when that
+   * was, and since when the device has been sending without receiving (null: it has not).
+   */
+  private readonly bytesSeen = new Map<string, { tx: bigint; rx: bigint; at: number; quietSince: number | null; quietLooks: number }>();
   /** No counter reads before this time (a large device makes a read slow: see noteCarried). */
   private nextCountersAt = 0;
   syncErrors = 0;
@@ -232,10 +240,14 @@ export class IceBeside {
     for (const p of state.peers) {
       const peer = Buffer.from(p.publicKey).toString("base64");
       if (!carried.has(peer)) continue;
-      const count = { tx: BigInt(p.txBytes), rx: BigInt(p.rxBytes) };
+      const tx = BigInt(p.txBytes);
+      const rx = BigInt(p.rxBytes);
       const was = this.bytesSeen.get(peer);
-      this.bytesSeen.set(peer, count);
-      if (was !== undefined && count.tx > was.tx && count.rx === was.rx) this.opts.manager.noteActivity(peer, true, false);
+      const quiet = was !== undefined && tx > was.tx && rx === was.rx;
+      const quietSince = quiet ? (was.quietSince ?? was.at) : null;
+      const quietLooks = quiet ? was.quietLooks + 1 : 0;
+      this.bytesSeen.set(peer, { tx, rx, at: now, quietSince, quietLooks });
+      if (quietSince !== null && quietLooks >= 2 && now - quietSince >= QUIET_MS) this.opts.manager.noteActivity(peer, true, false);
     }
   }
 

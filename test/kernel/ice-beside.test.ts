@@ -95,7 +95,7 @@ describe("IceBeside", () => {
       const pass = async (tx: number, rx: number): Promise<void> => {
         dev.bytes.tx += tx;
         dev.bytes.rx += rx;
-        await new Promise((r) => setTimeout(r, 600));
+        await new Promise((r) => setTimeout(r, 800));
         await beside.sync();
       };
       await pass(100, 100);
@@ -103,8 +103,17 @@ describe("IceBeside", () => {
       expect(m.activity).toEqual([]);
       await pass(0, 0);
       expect(m.activity).toEqual([]);
+      // One look with sends only (WireGuard's keepalive after the last packet received, the end
+      // of a flow) is not enough; sends without an answer over two looks and QUIET_MS are.
+      await pass(32, 0);
+      await pass(0, 0);
+      expect(m.activity).toEqual([]);
+      await pass(148, 0);
+      expect(m.activity).toEqual([]);
       await pass(148, 0);
       expect(m.activity).toEqual([{ peer: PEER, sent: true, received: false }]);
+      await pass(96, 96);
+      expect(m.activity).toHaveLength(1);
 
       // The agent fails over to its relay lane: back to the proxy, no more counter reads.
       m.setPair(relayed);
@@ -112,6 +121,7 @@ describe("IceBeside", () => {
       expect(beside.status()[0]).toMatchObject({ mode: "proxy" });
       expect(dev.endpoints.at(-1)).toMatch(/^127\.0\.0\.1:\d+$/);
       const gets = dev.gets;
+      await pass(148, 0);
       await pass(148, 0);
       expect(dev.gets).toBe(gets);
       expect(m.activity).toHaveLength(1);

@@ -183,6 +183,13 @@ function endpointOf(side) {
   return sh(`ip netns exec ${side.ns} wg show ${side.name} endpoints`).trim().split("\t")[1];
 }
 
+/** Packets the nft table's rules moved, per chain. */
+function nftCounters(side) {
+  const j = JSON.parse(sh(`ip netns exec ${side.ns} nft -j list table inet tswg-${side.name}`));
+  const count = (chain) => j.nftables.filter((i) => i.rule?.chain === chain).reduce((n, i) => n + i.rule.expr.reduce((m, e) => m + (e.counter?.packets ?? 0), 0), 0);
+  return { ingress: count("ingress"), egress: count("egress") };
+}
+
 /** A side's ICE and port-sharing events from `at` on (seconds after it), for the case's report. */
 function timeline(proc, at) {
   const interesting = /device endpoint|generation \d+:|restarting ICE|path:|no path|no direct path|local addresses changed|failed for this pair/;
@@ -212,12 +219,14 @@ function sessionKept(before, after) {
  * (each side's input hook, a table of the test's own), so both kernels still send. Signaling and
  * TURN (the hub) stay reachable. `family` 4 cuts IPv4 only (the IPv6 case), 6 IPv6 only.
  */
-function block(lane, family = 4) {
+function block(lane, family = 4, wholeSubnet = false) {
   for (const [me, other] of [
     [lane.A, lane.B],
     [lane.B, lane.A],
   ]) {
-    const from = family === 4 ? `ip saddr ${other.under}` : `ip6 saddr ${other.under6}`;
+    // The whole subnet but the hub, when an address may have moved (after an ICE restart case).
+    const v4 = wholeSubnet ? `ip saddr 10.77.0.0/24 ip saddr != ${HUB}` : `ip saddr ${other.under}`;
+    const from = family === 4 ? v4 : `ip6 saddr ${other.under6}`;
     sh(`ip netns exec ${me.ns} nft 'add table inet tkblock; add chain inet tkblock in { type filter hook input priority 0; policy accept; }; add rule inet tkblock in ${from} counter drop'`);
   }
 }
@@ -308,7 +317,8 @@ async function pairChange(lane, pa, mode, detail) {
     changeResumed: resumed,
     changePings: p,
     changeTransferOk: x.ok,
-    changeShowAgrees: show.includes(`endpoint: ${target}`) && show.includes(`host ${moved}:`),
+    // The new remote candidate may be learnt from B's checks (prflx) before B signals it (host).
+    changeShowAgrees: show.includes(`endpoint: ${target}`) && new RegExp(`(host|prflx) ${moved.replace(/\./g, "\\.")}:`).test(show),
     changeLogged: pa.log.includes(`device endpoint ${target}`),
     changeSameSession: sessionKept(handshakeBefore, handshakeOf(A)),
   });
@@ -377,16 +387,17 @@ async function directToRelay(lane, detail) {
 }
 
 /**
- * IPv4 to IPv6 in iptables mode: both sides get an IPv6 address (an ICE restart) while the
- * IPv4 path is cut, so the new pair is IPv6. The peer's rules must move from iptables to
- * ip6tables (the IPv4 chains removed) and carry a ping and a transfer checked by hash.
+ * IPv4 to IPv6: both sides get an IPv6 address (an ICE restart) while IPv4 between them is cut,
+ * so the new pair is IPv6. The peer's rules must move to IPv6 (iptables: from iptables to
+ * ip6tables, the IPv4 chains removed; nftables: `ip6` rules in the same table, no `ip` ones left)
+ * and carry a ping and a transfer checked by hash.
  */
-async function toIPv6(lane, detail) {
+async function toIPv6(lane, mode, detail) {
   const { A, B } = lane;
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(1500);
   const at = Date.now();
-  block(lane, 4);
+  block(lane, 4, true);
   for (const side of [A, B]) sh(`ip -n ${side.ns} addr add ${side.under6}/64 dev ${side.dev} nodad`);
   detail.v6EndpointS = await waitFor(() => endpointOf(A)?.startsWith(`[${B.under6}]:`) === true, 150_000);
   const resumed = detail.v6EndpointS !== null && (await ping.replyAfter(Date.now(), 60_000));
@@ -396,11 +407,19 @@ async function toIPv6(lane, detail) {
   detail.v6Endpoint = endpointOf(A);
   const x = resumed ? await transfer(lane) : { ok: false, error: "no ping over IPv6" };
   Object.assign(detail, { v6TransferOk: x.ok, v6Mbps: x.mbps, v6TransferError: x.error });
+  if (mode === "nftables") {
+    // The table is replaced on every change, so its counters are the IPv6 pair's alone.
+    detail.v6KernelPackets = nftCounters(A);
+    const t = sh(`ip netns exec ${A.ns} nft list table inet tswg-${A.name}`, { check: false });
+    detail.v4RulesRemoved = t.includes(`ip6 daddr ${B.under6} udp sport 51820`) && !/\bip daddr /.test(t);
+    const kp = detail.v6KernelPackets;
+    return resumed && x.ok && kp.ingress > 0 && kp.egress > 0 && detail.v4RulesRemoved;
+  }
   const n = (t, c) => sh(`ip netns exec ${A.ns} ip6tables -t ${t} -L ${c} -v -n -x`, { check: false }).split("\n").slice(2).filter((l) => l.trim() !== "").reduce((s, l) => s + Number(l.trim().split(/\s+/)[0]), 0);
   detail.v6KernelPackets = { natPre: n("nat", `TSWG-${A.name}-pre`), natPost: n("nat", `TSWG-${A.name}-post`) };
-  detail.v4ChainsRemoved = !/TSWG-/.test(sh(`ip netns exec ${A.ns} iptables-save`, { check: false }));
+  detail.v4RulesRemoved = !/TSWG-/.test(sh(`ip netns exec ${A.ns} iptables-save`, { check: false }));
   const kp = detail.v6KernelPackets;
-  return resumed && x.ok && kp.natPre + kp.natPost > 0 && detail.v4ChainsRemoved;
+  return resumed && x.ok && kp.natPre + kp.natPost > 0 && detail.v4RulesRemoved;
 }
 
 /** Takes the IPv6 addresses off again (the IPv6 case). */
@@ -440,6 +459,13 @@ async function icePair(lane, name, mode, expectMode, { extra = [], change = fals
     if (relayFirst) phases.relayToDirect = await relayToDirect(lane, pa, expectMode, detail, { relayTransfer });
     const x = await transfer(lane);
     Object.assign(detail, { transferOk: x.ok, mbps: x.mbps, transferMs: x.ms, transferError: x.error });
+    // The counters first: an ICE restart rewrites the rules (and zeroes them) at any time.
+    if (expectMode === "nftables") {
+      detail.kernelPackets = nftCounters(A);
+    } else if (expectMode === "iptables") {
+      const n = (t, c) => sh(`ip netns exec ${A.ns} iptables -t ${t} -L ${c} -v -n -x`).split("\n").slice(2).filter((l) => l.trim() !== "").reduce((s, l) => s + Number(l.trim().split(/\s+/)[0]), 0);
+      detail.kernelPackets = { natPre: n("nat", `TSWG-${A.name}-pre`), natPost: n("nat", `TSWG-${A.name}-post`) };
+    }
     const show = tswgShow(A);
     const dump = sh(`ip netns exec ${A.ns} wg show ${A.name} dump`).trim().split("\n");
     const wgPeer = dump[1].split("\t");
@@ -448,20 +474,13 @@ async function icePair(lane, name, mode, expectMode, { extra = [], change = fals
     detail.endpoint = wgPeer[2];
     detail.showAgrees =
       show.includes(`listening port: ${dump[0].split("\t")[2]}`) && show.includes(`peer: ${wgPeer[0]}`) && show.includes(`endpoint: ${wgPeer[2]}`) && show.includes("device: kernel module");
-    if (expectMode === "nftables") {
-      const j = JSON.parse(sh(`ip netns exec ${A.ns} nft -j list table inet tswg-${A.name}`));
-      const count = (chain) => j.nftables.filter((i) => i.rule?.chain === chain).reduce((n, i) => n + i.rule.expr.reduce((m, e) => m + (e.counter?.packets ?? 0), 0), 0);
-      detail.kernelPackets = { ingress: count("ingress"), egress: count("egress") };
-    } else if (expectMode === "iptables") {
-      const n = (t, c) => sh(`ip netns exec ${A.ns} iptables -t ${t} -L ${c} -v -n -x`).split("\n").slice(2).filter((l) => l.trim() !== "").reduce((s, l) => s + Number(l.trim().split(/\s+/)[0]), 0);
-      detail.kernelPackets = { natPre: n("nat", `TSWG-${A.name}-pre`), natPost: n("nat", `TSWG-${A.name}-post`) };
-    } else if (expectMode === "raw") {
+    if (expectMode === "raw") {
       // Raw: ICE ran on the device's own port, so the device's endpoint is B's device port itself.
       detail.rawEndpointOk = wgPeer[2] === `${B.under}:51820`;
     }
     if (change) phases.pairChange = await pairChange(lane, pa, expectMode, detail);
     if (cut) phases.directToRelay = await directToRelay(lane, detail);
-    if (ipv6) phases.toIPv6 = await toIPv6(lane, detail);
+    if (ipv6) phases.toIPv6 = await toIPv6(lane, expectMode, detail);
   } catch (e) {
     detail.error = e.message;
   }
