@@ -193,10 +193,16 @@ function nftCounters(side) {
 /** A side's ICE and port-sharing events from `at` on (seconds after it), for the case's report. */
 function timeline(proc, at) {
   const interesting = /device endpoint|generation \d+:|restarting ICE|path:|no path|no direct path|local addresses changed|failed for this pair/;
+  // The line's own time stamp where it has one: this process reads its children's output late
+  // while it waits for a command.
+  const when = (e) => {
+    const t = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) /.exec(e.l);
+    return t === null ? e.at : Date.parse(t[1]);
+  };
   return proc.timed
-    .filter((e) => e.at >= at - 1000 && interesting.test(e.l))
+    .filter((e) => when(e) >= at - 1000 && interesting.test(e.l))
     .slice(0, 16)
-    .map((e) => `+${((e.at - at) / 1000).toFixed(1)} ${e.l.replace(/^.*?(peer |generation |restarting|local|no )/, "$1").slice(0, 160)}`);
+    .map((e) => `+${((when(e) - at) / 1000).toFixed(1)} ${e.l.replace(/^.*?(peer |generation |restarting|local|no |direct path|relay path)/, "$1").slice(0, 160)}`);
 }
 
 /** The peer's latest handshake (unix seconds) as the kernel reports it. */
@@ -300,8 +306,9 @@ async function pairChange(lane, pa, mode, detail) {
   const handshakeBefore = handshakeOf(A);
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(2000);
-  const at = Date.now();
   sh(`ip -n ${B.ns} addr add ${moved}/24 dev ${B.dev}; ip -n ${B.ns} addr del ${B.under}/24 dev ${B.dev}`);
+  // Times are taken from when the change is complete.
+  const at = Date.now();
   const followed = (ep) => (mode === "raw" ? ep === `${moved}:51820` : ep?.startsWith(`${moved}:`) === true);
   detail.changeEndpointS = await waitFor(() => followed(endpointOf(A)), 150_000);
   const updated = detail.changeEndpointS !== null;
@@ -351,8 +358,8 @@ async function relayToDirect(lane, pa, mode, detail, { relayTransfer }) {
   const handshakeBefore = handshakeOf(A);
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(1500);
-  const at = Date.now();
   unblock(lane);
+  const at = Date.now();
   const direct = (ep, to) => (mode === "raw" ? ep === `${to.under}:51820` : ep?.startsWith(`${to.under}:`) === true);
   detail.upgradeEndpointS = await waitFor(() => direct(endpointOf(A), B), 150_000);
   detail.upgradeEndpointBS = detail.upgradeEndpointS === null ? null : await waitFor(() => direct(endpointOf(B), A), 30_000);
@@ -374,8 +381,8 @@ async function directToRelay(lane, detail) {
   const handshakeBefore = handshakeOf(A);
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(1500);
-  const at = Date.now();
   block(lane);
+  const at = Date.now();
   detail.cutEndpointS = await waitFor(() => endpointOf(A)?.startsWith("127.0.0.1:") === true, 90_000);
   const resumed = detail.cutEndpointS !== null && (await ping.replyAfter(at + 500, 60_000));
   await sleep(2000);
@@ -396,9 +403,9 @@ async function toIPv6(lane, mode, detail) {
   const { A, B } = lane;
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(1500);
-  const at = Date.now();
   block(lane, 4, true);
   for (const side of [A, B]) sh(`ip -n ${side.ns} addr add ${side.under6}/64 dev ${side.dev} nodad`);
+  const at = Date.now();
   detail.v6EndpointS = await waitFor(() => endpointOf(A)?.startsWith(`[${B.under6}]:`) === true, 150_000);
   const resumed = detail.v6EndpointS !== null && (await ping.replyAfter(Date.now(), 60_000));
   await sleep(2000);
