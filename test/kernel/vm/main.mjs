@@ -401,6 +401,7 @@ async function directToRelay(lane, detail) {
  */
 async function toIPv6(lane, mode, detail) {
   const { A, B } = lane;
+  const handshakeBefore = handshakeOf(A);
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(1500);
   block(lane, 4, true);
@@ -412,6 +413,7 @@ async function toIPv6(lane, mode, detail) {
   detail.v6Pings = await ping.stop(at);
   detail.v6Events = { A: timeline(lane.pa, at), B: timeline(lane.pb, at) };
   detail.v6Endpoint = endpointOf(A);
+  detail.v6SameSession = sessionKept(handshakeBefore, handshakeOf(A));
   const x = resumed ? await transfer(lane) : { ok: false, error: "no ping over IPv6" };
   Object.assign(detail, { v6TransferOk: x.ok, v6Mbps: x.mbps, v6TransferError: x.error });
   if (mode === "nftables") {
@@ -653,8 +655,8 @@ async function main() {
   // runs the proxy in the VM, and each case costs two Node start-ups under emulation.
   const plan = [
     ["auto", () => icePair(lane, "ice-auto-raw-pair-change", "auto", "raw", { change: true })],
-    // Relay first (proxy), then direct: nftables, then an ICE restart that rewrites its table.
-    ["nftables", () => icePair(lane, "ice-nftables-relay-to-direct-restart", "nftables", "nftables", { extra: [turnServer], relayFirst: true, change: true })],
+    // Relay first (proxy), then direct: nftables, then an ICE restart that rewrites its table, then IPv6.
+    ["nftables", () => icePair(lane, "ice-nftables-relay-to-direct-restart-ipv6", "nftables", "nftables", { extra: [turnServer], relayFirst: true, change: true, ipv6: true })],
     // IPv4, then IPv6 (the rules move from iptables to ip6tables).
     ["iptables", () => icePair(lane, "ice-iptables-ipv4-to-ipv6", "iptables", "iptables", { ipv6: true })],
     // Raw asked for: a relay pair falls back to the proxy, the direct one goes raw, and back when it is cut.
