@@ -376,12 +376,14 @@ async function relayToDirect(lane, pa, mode, detail, { relayTransfer }) {
  * into the void, which tswg sees in the device's counters, so ICE moves to its relay lane and
  * A's device endpoint to the proxy. Replies must come back over the relay.
  */
-async function directToRelay(lane, detail) {
+async function directToRelay(lane, mode, detail) {
   const { A, B } = lane;
   const handshakeBefore = handshakeOf(A);
   const ping = new Pinger(A.ns, B.tunnel);
   await sleep(1500);
-  block(lane);
+  // Every direct path, whichever address and family the pair is on (a case may have moved it).
+  block(lane, 4, true);
+  if (lane.v6) block(lane, 6);
   const at = Date.now();
   detail.cutEndpointS = await waitFor(() => endpointOf(A)?.startsWith("127.0.0.1:") === true, 90_000);
   const resumed = detail.cutEndpointS !== null && (await ping.replyAfter(at + 500, 60_000));
@@ -390,7 +392,9 @@ async function directToRelay(lane, detail) {
   detail.cutEvents = { A: timeline(lane.pa, at), B: timeline(lane.pb, at) };
   detail.cutResumed = resumed;
   detail.cutSameSession = sessionKept(handshakeBefore, handshakeOf(A));
-  return resumed;
+  // nftables: the proxy carries the peer now, so its rules (the whole table, the only peer) are gone.
+  if (mode === "nftables") detail.cutTableGone = !/tswg-/.test(sh(`ip netns exec ${A.ns} nft list tables`, { check: false }));
+  return resumed && (mode !== "nftables" || detail.cutTableGone);
 }
 
 /**
@@ -406,6 +410,7 @@ async function toIPv6(lane, mode, detail) {
   await sleep(1500);
   block(lane, 4, true);
   for (const side of [A, B]) sh(`ip -n ${side.ns} addr add ${side.under6}/64 dev ${side.dev} nodad`);
+  lane.v6 = true;
   const at = Date.now();
   detail.v6EndpointS = await waitFor(() => endpointOf(A)?.startsWith(`[${B.under6}]:`) === true, 150_000);
   const resumed = detail.v6EndpointS !== null && (await ping.replyAfter(Date.now(), 60_000));
@@ -433,6 +438,7 @@ async function toIPv6(lane, mode, detail) {
 
 /** Takes the IPv6 addresses off again (the IPv6 case). */
 function removeIPv6(lane) {
+  lane.v6 = false;
   for (const side of [lane.A, lane.B]) sh(`ip -n ${side.ns} addr del ${side.under6}/64 dev ${side.dev}`, { check: false });
 }
 
@@ -488,8 +494,8 @@ async function icePair(lane, name, mode, expectMode, { extra = [], change = fals
       detail.rawEndpointOk = wgPeer[2] === `${B.under}:51820`;
     }
     if (change) phases.pairChange = await pairChange(lane, pa, expectMode, detail);
-    if (cut) phases.directToRelay = await directToRelay(lane, detail);
     if (ipv6) phases.toIPv6 = await toIPv6(lane, expectMode, detail);
+    if (cut) phases.directToRelay = await directToRelay(lane, expectMode, detail);
   } catch (e) {
     detail.error = e.message;
   }
@@ -655,8 +661,8 @@ async function main() {
   // runs the proxy in the VM, and each case costs two Node start-ups under emulation.
   const plan = [
     ["auto", () => icePair(lane, "ice-auto-raw-pair-change", "auto", "raw", { change: true })],
-    // Relay first (proxy), then direct: nftables, then an ICE restart that rewrites its table, then IPv6.
-    ["nftables", () => icePair(lane, "ice-nftables-relay-to-direct-restart-ipv6", "nftables", "nftables", { extra: [turnServer], relayFirst: true, change: true, ipv6: true })],
+    // Relay first (proxy), then direct: nftables, then an ICE restart that rewrites its table, then IPv6, then cut (relay).
+    ["nftables", () => icePair(lane, "ice-nftables-relay-direct-restart-ipv6-relay", "nftables", "nftables", { extra: [turnServer], relayFirst: true, change: true, ipv6: true, cut: true })],
     // IPv4, then IPv6 (the rules move from iptables to ip6tables).
     ["iptables", () => icePair(lane, "ice-iptables-ipv4-to-ipv6", "iptables", "iptables", { ipv6: true })],
     // Raw asked for: a relay pair falls back to the proxy, the direct one goes raw, and back when it is cut.
