@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { SelectedPair } from "../../src/ice/agent.js";
 import type { IceManager } from "../../src/ice/manager.js";
 import type { WireGuardControl } from "../../src/kernel/control.js";
@@ -62,7 +62,13 @@ function fakeDevice(): { control: WireGuardControl; bytes: { tx: number; rx: num
 }
 
 describe("IceBeside", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it("follows relay -> direct -> relay, and reports a kernel-carried peer that sends without hearing back", async () => {
+    // Only the clock is faked: the counter looks are timed with Date.now.
+    vi.useFakeTimers({ toFake: ["Date"] });
     const m = fakeManager();
     const dev = fakeDevice();
     const f = fakeAddon();
@@ -95,7 +101,7 @@ describe("IceBeside", () => {
       const pass = async (tx: number, rx: number): Promise<void> => {
         dev.bytes.tx += tx;
         dev.bytes.rx += rx;
-        await new Promise((r) => setTimeout(r, 800));
+        vi.setSystemTime(Date.now() + 800);
         await beside.sync();
       };
       await pass(100, 100);
