@@ -4,11 +4,21 @@
  * that path carry the device's packets, and the device's endpoint for the peer is kept pointing
  * at it.
  *
- * Flow per peer: 1. the manager reports a selected pair (state change, or the periodic check that
- * also catches a pair change without one); 2. the mode is chosen for that pair (relay pairs
+ * Flow per peer: 1. the manager reports a selected pair (state or path change, or the periodic
+ * check as a safety net); 2. the mode is chosen for that pair (relay pairs
  * always by proxy); 3. the new share is attached first, then the device's endpoint is set, then
  * the old share is detached, so a pair or mode change never leaves the peer without a path.
  * A peer whose ICE fails keeps its last path until a new one is selected.
+ *
+ * Liveness of a path the kernel carries: ICE sees none of the WireGuard packets of a raw,
+ * nftables or iptables share, so a direct path that dies would only be noticed when ICE's consent
+ * expires (30 s). Each pass therefore reads the device's per-peer byte counters; a peer the
+ * device kept sending to for QUIET_MS while hearing nothing back is reported to the manager as
+ * carried traffic, which makes the agent probe the path and, if it does not answer, move to its
+ * relay lane (the peer then goes through the proxy) and restart. Traffic both ways is not
+ * reported (it shows the path alive), nor is a single look with sends only: WireGuard's own
+ * keepalive, 10 s after the last packet received, and the end of a flow look like that, and
+ * reporting them would restart ICE on a healthy path.
  *
  * Raw sharing (asked for, or chosen by auto where raw sockets open) is decided before ICE starts:
  * the raw socket on the device's port becomes the manager's shared socket, so every direct
@@ -55,6 +65,9 @@ interface Attachment {
   why: string;
 }
 
+/** Sending with nothing received for this long, seen in two looks in a row at least, suggests a dead path. */
+const QUIET_MS = 1500;
+
 const pairKey = (p: SelectedPair): string => `${p.local.type} ${p.local.address} ${p.local.port} ${p.remote.type} ${p.remote.address} ${p.remote.port}`;
 
 export class IceBeside {
@@ -71,6 +84,13 @@ export class IceBeside {
   private readonly unsubscribe: (() => void)[] = [];
   private queue: Promise<void> = Promise.resolve();
   private closed = false;
+  /**
+   * Per peer on a kernel-carried share: the device's byte counters at the last look, when that
+   * was, and since when the device has been sending without receiving (null: it has not).
+   */
+  private readonly bytesSeen = new Map<string, { tx: bigint; rx: bigint; at: number; quietSince: number | null; quietLooks: number }>();
+  /** No counter reads before this time (a large device makes a read slow: see noteCarried). */
+  private nextCountersAt = 0;
   syncErrors = 0;
 
   private constructor(
@@ -88,6 +108,8 @@ export class IceBeside {
     this.raw = rawSocket === null ? null : new RawShare(rawSocket);
     this.unsubscribe.push(manager.onData((peer, data) => void this.proxy.deliver(peer, data)));
     this.unsubscribe.push(manager.onStateChange(() => this.schedule()));
+    // A path change (relay to direct, fail-over) need not change the state: follow it at once.
+    this.unsubscribe.push(manager.onPathChange(() => this.schedule()));
     this.timer = setInterval(() => this.schedule(), opts.checkIntervalMs ?? 1000);
     this.timer.unref();
   }
@@ -201,6 +223,31 @@ export class IceBeside {
       this.attached.set(s.peer, { share, pair, endpoint, why: choice.why });
       const side = (c: SelectedPair["local"]): string => `${c.type} ${c.address}:${c.port}`;
       log.info(`peer ${s.peer.slice(0, 8)}…: ${share.mode} (${choice.why}); pair ${side(pair.local)} -> ${side(pair.remote)}; device endpoint ${endpoint}`);
+    }
+    await this.noteCarried();
+  }
+
+  /** Reports kernel-carried peers that sent without hearing back to the manager (see the top). */
+  private async noteCarried(): Promise<void> {
+    const carried = new Set([...this.attached].filter(([, a]) => a.share !== this.proxy).map(([peer]) => peer));
+    for (const peer of this.bytesSeen.keys()) if (!carried.has(peer)) this.bytesSeen.delete(peer);
+    const now = Date.now();
+    if (carried.size === 0 || now < this.nextCountersAt) return;
+    const state = await this.opts.control.get();
+    // At most a tenth of the time goes to reading counters (1000 peers take a while to dump).
+    const took = Date.now() - now;
+    this.nextCountersAt = Date.now() + Math.max(Math.min(500, this.opts.checkIntervalMs ?? 1000), 10 * took);
+    for (const p of state.peers) {
+      const peer = Buffer.from(p.publicKey).toString("base64");
+      if (!carried.has(peer)) continue;
+      const tx = BigInt(p.txBytes);
+      const rx = BigInt(p.rxBytes);
+      const was = this.bytesSeen.get(peer);
+      const quiet = was !== undefined && tx > was.tx && rx === was.rx;
+      const quietSince = quiet ? (was.quietSince ?? was.at) : null;
+      const quietLooks = quiet ? was.quietLooks + 1 : 0;
+      this.bytesSeen.set(peer, { tx, rx, at: now, quietSince, quietLooks });
+      if (quietSince !== null && quietLooks >= 2 && now - quietSince >= QUIET_MS) this.opts.manager.noteActivity(peer, true, false);
     }
   }
 

@@ -56,23 +56,35 @@ export async function iptablesUnavailableReason(iptables = "iptables"): Promise<
 
 /**
  * iptables-restore --noflush input that (re)writes our chains for the attached peers of one
- * family (IPv4 for iptables-restore, IPv6 for ip6tables-restore).
+ * family (IPv4 for iptables-restore, IPv6 for ip6tables-restore). With `jumps` it also inserts
+ * the built-in chains' jumps to ours (the first write; cleanStale has removed any old ones).
  */
-export function iptablesRestoreInput(ifname: string, listenPort: number, allPeers: ReadonlyMap<string, SelectedPair>, family: Family = 4): string {
+export function iptablesRestoreInput(ifname: string, listenPort: number, allPeers: ReadonlyMap<string, SelectedPair>, family: Family = 4, jumps = false): string {
   const c = `TSWG-${ifname}`;
   const peers = [...allPeers.values()].filter((p) => familyOf(p) === family);
   const icePorts = [...new Set(peers.map((p) => p.local.port))];
+  const jumpsTo = (table: "raw" | "nat"): string[] => (jumps ? iptablesChains(ifname).filter((j) => j.table === table).map((j) => `-I ${j.builtin} -j ${j.chain}`) : []);
   const out = ["*raw", `:${c}-pre - [0:0]`, `:${c}-out - [0:0]`];
   for (const port of icePorts) {
     out.push(`-A ${c}-pre -p udp --dport ${port} -m u32 --u32 "${STUN_U32[family]}" -j CT --notrack`);
     out.push(`-A ${c}-out -p udp --sport ${port} -j CT --notrack`);
   }
-  out.push("COMMIT", "*nat", `:${c}-pre - [0:0]`, `:${c}-post - [0:0]`);
+  out.push(...jumpsTo("raw"), "COMMIT", "*nat", `:${c}-pre - [0:0]`, `:${c}-post - [0:0]`);
   for (const port of icePorts) out.push(`-A ${c}-pre -p udp --dport ${port} -m addrtype --dst-type LOCAL -j REDIRECT --to-ports ${listenPort}`);
   for (const pair of peers) {
     out.push(`-A ${c}-post -p udp --sport ${listenPort} -d ${pair.remote.address} --dport ${pair.remote.port} -j SNAT --to-source :${pair.local.port}`);
   }
-  out.push("COMMIT");
+  out.push(...jumpsTo("nat"), "COMMIT");
+  return out.join("\n") + "\n";
+}
+
+/** iptables-restore --noflush input that removes our chains and the one jump to each (all or nothing). */
+export function iptablesRemoveInput(ifname: string): string {
+  const out: string[] = [];
+  for (const table of ["raw", "nat"] as const) {
+    const chains = iptablesChains(ifname).filter((j) => j.table === table);
+    out.push(`*${table}`, ...chains.map((j) => `:${j.chain} - [0:0]`), ...chains.map((j) => `-D ${j.builtin} -j ${j.chain}`), ...chains.map((j) => `-X ${j.chain}`), "COMMIT");
+  }
   return out.join("\n") + "\n";
 }
 
@@ -143,22 +155,31 @@ export class IptablesShare implements PortShare {
     return [...this.peers.values()].some((p) => familyOf(p) === family);
   }
 
+  /** Whether any of our chains (or a jump to one) is in `tool`'s raw or nat table. */
+  private async anyLeft(tool: string): Promise<boolean> {
+    const prefix = `TSWG-${this.opts.ifname}-`;
+    for (const table of ["raw", "nat"]) {
+      const r = await runTool([tool, "-t", table, "-S"]);
+      if (r.code === null) return false; // no such tool: nothing of ours can be there
+      // Unreadable otherwise: assume there may be something, and let the removal try.
+      if (r.code !== 0 || r.stdout.includes(prefix)) return true;
+    }
+    return false;
+  }
+
   /** After a peer left `family`: rewrite its rules, or remove its chains when none is left. */
   private rewrite(family: Family): Promise<void> {
     return this.hasPeers(family) ? this.write(family) : this.remove(family);
   }
 
+  // Each write and each removal is one iptables-restore run: under load (or emulation) every
+  // process costs, and a pair change should not wait for a dozen of them.
   private async write(family: Family): Promise<void> {
     const tool = this.tools[family];
     this.touched.add(family);
-    await mustRunTool([`${tool}-restore`, "--noflush"], iptablesRestoreInput(this.opts.ifname, this.opts.listenPort, this.peers, family));
-    if (!this.installed.has(family)) {
-      for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
-        const present = await runTool([tool, "-t", table, "-C", builtin, "-j", chain]);
-        if (present.code !== 0) await mustRunTool([tool, "-t", table, "-I", builtin, "-j", chain]);
-      }
-      this.installed.add(family);
-    }
+    const first = !this.installed.has(family);
+    await mustRunTool([`${tool}-restore`, "--noflush"], iptablesRestoreInput(this.opts.ifname, this.opts.listenPort, this.peers, family, first));
+    this.installed.add(family);
     // ICE's checks ran before these rules existed, so conntrack already holds entries for the ICE
     // port's tuples; WireGuard's packets would match them (and bypass the REDIRECT, or be SNATed
     // to another port). Clear them once per new ICE port. Without the conntrack tool this is skipped.
@@ -175,11 +196,15 @@ export class IptablesShare implements PortShare {
 
   private async remove(family: Family): Promise<void> {
     const tool = this.tools[family];
-    for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
-      // Every jump (a crash may have left several), then the chain itself.
-      for (let i = 0; i < 16; i++) if ((await runTool([tool, "-t", table, "-D", builtin, "-j", chain])).code !== 0) break;
-      await runTool([tool, "-t", table, "-F", chain]);
-      await runTool([tool, "-t", table, "-X", chain]);
+    // What this run installed goes in one transaction; anything else (a crashed run's chains,
+    // perhaps with several jumps, or a half-removed set) is looked for and removed piece by piece.
+    const whole = this.installed.has(family) && (await runTool([`${tool}-restore`, "--noflush"], iptablesRemoveInput(this.opts.ifname))).code === 0;
+    if (!whole && (await this.anyLeft(tool))) {
+      for (const { table, builtin, chain } of iptablesChains(this.opts.ifname)) {
+        for (let i = 0; i < 16; i++) if ((await runTool([tool, "-t", table, "-D", builtin, "-j", chain])).code !== 0) break;
+        await runTool([tool, "-t", table, "-F", chain]);
+        await runTool([tool, "-t", table, "-X", chain]);
+      }
     }
     this.installed.delete(family);
     for (const k of [...this.cleared]) if (k.startsWith(`${family}/`)) this.cleared.delete(k);

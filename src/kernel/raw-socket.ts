@@ -11,6 +11,12 @@
  * sender's address and port.
  * Send: 1. an 8-byte UDP header (source = the device's port) is put before the payload; 2. the
  * kernel adds the IP header (IPv6: and the UDP checksum; IPv4 leaves it 0, "none", RFC 768).
+ *
+ * IPv6 link-local peers (fe80::/10) are left out both ways, counted in `linkLocal`: such an
+ * address means nothing without the interface it is on, and neither ICE's candidates nor the
+ * device's endpoint can carry that zone. ICE never offers or accepts link-local candidates
+ * either; this keeps a check that arrives from one (a peer-reflexive candidate) from becoming a
+ * pair that could only be answered on a guessed interface.
  */
 import { isIPv4, isIPv6 } from "node:net";
 import type { PacketListener, PacketSocket } from "../stun/packet-socket.js";
@@ -28,6 +34,14 @@ export interface RawSocketStats {
   sendErrors: number;
   /** Receive errors other than "nothing queued". */
   receiveErrors: number;
+  /** IPv6 link-local peers left out (received from, or asked to send to). */
+  linkLocal: number;
+}
+
+/** fe80::/10, in any spelling of the address. */
+export function isIPv6LinkLocal(address: string): boolean {
+  const bare = address.replace(/%.*$/, "");
+  return isIPv6(bare) && /^fe[89ab][0-9a-f]:/i.test(bare);
 }
 
 export class RawPacketSocket implements PacketSocket {
@@ -35,7 +49,7 @@ export class RawPacketSocket implements PacketSocket {
   private fd4: number | null = null;
   private fd6: number | null = null;
   private readonly listeners = new Set<PacketListener>();
-  private readonly counters: RawSocketStats = { received: 0, sent: 0, malformed: 0, sendErrors: 0, receiveErrors: 0 };
+  private readonly counters: RawSocketStats = { received: 0, sent: 0, malformed: 0, sendErrors: 0, receiveErrors: 0, linkLocal: 0 };
   /** Why IPv6 is not shared (no IPv6 in this namespace, ...), or null when it is. */
   readonly ipv6Unavailable: string | null;
 
@@ -88,6 +102,10 @@ export class RawPacketSocket implements PacketSocket {
 
   sendPacket(data: Uint8Array, address: string, port: number): void {
     const v6 = isIPv6(address);
+    if (v6 && isIPv6LinkLocal(address)) {
+      this.counters.linkLocal++;
+      return;
+    }
     const fd = v6 ? this.fd6 : isIPv4(address) ? this.fd4 : null;
     if (fd === null || port < 1 || port > 65535 || data.byteLength > 65535 - UDP_HEADER) {
       this.counters.sendErrors++;
@@ -141,6 +159,10 @@ export class RawPacketSocket implements PacketSocket {
     const length = pkt.readUInt16BE(at + 4);
     if (dport !== this.port || length < UDP_HEADER || at + length > pkt.length || sport === 0) {
       this.counters.malformed++;
+      return;
+    }
+    if (family === 6 && isIPv6LinkLocal(address)) {
+      this.counters.linkLocal++;
       return;
     }
     this.counters.received++;

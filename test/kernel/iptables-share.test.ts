@@ -64,4 +64,27 @@ describe.skipIf(reason !== null)("iptables port sharing, IPv4 and IPv6", () => {
     expect(await save(4)).not.toContain("TSWG-");
     expect(await save(6)).not.toContain("TSWG-");
   }, 60_000);
+
+  it("moves a peer from IPv4 to IPv6 (the IPv4 chains go), and removes a crashed run's chains with several jumps", async () => {
+    const share = new IptablesShare({ ifname: "wgt", listenPort: 51820, ...tools });
+    const v4: SelectedPair = { local: { type: "host", address: "10.9.0.1", port: 40001 }, remote: { type: "host", address: "10.9.0.2", port: 40002 } };
+    const v6: SelectedPair = { local: { type: "host", address: "fd09::1", port: 40005 }, remote: { type: "host", address: "fd09::2", port: 40006 } };
+    try {
+      await share.attach("p", v4);
+      expect((await save(4)).match(/-A PREROUTING -j TSWG-wgt-pre/g)).toHaveLength(2); // raw and nat, once each
+      expect(await share.attach("p", v6)).toBe("[fd09::2]:40006");
+      expect(await save(4)).not.toContain("TSWG-");
+      expect(await save(6)).toMatch(/-A TSWG-wgt-post -d fd09::2\/128 .*--dport 40006 -j SNAT --to-source :40005/);
+    } finally {
+      await share.close();
+    }
+    expect(await save(6)).not.toContain("TSWG-");
+    // A crashed run: chains and two jumps each, which the next run's cleanStale removes.
+    await share.attach("p", v4);
+    await host.exec(["iptables", "-t", "nat", "-I", "PREROUTING", "-j", "TSWG-wgt-pre"]);
+    await host.exec(["iptables", "-t", "raw", "-I", "OUTPUT", "-j", "TSWG-wgt-out"]);
+    const next = new IptablesShare({ ifname: "wgt", listenPort: 51820, ...tools });
+    await next.cleanStale();
+    expect(await save(4)).not.toContain("TSWG-");
+  }, 60_000);
 });

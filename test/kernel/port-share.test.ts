@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseAttachTo, parseKernelSetting, parsePortShare } from "../../src/conf/kernel-values.js";
-import { iptablesRestoreInput } from "../../src/kernel/iptables-share.js";
+import { iptablesRemoveInput, iptablesRestoreInput } from "../../src/kernel/iptables-share.js";
 import { nftRuleset } from "../../src/kernel/nft-share.js";
 import { chooseShareMode, type ShareCapabilities } from "../../src/kernel/port-share.js";
 import type { SelectedPair } from "../../src/ice/agent.js";
@@ -73,6 +73,36 @@ describe("firewall rules", () => {
     expect(text6).not.toContain("198.51.100.7");
     expect(text6).toContain('-A TSWG-wg0-pre -p udp --dport 40003 -m u32 --u32 "52=0x2112A442" -j CT --notrack');
     expect(text6).toContain("-A TSWG-wg0-post -p udp --sport 51820 -d fd00::2 --dport 50004 -j SNAT --to-source :40003");
+  });
+
+  it("iptables: the first write inserts the jumps in the same transaction; removal is one transaction too", () => {
+    expect(iptablesRestoreInput("wg0", 51820, new Map([["AAAA", direct]]))).not.toContain("-I ");
+    const first = iptablesRestoreInput("wg0", 51820, new Map([["AAAA", direct]]), 4, true).split("\n");
+    const raw = first.slice(0, first.indexOf("COMMIT"));
+    const nat = first.slice(first.indexOf("COMMIT") + 1);
+    expect(raw).toEqual(expect.arrayContaining(["-I PREROUTING -j TSWG-wg0-pre", "-I OUTPUT -j TSWG-wg0-out"]));
+    expect(nat).toEqual(expect.arrayContaining(["-I PREROUTING -j TSWG-wg0-pre", "-I POSTROUTING -j TSWG-wg0-post"]));
+    expect(iptablesRemoveInput("wg0")).toBe(
+      [
+        "*raw",
+        ":TSWG-wg0-pre - [0:0]",
+        ":TSWG-wg0-out - [0:0]",
+        "-D PREROUTING -j TSWG-wg0-pre",
+        "-D OUTPUT -j TSWG-wg0-out",
+        "-X TSWG-wg0-pre",
+        "-X TSWG-wg0-out",
+        "COMMIT",
+        "*nat",
+        ":TSWG-wg0-pre - [0:0]",
+        ":TSWG-wg0-post - [0:0]",
+        "-D PREROUTING -j TSWG-wg0-pre",
+        "-D POSTROUTING -j TSWG-wg0-post",
+        "-X TSWG-wg0-pre",
+        "-X TSWG-wg0-post",
+        "COMMIT",
+        "",
+      ].join("\n"),
+    );
   });
 });
 
