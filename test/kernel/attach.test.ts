@@ -123,10 +123,24 @@ describe.skipIf(reason !== null)("ICE beside wireguard-go over UAPI", () => {
       // Raw: ICE ran on wireguard-go's own port, so the endpoint is the peer's device port itself.
       if (mode === "raw") expect(endpoint).toBe(`${b.under}:51820`);
       if (mode === "nftables") {
-        const j = JSON.parse((await a.host.exec(["nft", "-j", "list", "table", "inet", `tswg-${a.wg}`])).stdout) as { nftables: { rule?: { chain: string; expr: { counter?: { packets: number } }[] } }[] };
-        const packets = (chain: string) => j.nftables.filter((i) => i.rule?.chain === chain).reduce((n, i) => n + i.rule!.expr.reduce((m, e) => m + (e.counter?.packets ?? 0), 0), 0);
-        expect(packets("ingress")).toBeGreaterThan(0);
-        expect(packets("egress")).toBeGreaterThan(0);
+        // Both rules count the tunnel's datagrams. A table written anew (a pair change) starts
+        // from zero, so a ping goes through before each look.
+        const counts = async (): Promise<{ ingress: number; egress: number }> => {
+          await a.host.exec(["ping", "-c", "1", "-W", "1", b.tunnel], { check: false });
+          const j = JSON.parse((await a.host.exec(["nft", "-j", "list", "table", "inet", `tswg-${a.wg}`])).stdout) as { nftables: { rule?: { chain: string; expr: { counter?: { packets: number } }[] } }[] };
+          const packets = (chain: string) => j.nftables.filter((i) => i.rule?.chain === chain).reduce((n, i) => n + i.rule!.expr.reduce((m, e) => m + (e.counter?.packets ?? 0), 0), 0);
+          return { ingress: packets("ingress"), egress: packets("egress") };
+        };
+        let seen = { ingress: 0, egress: 0 };
+        try {
+          await waitFor(async () => {
+            seen = await counts();
+            return seen.ingress > 0 && seen.egress > 0;
+          }, { what: "the nft rules to count the tunnel's datagrams", timeoutMs: 10_000 });
+        } catch (e) {
+          console.log(`counters ${JSON.stringify(seen)}\n--- a ---\n${pa.proc.stderr.slice(-4000)}\n--- b ---\n${pb.proc.stderr.slice(-3000)}`);
+          throw e;
+        }
       }
       if (mode === "iptables") {
         const rules = (await a.host.exec(["iptables", "-t", "nat", "-S", `TSWG-${a.wg}-post`])).stdout;
