@@ -7,6 +7,8 @@
 //    segments on their way out (stack.cc says why).
 #include "packets.h"
 
+#include "../src/tcp_options.h"
+
 #include <cstring>
 
 namespace tswg_netstack {
@@ -163,31 +165,10 @@ void BuildTcpReset(const ParsedPacket& p, std::vector<uint8_t>* out) {
 bool SetWindowScale(uint8_t* pkt, const ParsedPacket& p, uint8_t shift) {
   if (p.key.proto != 6 || p.fragment) return false;
   uint8_t* t = pkt + p.l4_offset;
-  size_t doff = size_t(t[12] >> 4) * 4;
-  for (size_t i = 20; i < doff;) {
-    uint8_t kind = t[i];
-    if (kind == 0) break;  // end of options
-    if (kind == 1) {       // no-operation
-      i++;
-      continue;
-    }
-    if (i + 1 >= doff || t[i + 1] < 2 || i + t[i + 1] > doff) break;
-    if (kind == 3 && t[i + 1] == 3) {
-      // The checksum changes by the difference of the 16-bit word holding the shift, counted
-      // from the start of the TCP header (RFC 1624, eqn. 3).
-      size_t at = i + 2, word = at & ~size_t(1);
-      uint16_t before = Get16(t + word);
-      t[at] = shift;
-      uint16_t after = Get16(t + word);
-      uint32_t sum = uint32_t(uint16_t(~Get16(t + 16))) + uint16_t(~before) + after;
-      sum = (sum & 0xffff) + (sum >> 16);
-      sum = (sum & 0xffff) + (sum >> 16);
-      Put16(t + 16, uint16_t(~sum));
-      return true;
-    }
-    i += t[i + 1];
-  }
-  return false;
+  size_t at = tswg::FindTcpOption(t, tswg::kTcpOptionWindowScale, 3);
+  if (at == 0) return false;
+  tswg::RewriteTcpBytes(t, at, &shift, 1);
+  return true;
 }
 
 }  // namespace tswg_netstack

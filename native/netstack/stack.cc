@@ -53,6 +53,7 @@ extern "C" {
 #include "lwip/udp.h"
 }
 #include "packets.h"
+#include "../src/tcp_options.h"
 
 namespace tswg_netstack {
 namespace {
@@ -373,7 +374,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // lwIP set rcv_scale from its constant, and OnConnected raises it before lwIP answers.
   void ScaleSyn(struct pbuf* p) {
     uint8_t* d = static_cast<uint8_t*>(p->payload);
-    if (!IsTcpSegment(d, p->len, 0x02, 0x02)) return;
+    if (!IsTcpSegment(d, p->len, tswg::kTcpSyn, tswg::kTcpSyn)) return;
     ParsedPacket pp;
     if (!ParseTransport(d, p->len, &pp) || pp.key.proto != 6 || pp.fragment) return;
     tcp_pcb* pcb = FindPcb(pp.key.family, pp.key.src, pp.key.sport, pp.key.dst, pp.key.dport);
@@ -510,17 +511,9 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // packet was appended at `off`; true when it went over the earlier one instead.
   bool SupersedeAck(size_t off, size_t len) {
     const uint8_t* d = out_batch_.data() + off;
-    size_t l4, alen;
-    if ((d[0] >> 4) == 4 && len >= 20 && d[9] == 6 && (LoadBe16(d + 6) & 0x3fff) == 0) {
-      l4 = size_t(d[0] & 0x0f) * 4;
-      alen = 4;
-    } else if ((d[0] >> 4) == 6 && len >= 40 && d[6] == 6) {
-      l4 = 40;
-      alen = 16;
-    } else {
-      return false;
-    }
-    if (len < l4 + 20) return false;
+    size_t l4 = tswg::TcpOffset(d, len);
+    if (l4 == 0) return false;
+    size_t alen = (d[0] >> 4) == 4 ? 4 : 16;
     const uint8_t* t = d + l4;
     size_t doff = size_t(t[12] >> 4) * 4;
     BatchFlow f;
@@ -530,9 +523,9 @@ class Stack : public Napi::ObjectWrap<Stack> {
     f.offset = off;
     f.len = len;
     f.pure_ack = t[13] == 0x10 && len == l4 + doff;
-    f.seq = LoadBe32(t + 4);
-    f.ack = LoadBe32(t + 8);
-    f.wnd = LoadBe16(t + 14);
+    f.seq = tswg::LoadBe32(t + 4);
+    f.ack = tswg::LoadBe32(t + 8);
+    f.wnd = tswg::LoadBe16(t + 14);
     BatchFlow* prev = nullptr;
     for (BatchFlow& b : batch_flows_) {
       if (b.key_len == f.key_len && std::memcmp(b.key, f.key, f.key_len) == 0) {
@@ -557,10 +550,6 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return false;
   }
 
-  static uint16_t LoadBe16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
-  static uint32_t LoadBe32(const uint8_t* p) {
-    return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
-  }
 
   // Opens a batch of output (under the core lock); EndOutBatch sends it.
   void BeginOutBatch() { out_batching_ = pkt_fd_ >= 0; }
@@ -768,16 +757,8 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // Whether the packet is a TCP segment whose flags, masked, are `flags` (0x12, 0x02: a SYN
   // without ACK).
   static bool IsTcpSegment(const uint8_t* d, size_t len, uint8_t mask, uint8_t flags) {
-    size_t off;
-    if (len == 0) return false;
-    if ((d[0] >> 4) == 4 && len >= 20 && d[9] == 6) {
-      off = size_t(d[0] & 0x0f) * 4;
-    } else if ((d[0] >> 4) == 6 && len >= 40 && d[6] == 6) {
-      off = 40;
-    } else {
-      return false;
-    }
-    return len >= off + 14 && (d[off + 13] & mask) == flags;
+    size_t off = tswg::TcpOffset(d, len);
+    return off != 0 && (d[off + 13] & mask) == flags;
   }
 
   // Connections in SYN_RCVD (a SYN answered, the handshake not completed).
