@@ -349,6 +349,15 @@ Napi::Value UdpPort::Ack(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A destination given as (family: 4|6, address: Uint8Array, port, zone: string) from argument
+// `first` on, their types checked by the caller; false when they name no usable address.
+static bool ReadDestination(const Napi::CallbackInfo& info, size_t first, SockAddr* to) {
+  Napi::Uint8Array addr = info[first + 1].As<Napi::Uint8Array>();
+  return MakeSockAddr(info[first].As<Napi::Number>().Int32Value(), addr.Data(), addr.ByteLength(),
+                      static_cast<uint16_t>(info[first + 2].As<Napi::Number>().Uint32Value()),
+                      info[first + 3].As<Napi::String>().Utf8Value(), to);
+}
+
 // send(packets: Uint8Array[], family: 4|6, address: Uint8Array, port, zone: string) -> failed count
 Napi::Value UdpPort::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -357,13 +366,8 @@ Napi::Value UdpPort::Send(const Napi::CallbackInfo& info) {
     return ThrowTypeError(env, "Udp.send(packets, family, address, port, zone)");
   }
   Napi::Array packets = info[0].As<Napi::Array>();
-  Napi::Uint8Array addr = info[2].As<Napi::Uint8Array>();
   SockAddr to;
-  if (!MakeSockAddr(info[1].As<Napi::Number>().Int32Value(), addr.Data(), addr.ByteLength(),
-                    static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value()),
-                    info[4].As<Napi::String>().Utf8Value(), &to)) {
-    return ThrowTypeError(env, "Udp.send: unusable destination address");
-  }
+  if (!ReadDestination(info, 1, &to)) return ThrowTypeError(env, "Udp.send: unusable destination address");
   uint32_t count = packets.Length();
   if (closed_) return Napi::Number::New(env, count);
   std::vector<const uint8_t*> bufs;
@@ -405,13 +409,8 @@ Napi::Value UdpPort::SetPathMtu(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsNumber() || !info[3].IsString() || !info[4].IsNumber()) {
     return ThrowTypeError(env, "Udp.setPathMtu(family, address, port, zone, mtu)");
   }
-  Napi::Uint8Array addr = info[1].As<Napi::Uint8Array>();
   SockAddr to;
-  if (!MakeSockAddr(info[0].As<Napi::Number>().Int32Value(), addr.Data(), addr.ByteLength(),
-                    static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()),
-                    info[3].As<Napi::String>().Utf8Value(), &to)) {
-    return ThrowTypeError(env, "Udp.setPathMtu: unusable destination address");
-  }
+  if (!ReadDestination(info, 0, &to)) return ThrowTypeError(env, "Udp.setPathMtu: unusable destination address");
   double mtu = info[4].As<Napi::Number>().DoubleValue();
   if (!(mtu >= 68 && mtu <= 65535) || mtu != static_cast<double>(static_cast<uint32_t>(mtu))) {
     return ThrowTypeError(env, "Udp.setPathMtu: mtu must be an integer from 68 to 65535");
