@@ -67,6 +67,15 @@ function fakeHandle(): PeerHandle {
   return { publicKey: new Uint8Array(32), id: "conformance", stats: { rxBytes: 0, txBytes: 0, lastHandshakeMs: 0 }, presharedKey: null, persistentKeepalive: 0 };
 }
 
+/** The one peer every driver has, owning PEER_IP, with the recorder of the plane's events. */
+function onePeer(): { events: Recorder; routes: AllowedIps<PlanePeer>; peer: PlanePeer } {
+  const events = new Recorder();
+  const routes = new AllowedIps<PlanePeer>();
+  const peer: PlanePeer = { handle: fakeHandle(), nativeId: 1, endpoint: null };
+  routes.insert(`${PEER_IP}/32`, peer);
+  return { events, routes, peer };
+}
+
 function planeOptions(events: Recorder, routes: AllowedIps<PlanePeer>): DataPlaneOptions<PlanePeer> {
   return {
     events: {
@@ -101,10 +110,7 @@ export function ip4(src: string, dst: string, length: number): Uint8Array {
 }
 
 export async function portableDriver(): Promise<PlaneUnderTest> {
-  const events = new Recorder();
-  const routes = new AllowedIps<PlanePeer>();
-  const peer: PlanePeer = { handle: fakeHandle(), nativeId: 1, endpoint: null };
-  routes.insert(`${PEER_IP}/32`, peer);
+  const { events, routes, peer } = onePeer();
   const plane = new PortablePlane<PlanePeer>(backend, planeOptions(events, routes));
   plane.addPeer(peer);
   const bind = new UdpBind({ address4: "127.0.0.1", ipv6: false, sockets: "dgram" });
@@ -144,10 +150,7 @@ function handled(s: NativeDataPathStats): number {
 }
 
 export async function nativeDriver(bed: TestBed, host: Host, tag: string): Promise<PlaneUnderTest> {
-  const events = new Recorder();
-  const routes = new AllowedIps<PlanePeer>();
-  const peer: PlanePeer = { handle: fakeHandle(), nativeId: 1, endpoint: null };
-  routes.insert(`${PEER_IP}/32`, peer);
+  const { events, routes, peer } = onePeer();
   const ifname = bed.ifname(tag);
   const tun: LinuxTun = await createLinuxTun(ifname, { netns: host.ns, mtu: TUNNEL_MTU });
   const bind = new UdpBind({ address4: "127.0.0.1", ipv6: false, sockets: "native" });

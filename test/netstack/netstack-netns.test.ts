@@ -255,6 +255,13 @@ PersistentKeepalive = 25
     // (`ss -tin` there: wscale:<the stack's shift>,<its own>, snd_wnd: the window it may fill).
     // Debian's lwIP alone would say 1 and at most 131070.
     const { waitFor } = await import("../helpers/netns.js");
+    const expectScaledWindow = (seen: { scale: number; wnd: number }): void => {
+      expect(seen.scale).toBe(7);
+      expect(seen.wnd).toBeGreaterThan(1024 * 1024);
+      // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
+      // other than the announced 7.
+      expect(seen.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
+    };
     const windowSeen = (filter: string) =>
       waitFor(
         async () => {
@@ -269,12 +276,7 @@ PersistentKeepalive = 25
     const client = hs.spawn(["node", "-e", `require("net").connect(8080, "${WG_C}").on("connect", () => console.log("open")); setTimeout(() => process.exit(0), 15000);`]);
     try {
       await client.waitForOutput("open", { timeoutMs: 10_000 });
-      const passive = await windowSeen("( dport = :8080 )");
-      expect(passive.scale).toBe(7);
-      expect(passive.wnd).toBeGreaterThan(1024 * 1024);
-      // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
-      // other than the announced 7.
-      expect(passive.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
+      expectScaledWindow(await windowSeen("( dport = :8080 )"));
     } finally {
       await client.stop();
     }
@@ -286,12 +288,7 @@ PersistentKeepalive = 25
       for (const target of [`${WG_S}:9000`, "[fd79::1]:9000"]) {
         const curl = hc.spawn(asUser(["curl", "-sS", "--max-time", "15", "--socks5-hostname", "127.0.0.1:1080", `http://${target}/`]));
         try {
-          const active = await windowSeen("( sport = :9000 )");
-          expect(active.scale).toBe(7);
-          expect(active.wnd).toBeGreaterThan(1024 * 1024);
-        // No more than the stack's 2 MiB: a larger figure would mean its segments are shifted by
-        // other than the announced 7.
-        expect(active.wnd).toBeLessThanOrEqual(2 * 1024 * 1024);
+          expectScaledWindow(await windowSeen("( sport = :9000 )"));
         } finally {
           await curl.stop();
         }
