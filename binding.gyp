@@ -3,12 +3,18 @@
   # src/native/load.ts finds it there and the TypeScript code falls back when it is absent.
   # Parts: TUN device I/O with offloads, native UDP sockets, the native data path, and
   # ChaCha20-Poly1305 through the libcrypto that Node exports.
+  # Shared by every addon. NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a call into JavaScript
+  # while a worker or the process is being torn down fails; node-addon-api then ends the process
+  # with a fatal error unless told to let the failure pass (there is nobody left to throw to).
+  "target_defaults": {
+    "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED",
+                "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"]
+  },
   "targets": [
     {
       "target_name": "tswg_native",
       "sources": ["native/src/addon.cc", "native/src/errno_error.cc", "native/src/aead.cc", "native/src/crypto_binding.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],
       # OpenSSL comes from the Node binary itself, which exports libcrypto's symbols; the
       # headers are in node-gyp's include path. Nothing is linked.
@@ -40,7 +46,6 @@
         ["OS=='linux'", {
           "sources": ["native/src/kernel/kernel_sockets.cc", "native/src/errno_error.cc"],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-          "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
         }]
       ]
@@ -56,7 +61,6 @@
           "target_name": "tswg_netstack",
           "sources": ["native/netstack/stack.cc", "native/netstack/packets.cc"],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "/usr/include/lwip"],
-          "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
           "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-fvisibility=hidden"],
           "libraries": ["-llwip", "-pthread"]
         }

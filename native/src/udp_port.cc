@@ -229,11 +229,16 @@ void UdpReceiver::Run() {
 void DeliverDatagrams(Napi::Env env, Napi::Function callback, std::nullptr_t* /*context*/, DatagramBatch* batch) {
   std::unique_ptr<DatagramBatch> owned(batch);
   if (static_cast<napi_env>(env) == nullptr || callback.IsEmpty()) return;
+  // While the environment is torn down (a worker ending with batches queued) every allocation
+  // fails and returns an empty value: the batch is dropped, nothing is written through it.
   size_t count = batch->packets.count();
   Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, batch->packets.data(), batch->packets.bytes());
+  if (data.IsEmpty()) return;
   Napi::Uint32Array sizes = Napi::Uint32Array::New(env, count);
+  if (sizes.IsEmpty()) return;
   memcpy(sizes.Data(), batch->packets.sizes().data(), count * sizeof(uint32_t));
   Napi::Uint8Array addrs = Napi::Uint8Array::New(env, batch->addrs.size());
+  if (addrs.IsEmpty()) return;
   memcpy(addrs.Data(), batch->addrs.data(), batch->addrs.size());
   callback.Call({data, sizes, addrs});
 }
