@@ -52,6 +52,7 @@ extern "C" {
 #include "lwip/tcpip.h"
 #include "lwip/udp.h"
 }
+#include "data_blocks.h"
 #include "packets.h"
 #include "../src/tcp_options.h"
 
@@ -84,6 +85,7 @@ struct Event {
   uint32_t id2 = 0;
   int64_t num = 0;
   std::vector<uint8_t> data;
+  DataBlock block;  // kData: the received bytes
   ip_addr_t addr{};
   uint16_t port = 0;
   ip_addr_t addr2{};
@@ -168,7 +170,8 @@ constexpr size_t kMaxPendingFlows = 1024;
 // Debian's build has no listen backlog (TCP_LISTEN_BACKLOG 0): half-open connections are capped here.
 constexpr size_t kMaxHalfOpen = 1024;
 constexpr uint32_t kPendingFlowTtlMs = 30000;
-constexpr size_t kDataCoalesce = 256u << 10;
+// Received runs up to this size reach JavaScript as a copy; larger ones as the block itself.
+constexpr size_t kCopyBelow = 32u << 10;
 // The window scale the stack announces in its SYN and SYN-ACK segments. Debian's lwIP is built
 // with TCP_RCV_SCALE 1, which caps a connection's receive window at 0xFFFF << 1 ≈ 128 KiB, so
 // one connection could carry only 128 KiB per round trip. lwIP writes that constant only into
@@ -416,18 +419,12 @@ class Stack : public Napi::ObjectWrap<Stack> {
   void QueueEvent(Event&& e) {
     {
       std::lock_guard<std::mutex> g(ev_mu_);
-      // Runs of data (or sent) for one connection become one event.
-      if (!events_.empty() && (e.type == kData || e.type == kSent)) {
+      // Runs of sent events for one connection become one (data: see QueueData).
+      if (!events_.empty() && e.type == kSent) {
         Event& last = events_.back();
-        if (last.type == e.type && last.id == e.id) {
-          if (e.type == kSent) {
-            last.num += e.num;
-            return;
-          }
-          if (last.data.size() + e.data.size() <= kDataCoalesce) {
-            last.data.insert(last.data.end(), e.data.begin(), e.data.end());
-            return;
-          }
+        if (last.type == kSent && last.id == e.id) {
+          last.num += e.num;
+          return;
         }
       }
       events_.push_back(std::move(e));
@@ -917,21 +914,38 @@ class Stack : public Napi::ObjectWrap<Stack> {
     return r;
   }
 
-  // The bytes as a Buffer that owns them: received data is not copied once more. The garbage
-  // collector is told of the memory, as it would be of a copy of its own.
-  static Napi::Value MoveToBuffer(Napi::Env env, std::vector<uint8_t>* bytes) {
-    if (bytes->empty()) return Napi::Buffer<uint8_t>::New(env, 0);
-    auto* owned = new std::vector<uint8_t>(std::move(*bytes));
-    int64_t total;  // C calls: a failure (teardown) is no reason to end the process
-    napi_adjust_external_memory(env, int64_t(owned->capacity()), &total);
-    return Napi::Buffer<uint8_t>::New(
-        env, owned->data(), owned->size(),
-        [](Napi::Env e, uint8_t*, std::vector<uint8_t>* v) {
+  // Received bytes as a Buffer (data_blocks.h): a short run copied, its block reused at once;
+  // a long one over the block itself, which returns to the pool when the Buffer is collected.
+  // The garbage collector is told of the block, as it would be of memory of its own.
+  // C calls: a failure (teardown) is no reason to end the process.
+  static napi_value BlockToBuffer(napi_env env, DataBlock* block) {
+    napi_value buf = nullptr;
+    void* ignored;
+    if (block->size() < kCopyBelow) {
+      napi_create_buffer_copy(env, block->size(), block->data(), &ignored, &buf);
+      return buf;
+    }
+    size_t size = block->size();
+    auto* pool = new std::shared_ptr<BlockPool>(block->pool());
+    uint8_t* bytes = block->Release();
+    napi_status st = napi_create_external_buffer(
+        env, size, bytes,
+        [](napi_env e, void* data, void* hint) {
+          auto* p = static_cast<std::shared_ptr<BlockPool>*>(hint);
           int64_t left;
-          if (static_cast<napi_env>(e) != nullptr) napi_adjust_external_memory(e, -int64_t(v->capacity()), &left);
-          delete v;
+          if (e != nullptr) napi_adjust_external_memory(e, -int64_t(BlockPool::kBlockSize), &left);
+          (*p)->Give(static_cast<uint8_t*>(data));
+          delete p;
         },
-        owned);
+        pool, &buf);
+    if (st != napi_ok) {
+      (*pool)->Give(bytes);
+      delete pool;
+      return nullptr;
+    }
+    int64_t total;
+    napi_adjust_external_memory(env, int64_t(BlockPool::kBlockSize), &total);
+    return buf;
   }
 
   Napi::Value TakeEvents(const Napi::CallbackInfo& info) {
@@ -958,9 +972,12 @@ class Stack : public Napi::ObjectWrap<Stack> {
           o.Set("localAddress", AddrString(e.addr2));
           o.Set("localPort", e.port2);
           break;
-        case kData:
-          o.Set("data", MoveToBuffer(env, &e.data));
+        case kData: {
+          napi_value data = BlockToBuffer(env, &e.block);
+          if (data == nullptr) return env.Undefined();  // the environment is going away
+          o.Set("data", data);
           break;
+        }
         case kSent:
         case kError:
           o.Set("num", Napi::Number::New(env, double(e.num)));
@@ -1064,34 +1081,41 @@ class Stack : public Napi::ObjectWrap<Stack> {
       return ERR_OK;
     }
     Stack* s = c->stack;
+    // Out of memory for a block: lwIP keeps the segment and offers it again later.
+    if (!s->QueueData(c->id, p)) return ERR_MEM;
     c->app_pending += p->tot_len;
     s->app_pending_total_ += p->tot_len;
     if (c->app_pending <= kReadAhead && s->app_pending_total_ <= kTotalReadAhead)
       OpenWindow(pcb, p->tot_len, s->WindowCap());
     else
       c->withheld += p->tot_len;
-    c->stack->QueueData(c->id, p);
     pbuf_free(p);
     return ERR_OK;
   }
 
-  // Received bytes, copied once: onto the data event of the same connection waiting last, if
-  // there is one with room, else into a new one.
-  void QueueData(uint32_t id, const pbuf* p) {
+  // Received bytes, copied once: onto the block of the connection's data event waiting last,
+  // and what does not fit there onto a new one (a segment is smaller than a block). False,
+  // nothing queued, when no block can be had.
+  bool QueueData(uint32_t id, const pbuf* p) {
     {
       std::lock_guard<std::mutex> g(ev_mu_);
       Event* last = events_.empty() ? nullptr : &events_.back();
-      if (last == nullptr || last->type != kData || last->id != id || last->data.size() + p->tot_len > kDataCoalesce) {
+      if (last == nullptr || last->type != kData || last->id != id) last = nullptr;
+      size_t first = last == nullptr ? 0 : std::min<size_t>(p->tot_len, last->block.room());
+      if (first < p->tot_len) {
         Event e{kData};
         e.id = id;
+        e.block = DataBlock(blocks_);
+        if (!e.block.valid()) return false;
+        if (first > 0) pbuf_copy_partial(p, last->block.Append(first), uint16_t(first), 0);
+        pbuf_copy_partial(p, e.block.Append(p->tot_len - first), uint16_t(p->tot_len - first), uint16_t(first));
         events_.push_back(std::move(e));
-        last = &events_.back();
+      } else {
+        pbuf_copy_partial(p, last->block.Append(first), uint16_t(first), 0);
       }
-      size_t off = last->data.size();
-      last->data.resize(off + p->tot_len);
-      pbuf_copy_partial(p, last->data.data() + off, p->tot_len, 0);
     }
     Wake();
+    return true;
   }
 
   static err_t OnSent(void* arg, tcp_pcb*, u16_t len) {
@@ -1665,6 +1689,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   std::mutex ev_mu_;
   std::vector<Event> events_;
+  std::shared_ptr<BlockPool> blocks_ = std::make_shared<BlockPool>();
 
   // The packet socket (openPacketFd): this end, guarded by the core lock; its reader thread
   // and the eventfd that stops it.
