@@ -235,16 +235,22 @@ PersistentKeepalive = 25
     });
   }, 120_000);
 
-  it("the library example fetches through the tunnel as nobody", async () => {
-    // A second client identity for the example, added to wireguard-go at run time.
-    const keysE = newKeyPair();
-    await hs.exec(["wg", "set", bed.ifname("nss"), "peer", keysE.publicKey, "allowed-ips", "10.79.0.3/32"]);
+  // Another client identity for a program using the library, added to wireguard-go at run time:
+  // its config file in a directory of the unprivileged user.
+  async function libraryClient(address: string, file: string): Promise<{ dir: string; conf: string }> {
+    const keys = newKeyPair();
+    await hs.exec(["wg", "set", bed.ifname("nss"), "peer", keys.publicKey, "allowed-ips", `${address}/32`]);
     const dir = userDir();
     const conf = writeUserFile(
       dir,
-      "fetch.conf",
-      `[Interface]\nPrivateKey = ${keysE.privateKey}\nAddress = 10.79.0.3/24\n\n[Peer]\nPublicKey = ${keysS.publicKey}\nAllowedIPs = ${WG_S}/32\nEndpoint = ${S_IP}:51820\n`,
+      file,
+      `[Interface]\nPrivateKey = ${keys.privateKey}\nAddress = ${address}/24\n\n[Peer]\nPublicKey = ${keysS.publicKey}\nAllowedIPs = ${WG_S}/32\nEndpoint = ${S_IP}:51820\n`,
     );
+    return { dir, conf };
+  }
+
+  it("the library example fetches through the tunnel as nobody", async () => {
+    const { dir, conf } = await libraryClient("10.79.0.3", "fetch.conf");
     const r = await hc.exec(asUser(["node", join(REPO, "examples/netstack-fetch.mjs"), conf, `http://${WG_S}/big.bin`]), { env: { XDG_RUNTIME_DIR: dir } });
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { status: number; bytes: number; sha256: string };
     expect(out).toEqual({ status: 200, bytes: 24 * MB, sha256: bigSha });
@@ -255,14 +261,7 @@ PersistentKeepalive = 25
   // block; a prompt reader gets short copies. Both kinds, and the seams, must carry the bytes
   // in order.
   it("a reader busy for a while gets the backlog in long runs, intact, and short runs when prompt", async () => {
-    const keysB = newKeyPair();
-    await hs.exec(["wg", "set", bed.ifname("nss"), "peer", keysB.publicKey, "allowed-ips", "10.79.0.5/32"]);
-    const dir = userDir();
-    const conf = writeUserFile(
-      dir,
-      "busy.conf",
-      `[Interface]\nPrivateKey = ${keysB.privateKey}\nAddress = 10.79.0.5/24\n\n[Peer]\nPublicKey = ${keysS.publicKey}\nAllowedIPs = ${WG_S}/32\nEndpoint = ${S_IP}:51820\n`,
-    );
+    const { dir, conf } = await libraryClient("10.79.0.5", "busy.conf");
     const script = `
       const { createHash } = require("node:crypto");
       const { readFileSync } = require("node:fs");
