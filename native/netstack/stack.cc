@@ -1402,6 +1402,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     Napi::Uint8Array b = info[4].As<Napi::Uint8Array>();
     size_t hdr = IP_IS_V4(&src) ? 28 : 48;
     if (b.ByteLength() + hdr > netif_.mtu) {
+      CoreLock lock;
       router_dropped_++;
       return Napi::Boolean::New(env, false);
     }
@@ -1574,11 +1575,19 @@ class Stack : public Napi::ObjectWrap<Stack> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     size_t conns, flows, udps, queued;
-    uint64_t syn_scaled, acks_superseded;
+    uint64_t syn_scaled, acks_superseded, packets_in, input_dropped, syn_dropped, flows_expired, router_dropped,
+        router_udp_in;
     {
+      // Written by lwIP's callbacks and the packet reader, all under the core lock.
       CoreLock lock;
       syn_scaled = syn_scaled_;
       acks_superseded = acks_superseded_;
+      packets_in = packets_in_;
+      input_dropped = input_dropped_;
+      syn_dropped = syn_dropped_;
+      flows_expired = flows_expired_;
+      router_dropped = router_dropped_;
+      router_udp_in = router_udp_in_;
       conns = conns_.size();
       flows = flows_.size();
       udps = udps_.size();
@@ -1590,20 +1599,20 @@ class Stack : public Napi::ObjectWrap<Stack> {
       packets_out = packets_out_;
       queued = out_sizes_.size();
     }
-    o.Set("packetsIn", double(packets_in_));
-    o.Set("inputDropped", double(input_dropped_));
+    o.Set("packetsIn", double(packets_in));
+    o.Set("inputDropped", double(input_dropped));
     o.Set("packetsOut", double(packets_out));
     o.Set("outputDropped", double(out_dropped));
     o.Set("outputQueued", double(queued));
     o.Set("connections", double(conns));
     o.Set("udpSockets", double(udps));
     o.Set("pendingFlows", double(flows));
-    o.Set("synDropped", double(syn_dropped_));
+    o.Set("synDropped", double(syn_dropped));
     o.Set("synScaled", double(syn_scaled));
     o.Set("acksSuperseded", double(acks_superseded));
-    o.Set("flowsExpired", double(flows_expired_));
-    o.Set("routerDropped", double(router_dropped_));
-    o.Set("routerUdpIn", double(router_udp_in_));
+    o.Set("flowsExpired", double(flows_expired));
+    o.Set("routerDropped", double(router_dropped));
+    o.Set("routerUdpIn", double(router_udp_in));
     return o;
   }
 
