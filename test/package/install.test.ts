@@ -9,7 +9,7 @@
  * what it needs.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -97,6 +97,12 @@ describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
     expect(files).toContain("package/bin/tswg.js");
     expect(files).toContain("package/dist/cli/main.js");
     expect(files).toContain("package/binding.gyp");
+    // Every source binding.gyp names is packed, or a from-source install cannot build it.
+    const gyp = readFileSync(join(REPO, "binding.gyp"), "utf8");
+    const sources = [...gyp.matchAll(/"(native\/[^"]+\.cc)"/gu)].map((m) => m[1]!);
+    expect(sources).toContain("native/netstack/stack.cc");
+    for (const source of sources) expect(files).toContain(`package/${source}`);
+    expect(files).toContain("package/native/netstack/data_blocks.h");
     expect(files).toContain("package/schema/tswg-show.schema.json");
     expect(files).toContain("package/systemd/tswg@.service");
     expect(files).toContain(`package/prebuilds/${process.platform}-${process.arch}/tswg_native.node`);
@@ -137,6 +143,10 @@ describe.skipIf(skip !== null)("npm pack, npm install -g, tswg up", () => {
     const { show, prefix, output } = await installAndUp("n", process.env.PATH ?? "/usr/bin:/bin", ["--build-from-source"]);
     expect(output).not.toMatch(/using the prebuilt native addon/);
     expect(existsSync(join(prefix, "lib/node_modules/tswg/build/Release/tswg_native.node"))).toBe(true);
+    // binding.gyp builds the network stack wherever lwIP's headers are installed.
+    if (existsSync("/usr/include/lwip/lwip/tcp.h")) {
+      expect(existsSync(join(prefix, "lib/node_modules/tswg/build/Release/tswg_netstack.node"))).toBe(true);
+    }
     expect(show).toMatch(/data path: native\n/);
   }, 600_000);
 
