@@ -54,6 +54,7 @@ extern "C" {
 }
 #include "data_blocks.h"
 #include "packets.h"
+#include "../src/packet_sink.h"
 #include "../src/tcp_options.h"
 
 namespace tswg_netstack {
@@ -252,6 +253,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
                            InstanceMethod<&Stack::FlowReject>("flowReject"),
                            InstanceMethod<&Stack::RouterUdpSend>("routerUdpSend"),
                            InstanceMethod<&Stack::Stats>("stats"),
+                           InstanceMethod<&Stack::PacketSinkMethod>("packetSink"),
                            InstanceMethod<&Stack::Ref>("ref"),
                            InstanceMethod<&Stack::Unref>("unref"),
                            InstanceMethod<&Stack::Close>("close"),
@@ -689,6 +691,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   // Stops the reader and closes this end; the data plane's reads then end.
   void ClosePacketFd() {
+    DetachSink();
     if (stop_fd_ < 0) return;
     StopPacketReader();
     int fd;
@@ -705,6 +708,70 @@ class Stack : public Napi::ObjectWrap<Stack> {
   Napi::Value ClosePacketFdMethod(const Napi::CallbackInfo& info) {
     ClosePacketFd();
     return info.Env().Undefined();
+  }
+
+  // ---- the packet sink (../src/packet_sink.h) ----
+
+  // What the data plane's Tun holds: the function table and the stack it feeds, cleared (under
+  // `mu`, which every delivery holds) when the stack stops taking packets this way.
+  struct SinkState {
+    tswg::PacketSink table;
+    std::atomic<int> refs{1};  // the stack's own
+    std::mutex mu;
+    Stack* stack;
+  };
+
+  static void SinkDeliver(void* ctx, const struct iovec* packets, size_t count) {
+    auto* st = static_cast<SinkState*>(ctx);
+    std::lock_guard<std::mutex> g(st->mu);
+    if (st->stack != nullptr) st->stack->InputBatch(packets, count);
+  }
+  static void SinkRetain(void* ctx) { static_cast<SinkState*>(ctx)->refs.fetch_add(1, std::memory_order_relaxed); }
+  static void SinkRelease(void* ctx) {
+    auto* st = static_cast<SinkState*>(ctx);
+    if (st->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete st;
+  }
+
+  // packetSink(): the stack's input as a sink for the native data plane, while the packet
+  // socket is open (null otherwise). Its packets enter lwIP on the caller's thread.
+  Napi::Value PacketSinkMethod(const Napi::CallbackInfo& info) {
+    napi_env env = info.Env();
+    if (!open_ || pkt_fd_ < 0) return info.Env().Null();
+    if (sink_ == nullptr) {
+      sink_ = new SinkState();
+      sink_->table = {tswg::kPacketSinkAbi, sink_, &Stack::SinkDeliver, &Stack::SinkRetain, &Stack::SinkRelease};
+      sink_->stack = this;
+    }
+    napi_value ext;
+    SinkRetain(sink_);
+    if (napi_create_external(env, &sink_->table, [](napi_env, void* data, void*) {
+          SinkRelease(static_cast<tswg::PacketSink*>(data)->ctx);
+        }, nullptr, &ext) != napi_ok) {
+      SinkRelease(sink_);
+      return Napi::Value();
+    }
+    if (napi_type_tag_object(env, ext, &tswg::kPacketSinkTag) != napi_ok) return Napi::Value();
+    return Napi::Value(env, ext);
+  }
+
+  // No delivery is under way once this returns, and none will reach this stack again.
+  void DetachSink() {
+    if (sink_ == nullptr) return;
+    {
+      std::lock_guard<std::mutex> g(sink_->mu);
+      sink_->stack = nullptr;
+    }
+    SinkRelease(sink_);
+    sink_ = nullptr;
+  }
+
+  // A batch from the sink: as the reader's, under one core lock, lwIP's output sent together.
+  void InputBatch(const struct iovec* packets, size_t count) {
+    CoreLock lock;
+    packets_direct_ += count;
+    BeginOutBatch();
+    for (size_t i = 0; i < count; i++) InputOne(static_cast<const uint8_t*>(packets[i].iov_base), packets[i].iov_len);
+    EndOutBatch();
   }
 
   Napi::Value ThrowErrno(Napi::Env env, const char* what) {
@@ -1575,7 +1642,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     size_t conns, flows, udps, queued;
-    uint64_t syn_scaled, acks_superseded, packets_in, input_dropped, syn_dropped, flows_expired, router_dropped,
+    uint64_t syn_scaled, acks_superseded, packets_in, packets_direct, input_dropped, syn_dropped, flows_expired, router_dropped,
         router_udp_in;
     {
       // Written by lwIP's callbacks and the packet reader, all under the core lock.
@@ -1583,6 +1650,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       syn_scaled = syn_scaled_;
       acks_superseded = acks_superseded_;
       packets_in = packets_in_;
+      packets_direct = packets_direct_;
       input_dropped = input_dropped_;
       syn_dropped = syn_dropped_;
       flows_expired = flows_expired_;
@@ -1600,6 +1668,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       queued = out_sizes_.size();
     }
     o.Set("packetsIn", double(packets_in));
+    o.Set("packetsDirect", double(packets_direct));
     o.Set("inputDropped", double(input_dropped));
     o.Set("packetsOut", double(packets_out));
     o.Set("outputDropped", double(out_dropped));
@@ -1639,6 +1708,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       }
       return;
     }
+    DetachSink();
     open_ = false;
     // The reader takes the core lock: it stops before the lock is taken here. Resets sent
     // below go to the socket if the data plane still reads it.
@@ -1698,6 +1768,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   std::mutex ev_mu_;
   std::vector<Event> events_;
+  SinkState* sink_ = nullptr;
   std::shared_ptr<BlockPool> blocks_ = std::make_shared<BlockPool>();
 
   // The packet socket (openPacketFd): this end, guarded by the core lock; its reader thread
@@ -1724,6 +1795,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   std::unordered_map<std::string, uint32_t> flows_by_key_;
   uint32_t next_flow_id_ = 1;
   uint64_t packets_in_ = 0;
+  uint64_t packets_direct_ = 0;
   uint64_t input_dropped_ = 0;
   uint64_t syn_dropped_ = 0;
   uint64_t syn_scaled_ = 0;

@@ -477,7 +477,7 @@ size_t DataPathCore::HandleDatagrams(std::vector<DatagramRef>& datagrams, std::v
     confirm_.clear();
   }
   if (handled > 0) PushActivity();
-  writer_.Flush(tun_fd_->get(), &write_stats_);
+  writer_.Flush(tun_fd_->get(), &write_stats_, tun_fd_->sink());
   counters.tun_writes.store(write_stats_.writes, std::memory_order_relaxed);
   counters.tun_coalesced.store(write_stats_.coalesced, std::memory_order_relaxed);
   counters.tun_write_dropped.store(write_stats_.dropped, std::memory_order_relaxed);

@@ -4,7 +4,10 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
+
+#include "packet_sink.h"
 
 namespace tswg {
 
@@ -13,13 +16,26 @@ class SharedFd {
   explicit SharedFd(int fd) : fd_(fd) {}
   ~SharedFd() {
     if (fd_ >= 0) close(fd_);
+    delete sink_.load(std::memory_order_acquire);
   }
   SharedFd(const SharedFd&) = delete;
   SharedFd& operator=(const SharedFd&) = delete;
   int get() const { return fd_; }
 
+  // Where packets written to this descriptor go by a call instead (packet_sink.h): its other
+  // end is the network stack's packet socket. Set at most once; false if already set.
+  bool SetSink(const PacketSink* sink) {
+    auto* ref = new PacketSinkRef(sink);
+    PacketSinkRef* none = nullptr;
+    if (sink_.compare_exchange_strong(none, ref, std::memory_order_acq_rel)) return true;
+    delete ref;
+    return false;
+  }
+  const PacketSinkRef* sink() const { return sink_.load(std::memory_order_acquire); }
+
  private:
   int fd_;
+  std::atomic<PacketSinkRef*> sink_{nullptr};
 };
 
 using SharedFdPtr = std::shared_ptr<SharedFd>;

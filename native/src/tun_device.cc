@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "errno_error.h"
+#include "packet_sink.h"
 #include "netif_ioctl.h"
 #include "tun_open.h"
 
@@ -83,6 +84,7 @@ Napi::Function TunDevice::Define(Napi::Env env) {
                          InstanceMethod<&TunDevice::GetFlags>("getFlags"),
                          InstanceMethod<&TunDevice::Stats>("stats"),
                          InstanceMethod<&TunDevice::Offloads>("offloads"),
+                         InstanceMethod<&TunDevice::SetPacketSink>("setPacketSink"),
                      });
 }
 
@@ -334,6 +336,13 @@ Napi::Value TunDevice::Offloads(const Napi::CallbackInfo& info) {
   out.Set("vnetHdr", Napi::Boolean::New(env, vnet_));
   out.Set("flags", Napi::Number::New(env, offloads_));
   return out;
+}
+
+Napi::Value TunDevice::SetPacketSink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const PacketSink* sink = info.Length() > 0 ? PacketSinkFromValue(env, info[0]) : nullptr;
+  bool taken = sink != nullptr && packet_fd_ && !closed_ && tun_fd_ && tun_fd_->SetSink(sink);
+  return Napi::Boolean::New(env, taken);
 }
 
 }  // namespace tswg

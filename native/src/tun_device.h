@@ -58,6 +58,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   // offloads(): { vnetHdr: boolean, flags: number } — what TUNSETOFFLOAD accepted.
   Napi::Value Offloads(const Napi::CallbackInfo& info);
+  // setPacketSink(sink): packets the native data plane writes to this descriptor go to the
+  // network stack's sink by a call instead (packet_sink.h). True if taken; false if `sink` is
+  // not a sink, this is not a packet descriptor, or one is set already.
+  Napi::Value SetPacketSink(const Napi::CallbackInfo& info);
 
   // A plain packet descriptor (one IP packet per read/write, non-blocking, e.g. a
   // SOCK_SEQPACKET socketpair end of the userspace network stack): no virtio-net header, no

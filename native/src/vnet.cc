@@ -408,8 +408,28 @@ void TunWriter::SendBatched(int fd, TunWriteStats* stats) {
   }
 }
 
-void TunWriter::Flush(int fd, TunWriteStats* stats) {
+void TunWriter::DeliverToSink(const PacketSinkRef& sink, TunWriteStats* stats) {
+  constexpr size_t kChunk = 64;
+  struct iovec iov[kChunk];
+  for (size_t i = 0; i < units_.size(); i += kChunk) {
+    size_t n = units_.size() - i < kChunk ? units_.size() - i : kChunk;
+    for (size_t k = 0; k < n; k++) {
+      iov[k].iov_base = const_cast<uint8_t*>(units_[i + k].data);
+      iov[k].iov_len = units_[i + k].len;
+    }
+    sink.Deliver(iov, n);
+    stats->packets += n;
+    stats->writes++;
+  }
+}
+
+void TunWriter::Flush(int fd, TunWriteStats* stats, const PacketSinkRef* sink) {
   if (units_.empty()) return;
+  if (!vnet_ && sink != nullptr) {
+    DeliverToSink(*sink, stats);
+    Reset();
+    return;
+  }
   if (!vnet_ && IsPacketSocket(fd)) {
     SendBatched(fd, stats);
     Reset();

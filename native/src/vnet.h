@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "packet_batch.h"
+#include "packet_sink.h"
 
 namespace tswg {
 
@@ -75,8 +76,9 @@ class TunWriter {
   TunWriter& operator=(const TunWriter&) = delete;
 
   void Add(const uint8_t* pkt, size_t len);
-  // Writes everything added since the last Flush, in order within each flow.
-  void Flush(int fd, TunWriteStats* stats);
+  // Writes everything added since the last Flush, in order within each flow; to `sink` by a
+  // call instead when there is one (the network stack's packet socket, see packet_sink.h).
+  void Flush(int fd, TunWriteStats* stats, const PacketSinkRef* sink = nullptr);
   size_t pending() const { return units_.size(); }
 
   // For tests: the write units Flush would produce, as (virtio header, bytes) pairs.
@@ -103,6 +105,7 @@ class TunWriter {
   // once per descriptor; its packets go out in batches (sendmmsg) instead of a write each.
   bool IsPacketSocket(int fd);
   void SendBatched(int fd, TunWriteStats* stats);
+  void DeliverToSink(const PacketSinkRef& sink, TunWriteStats* stats);
 
   bool vnet_;
   unsigned offloads_;

@@ -42,6 +42,15 @@ export type NativeTunBatchCallback = (
   error: string | null,
 ) => void;
 
+declare const packetSinkBrand: unique symbol;
+/**
+ * Another addon's input for IP packets, taken by a call (native/src/packet_sink.h): the network
+ * stack's. Opaque to JavaScript, which only passes it from the stack to a `NativeTun`.
+ */
+export interface NativePacketSink {
+  readonly [packetSinkBrand]: true;
+}
+
 export interface NativeTun {
   /**
    * Starts the reader thread. At most `maxPending` batches are handed over without an `ack()`;
@@ -69,6 +78,12 @@ export interface NativeTun {
   getFlags(): number;
   stats(): NativeTunStats;
   offloads(): NativeTunOffloads;
+  /**
+   * For a packet descriptor: packets the native data plane writes go to `sink` by a call instead
+   * of into the descriptor. False when not taken (not a sink, not a packet descriptor, already
+   * set). Absent in addons built before it.
+   */
+  setPacketSink?(sink: NativePacketSink): boolean;
 }
 
 /** What the kernel accepted of the offloads asked for. */

@@ -4,6 +4,7 @@
  */
 import { createRequire } from "node:module";
 import { builtAddonPath, loadAddonFile, type AddonLoad } from "../native/addon-file.js";
+import type { NativePacketSink } from "../native/tun.js";
 
 export const NETSTACK_ABI_VERSION = 2;
 
@@ -36,6 +37,8 @@ export interface StackEvent {
 
 export interface StackStats {
   packetsIn: number;
+  /** Of those, packets the native data plane handed over by a call (its packet sink). */
+  packetsDirect: number;
   inputDropped: number;
   packetsOut: number;
   /** Packets lwIP sent while the queue towards the device was full (TCP resends them). */
@@ -74,6 +77,12 @@ export interface NativeStack {
   openPacketFd(): number;
   /** Closes the packet socket again (its other end already closed); packets go back to batches. */
   closePacketFd(): void;
+  /**
+   * The stack's input as a sink for the native data plane's Tun over the packet socket: packets
+   * then enter lwIP on the data plane's thread, without the socket. Null while the packet
+   * socket is closed; absent in addons built before it.
+   */
+  packetSink?(): NativePacketSink | null;
   input(packets: readonly Uint8Array[]): number;
   takePackets(): { data: Buffer; sizes: Uint32Array } | null;
   takeEvents(): StackEvent[];

@@ -6,7 +6,8 @@
  *    its reader thread feeds what arrives to lwIP in batches, lwIP's output is sent to it.
  * 2. The other end becomes the addon's `Tun` (a plain packet descriptor: no virtio-net header,
  *    no offloads); this class is the `Tun` a device sees, so its native data plane attaches to
- *    it like to a Linux TUN. Packets the data plane passes on (no session yet) reach the
+ *    it like to a Linux TUN. The stack's packet sink is set on it: what the data plane decrypts
+ *    goes into lwIP by a call on the data plane's thread, not through the socket. Packets the data plane passes on (no session yet) reach the
  *    device's read() in batches as with a TUN.
  */
 import { closeSync } from "node:fs";
@@ -25,6 +26,8 @@ export class StackSocketPort extends LinuxTun {
     batchSize: number,
     /** The capability a device looks for: the stack this packet side belongs to. */
     readonly stack: { close(): Promise<void> },
+    /** Whether the data plane's packets reach the stack by a call (a packet sink). */
+    readonly direct: boolean,
   ) {
     super(nativeTun, batchSize, MAX_PENDING_BATCHES, 0);
     // As the batch side: a device waiting for packets does not keep the process alive; open
@@ -57,7 +60,11 @@ export class StackSocketPort extends LinuxTun {
       native.closePacketFd();
       return { port: null, reason: `the native addon cannot take a packet socket (${(err as Error).message})` };
     }
-    return { port: new StackSocketPort(nativeTun, batchSize, stack), reason: null };
+    // The data plane's decrypted packets then go into lwIP by a call on its own thread; the
+    // socket still carries lwIP's output and whatever JavaScript writes.
+    const sink = native.packetSink?.() ?? null;
+    const direct = sink !== null && nativeTun.setPacketSink?.(sink) === true;
+    return { port: new StackSocketPort(nativeTun, batchSize, stack, direct), reason: null };
   }
 
   /** Nothing to take here: packets are exchanged natively. */

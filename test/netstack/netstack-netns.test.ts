@@ -249,6 +249,24 @@ PersistentKeepalive = 25
     return { dir, conf };
   }
 
+  // A program on the library: `body` runs with `iface` up on `conf` and `get()`, which opens a
+  // connection to the peer's nginx and sends a request for big.bin.
+  function libraryProgram(conf: string, name: string, body: string): string {
+    return `
+      const { createHash } = require("node:crypto");
+      const { readFileSync } = require("node:fs");
+      (async () => {
+        const { parseConfig, up } = await import(${JSON.stringify(join(REPO, "dist/index.js"))});
+        const iface = await up({ name: "${name}", config: parseConfig(readFileSync(${JSON.stringify(conf)}, "utf8")), netstack: true });
+        const get = () => {
+          const socket = iface.device.netstack.connect({ host: "${WG_S}", port: 80 });
+          socket.write("GET /big.bin HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n");
+          return socket;
+        };
+        ${body}
+      })();`;
+  }
+
   it("the library example fetches through the tunnel as nobody", async () => {
     const { dir, conf } = await libraryClient("10.79.0.3", "fetch.conf");
     const r = await hc.exec(asUser(["node", join(REPO, "examples/netstack-fetch.mjs"), conf, `http://${WG_S}/big.bin`]), { env: { XDG_RUNTIME_DIR: dir } });
@@ -262,14 +280,8 @@ PersistentKeepalive = 25
   // in order.
   it("a reader busy for a while gets the backlog in long runs, intact, and short runs when prompt", async () => {
     const { dir, conf } = await libraryClient("10.79.0.5", "busy.conf");
-    const script = `
-      const { createHash } = require("node:crypto");
-      const { readFileSync } = require("node:fs");
-      (async () => {
-        const { parseConfig, up } = await import(${JSON.stringify(join(REPO, "dist/index.js"))});
-        const iface = await up({ name: "busy", config: parseConfig(readFileSync(${JSON.stringify(conf)}, "utf8")), netstack: true });
-        const socket = iface.device.netstack.connect({ host: "${WG_S}", port: 80 });
-        socket.write("GET /big.bin HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n");
+    const script = libraryProgram(conf, "busy", `
+        const socket = get();
         const hash = createHash("sha256");
         let head = Buffer.alloc(0), body = 0, short = 0, long = 0, longest = 0, busy = 0;
         socket.on("data", (d) => {
@@ -292,17 +304,53 @@ PersistentKeepalive = 25
           }
         });
         socket.on("end", async () => {
-          console.log(JSON.stringify({ body, sha256: hash.digest("hex"), short, long, longest }));
+          const { packetsIn, packetsDirect } = iface.device.netstack.stats();
+          const side = iface.device.netstack.packetSide.kind;
+          console.log(JSON.stringify({ body, sha256: hash.digest("hex"), short, long, longest, packetsIn, packetsDirect, side }));
           await iface.down();
         });
-        socket.on("error", (e) => { console.error(e.message); process.exit(1); });
-      })();`;
+        socket.on("error", (e) => { console.error(e.message); process.exit(1); });`);
     const r = await hc.exec(asUser(["node", "-e", script]), { env: { XDG_RUNTIME_DIR: dir }, timeoutMs: 60_000 });
-    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { body: number; sha256: string; short: number; long: number; longest: number };
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as {
+      body: number;
+      sha256: string;
+      short: number;
+      long: number;
+      longest: number;
+      packetsIn: number;
+      packetsDirect: number;
+      side: string;
+    };
     expect({ body: out.body, sha256: out.sha256 }).toEqual({ body: 24 * MB, sha256: bigSha });
     expect(out.long).toBeGreaterThan(0);
     expect(out.longest).toBe(256 * 1024);
     expect(out.short).toBeGreaterThan(0);
+    // On the native data plane the download's packets reached the stack by a call.
+    if (out.side === "socket") expect(out.packetsDirect).toBeGreaterThan(out.packetsIn * 0.9);
+  }, 90_000);
+
+  // down() while the data plane is handing packets to the stack: the stack stops taking them
+  // and the process ends cleanly.
+  it("taking the interface down in the middle of a download ends the process cleanly", async () => {
+    const { dir, conf } = await libraryClient("10.79.0.6", "mid.conf");
+    const script = libraryProgram(conf, "mid", `
+        for (let round = 0; round < 3; round++) {
+          const socket = get();
+          socket.on("error", () => {});
+          let bytes = 0;
+          await new Promise((resolve) => socket.on("data", (d) => { bytes += d.length; if (bytes > (round + 1) * 1048576) resolve(); }));
+          socket.destroy();
+        }
+        const before = iface.device.netstack.stats().packetsDirect;
+        const socket = get();
+        socket.on("error", () => {});
+        await new Promise((resolve) => socket.once("data", resolve));
+        await iface.down();
+        console.log(JSON.stringify({ direct: before, side: iface.device.netstack.packetSide.kind }));`);
+    const r = await hc.exec(asUser(["node", "-e", script]), { env: { XDG_RUNTIME_DIR: dir }, timeoutMs: 60_000, check: false });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { direct: number; side: string };
+    if (out.side === "socket") expect(out.direct).toBeGreaterThan(0);
   }, 90_000);
 
   it("the stack announces a window scale of 7 and a receive window beyond 128 KiB, accepting and connecting", async () => {

@@ -58,6 +58,10 @@ describe.skipIf(stackReason !== null)("the network stack's packet side", () => {
       expect(r[20]).toBe(0); // echo reply
       expect(stack.stats().packetsIn).toBe(1);
       expect(stack.stats().packetsOut).toBe(1);
+      // The stack's sink is set on the Tun (the data plane's packets go in by a call); what
+      // JavaScript writes still goes through the socket.
+      expect((stack.tun as unknown as { direct: boolean }).direct).toBe(true);
+      expect(stack.stats().packetsDirect).toBe(0);
     } finally {
       await stack.tun.close();
     }
