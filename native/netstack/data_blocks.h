@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -98,7 +97,7 @@ class DataBlock {
     return at;
   }
 
-  // Hands the block over (to a Buffer's finalizer); it goes back through GiveBack().
+  // Hands the block over (to a Buffer's finalizer), which gives it back to pool().
   uint8_t* Release() {
     uint8_t* b = bytes_;
     bytes_ = nullptr;
