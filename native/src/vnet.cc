@@ -376,16 +376,22 @@ bool TunWriter::IsPacketSocket(int fd) {
   return packet_socket_;
 }
 
+size_t TunWriter::UnitsAsIov(size_t from, struct iovec* iov) const {
+  size_t n = units_.size() - from < kIovChunk ? units_.size() - from : kIovChunk;
+  for (size_t k = 0; k < n; k++) {
+    iov[k].iov_base = const_cast<uint8_t*>(units_[from + k].data);
+    iov[k].iov_len = units_[from + k].len;
+  }
+  return n;
+}
+
 void TunWriter::SendBatched(int fd, TunWriteStats* stats) {
-  constexpr size_t kChunk = 64;
-  struct mmsghdr msgs[kChunk];
-  struct iovec iov[kChunk];
+  struct mmsghdr msgs[kIovChunk];
+  struct iovec iov[kIovChunk];
   size_t i = 0;
   while (i < units_.size()) {
-    size_t n = units_.size() - i < kChunk ? units_.size() - i : kChunk;
+    size_t n = UnitsAsIov(i, iov);
     for (size_t k = 0; k < n; k++) {
-      iov[k].iov_base = const_cast<uint8_t*>(units_[i + k].data);
-      iov[k].iov_len = units_[i + k].len;
       memset(&msgs[k], 0, sizeof(msgs[k]));
       msgs[k].msg_hdr.msg_iov = &iov[k];
       msgs[k].msg_hdr.msg_iovlen = 1;
@@ -409,14 +415,9 @@ void TunWriter::SendBatched(int fd, TunWriteStats* stats) {
 }
 
 void TunWriter::DeliverToSink(const PacketSinkRef& sink, TunWriteStats* stats) {
-  constexpr size_t kChunk = 64;
-  struct iovec iov[kChunk];
-  for (size_t i = 0; i < units_.size(); i += kChunk) {
-    size_t n = units_.size() - i < kChunk ? units_.size() - i : kChunk;
-    for (size_t k = 0; k < n; k++) {
-      iov[k].iov_base = const_cast<uint8_t*>(units_[i + k].data);
-      iov[k].iov_len = units_[i + k].len;
-    }
+  struct iovec iov[kIovChunk];
+  for (size_t i = 0; i < units_.size(); i += kIovChunk) {
+    size_t n = UnitsAsIov(i, iov);
     sink.Deliver(iov, n);
     stats->packets += n;
     stats->writes++;

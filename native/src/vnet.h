@@ -106,6 +106,10 @@ class TunWriter {
   bool IsPacketSocket(int fd);
   void SendBatched(int fd, TunWriteStats* stats);
   void DeliverToSink(const PacketSinkRef& sink, TunWriteStats* stats);
+  // Packets go to a socket or a sink at most this many per call.
+  static constexpr size_t kIovChunk = 64;
+  // Up to kIovChunk single-packet units from `from` as iovecs; how many.
+  size_t UnitsAsIov(size_t from, struct iovec* iov) const;
 
   bool vnet_;
   unsigned offloads_;
