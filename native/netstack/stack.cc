@@ -388,7 +388,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       if (pcb->state != SYN_RCVD || (pcb->flags & TF_WND_SCALE) == 0) return;
       if (SetWindowScale(d, pp, kWindowScale)) {
         pcb->rcv_scale = kWindowScale;
-        syn_scaled_++;
+        counters_.syn_scaled++;
       }
       return;
     }
@@ -396,7 +396,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     if (pcb->state != SYN_SENT || c == nullptr || c->listener) return;
     if (SetWindowScale(d, pp, kWindowScale)) {
       c->scale_offered = true;
-      syn_scaled_++;
+      counters_.syn_scaled++;
     }
   }
 
@@ -541,7 +541,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       std::memcpy(out_batch_.data() + prev->offset, d, len);
       prev->ack = f.ack;
       prev->wnd = f.wnd;
-      acks_superseded_++;
+      counters_.acks_superseded++;
       return true;
     }
     if (f.pure_ack && f.ack == prev->ack) f.pure_ack = false;  // a duplicate ACK stays as it is
@@ -667,7 +667,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
               break;
             }
             if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-              input_dropped_++;
+              counters_.input_dropped++;
               continue;
             }
             InputOne(static_cast<const uint8_t*>(iov[i].iov_base), len);
@@ -768,7 +768,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   // A batch from the sink: as the reader's, under one core lock, lwIP's output sent together.
   void InputBatch(const struct iovec* packets, size_t count) {
     CoreLock lock;
-    packets_direct_ += count;
+    counters_.packets_direct += count;
     BeginOutBatch();
     for (size_t i = 0; i < count; i++) InputOne(static_cast<const uint8_t*>(packets[i].iov_base), packets[i].iov_len);
     EndOutBatch();
@@ -803,16 +803,16 @@ class Stack : public Napi::ObjectWrap<Stack> {
 
   void InputOne(const uint8_t* data, size_t len) {
     if (len == 0 || len > 0xffff) {
-      input_dropped_++;
+      counters_.input_dropped++;
       return;
     }
-    packets_in_++;
+    counters_.packets_in++;
     if (router_ && !IsLocal(data, len)) {
       RouterInput(data, len);
       return;
     }
     if (IsTcpSegment(data, len, 0x12, 0x02) && HalfOpen() >= kMaxHalfOpen) {
-      syn_dropped_++;
+      counters_.syn_dropped++;
       return;
     }
     Deliver(data, len);
@@ -835,7 +835,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   void Deliver(const uint8_t* data, size_t len) {
     struct pbuf* p = pbuf_alloc(PBUF_RAW, uint16_t(len), PBUF_RAM);
     if (p == nullptr) {
-      input_dropped_++;
+      counters_.input_dropped++;
       return;
     }
     std::memcpy(p->payload, data, len);
@@ -884,7 +884,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
   void RouterInput(const uint8_t* data, size_t len) {
     ParsedPacket pp;
     if (!ParseTransport(data, len, &pp) || pp.fragment) {
-      router_dropped_++;
+      counters_.router_dropped++;
       return;
     }
     if (pp.key.proto == 17) {
@@ -895,7 +895,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       e.port2 = pp.key.dport;
       const uint8_t* payload = data + pp.l4_offset + 8;
       e.data.assign(payload, payload + (pp.l4_length - 8));
-      router_udp_in_++;
+      counters_.router_udp_in++;
       QueueEvent(std::move(e));
       return;
     }
@@ -918,7 +918,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     }
     SweepFlows();
     if (flows_.size() >= kMaxPendingFlows) {
-      syn_dropped_++;
+      counters_.syn_dropped++;
       return;
     }
     PendingFlow f;
@@ -956,7 +956,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
       if (now - it->second.created_ms > kPendingFlowTtlMs) {
         flows_by_key_.erase(it->second.key);
         it = flows_.erase(it);
-        flows_expired_++;
+        counters_.flows_expired++;
       } else {
         ++it;
       }
@@ -1167,7 +1167,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     {
       std::lock_guard<std::mutex> g(ev_mu_);
       Event* last = events_.empty() ? nullptr : &events_.back();
-      if (last == nullptr || last->type != kData || last->id != id) last = nullptr;
+      if (last != nullptr && (last->type != kData || last->id != id)) last = nullptr;
       size_t first = last == nullptr ? 0 : std::min<size_t>(p->tot_len, last->block.room());
       if (first < p->tot_len) {
         Event e{kData};
@@ -1470,7 +1470,7 @@ class Stack : public Napi::ObjectWrap<Stack> {
     size_t hdr = IP_IS_V4(&src) ? 28 : 48;
     if (b.ByteLength() + hdr > netif_.mtu) {
       CoreLock lock;
-      router_dropped_++;
+      counters_.router_dropped++;
       return Napi::Boolean::New(env, false);
     }
     FlowKey k;
@@ -1642,20 +1642,11 @@ class Stack : public Napi::ObjectWrap<Stack> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     size_t conns, flows, udps, queued;
-    uint64_t syn_scaled, acks_superseded, packets_in, packets_direct, input_dropped, syn_dropped, flows_expired, router_dropped,
-        router_udp_in;
+    Counters n;
     {
-      // Written by lwIP's callbacks and the packet reader, all under the core lock.
+      // Written by lwIP's callbacks and the packet input, all under the core lock.
       CoreLock lock;
-      syn_scaled = syn_scaled_;
-      acks_superseded = acks_superseded_;
-      packets_in = packets_in_;
-      packets_direct = packets_direct_;
-      input_dropped = input_dropped_;
-      syn_dropped = syn_dropped_;
-      flows_expired = flows_expired_;
-      router_dropped = router_dropped_;
-      router_udp_in = router_udp_in_;
+      n = counters_;
       conns = conns_.size();
       flows = flows_.size();
       udps = udps_.size();
@@ -1667,21 +1658,21 @@ class Stack : public Napi::ObjectWrap<Stack> {
       packets_out = packets_out_;
       queued = out_sizes_.size();
     }
-    o.Set("packetsIn", double(packets_in));
-    o.Set("packetsDirect", double(packets_direct));
-    o.Set("inputDropped", double(input_dropped));
+    o.Set("packetsIn", double(n.packets_in));
+    o.Set("packetsDirect", double(n.packets_direct));
+    o.Set("inputDropped", double(n.input_dropped));
     o.Set("packetsOut", double(packets_out));
     o.Set("outputDropped", double(out_dropped));
     o.Set("outputQueued", double(queued));
     o.Set("connections", double(conns));
     o.Set("udpSockets", double(udps));
     o.Set("pendingFlows", double(flows));
-    o.Set("synDropped", double(syn_dropped));
-    o.Set("synScaled", double(syn_scaled));
-    o.Set("acksSuperseded", double(acks_superseded));
-    o.Set("flowsExpired", double(flows_expired));
-    o.Set("routerDropped", double(router_dropped));
-    o.Set("routerUdpIn", double(router_udp_in));
+    o.Set("synDropped", double(n.syn_dropped));
+    o.Set("synScaled", double(n.syn_scaled));
+    o.Set("acksSuperseded", double(n.acks_superseded));
+    o.Set("flowsExpired", double(n.flows_expired));
+    o.Set("routerDropped", double(n.router_dropped));
+    o.Set("routerUdpIn", double(n.router_udp_in));
     return o;
   }
 
@@ -1779,7 +1770,6 @@ class Stack : public Napi::ObjectWrap<Stack> {
   std::vector<uint8_t> out_batch_;
   std::vector<uint32_t> out_batch_sizes_;
   std::vector<BatchFlow> batch_flows_;
-  uint64_t acks_superseded_ = 0;
   std::thread reader_;
 
   // Under the core lock:
@@ -1794,15 +1784,19 @@ class Stack : public Napi::ObjectWrap<Stack> {
   std::unordered_map<uint32_t, PendingFlow> flows_;
   std::unordered_map<std::string, uint32_t> flows_by_key_;
   uint32_t next_flow_id_ = 1;
-  uint64_t packets_in_ = 0;
-  uint64_t packets_direct_ = 0;
-  uint64_t input_dropped_ = 0;
-  uint64_t syn_dropped_ = 0;
-  uint64_t syn_scaled_ = 0;
   uint64_t app_pending_total_ = 0;
-  uint64_t flows_expired_ = 0;
-  uint64_t router_dropped_ = 0;
-  uint64_t router_udp_in_ = 0;
+  // What stats() reports; guarded by the core lock.
+  struct Counters {
+    uint64_t packets_in = 0;
+    uint64_t packets_direct = 0;
+    uint64_t input_dropped = 0;
+    uint64_t syn_dropped = 0;
+    uint64_t syn_scaled = 0;
+    uint64_t acks_superseded = 0;
+    uint64_t flows_expired = 0;
+    uint64_t router_dropped = 0;
+    uint64_t router_udp_in = 0;
+  } counters_;
 };
 
 }  // namespace
