@@ -292,6 +292,17 @@ class Pinger {
 }
 
 /**
+ * A ping from A to B's tunnel address, left running `settleMs` before a phase changes anything,
+ * and A's handshake time then (to tell a kept session from a new one).
+ */
+async function pingThroughout(lane, settleMs = 1500) {
+  const handshakeBefore = handshakeOf(lane.A);
+  const ping = new Pinger(lane.A.ns, lane.B.tunnel);
+  await sleep(settleMs);
+  return { handshakeBefore, ping };
+}
+
+/**
  * The pair changes under a running tunnel: B's address moves (an ICE restart, since B's local
  * addresses changed), so A's device endpoint must follow the new pair; the WireGuard session is
  * kept. A pings B throughout; only A's endpoint update can bring the replies back (B sends
@@ -303,9 +314,7 @@ async function pairChange(lane, pa, mode, detail) {
   const moved = B.under.replace(/\.(\d+)$/, (_, d) => `.${Number(d) + 100}`);
   const table = () => sh(`ip netns exec ${A.ns} nft list table inet tswg-${A.name}`, { check: false });
   const rulesBefore = mode === "nftables" ? table() : "";
-  const handshakeBefore = handshakeOf(A);
-  const ping = new Pinger(A.ns, B.tunnel);
-  await sleep(2000);
+  const { handshakeBefore, ping } = await pingThroughout(lane, 2000);
   sh(`ip -n ${B.ns} addr add ${moved}/24 dev ${B.dev}; ip -n ${B.ns} addr del ${B.under}/24 dev ${B.dev}`);
   // Times are taken from when the change is complete.
   const at = Date.now();
@@ -355,9 +364,7 @@ async function relayToDirect(lane, pa, mode, detail, { relayTransfer }) {
     const x = await transfer(lane, 128 << 10);
     Object.assign(detail, { relayTransferOk: x.ok, relayMbps: x.mbps, relayTransferError: x.error });
   }
-  const handshakeBefore = handshakeOf(A);
-  const ping = new Pinger(A.ns, B.tunnel);
-  await sleep(1500);
+  const { handshakeBefore, ping } = await pingThroughout(lane);
   unblock(lane);
   const at = Date.now();
   const direct = (ep, to) => (mode === "raw" ? ep === `${to.under}:51820` : ep?.startsWith(`${to.under}:`) === true);
@@ -377,10 +384,8 @@ async function relayToDirect(lane, pa, mode, detail, { relayTransfer }) {
  * A's device endpoint to the proxy. Replies must come back over the relay.
  */
 async function directToRelay(lane, mode, detail) {
-  const { A, B } = lane;
-  const handshakeBefore = handshakeOf(A);
-  const ping = new Pinger(A.ns, B.tunnel);
-  await sleep(1500);
+  const { A } = lane;
+  const { handshakeBefore, ping } = await pingThroughout(lane);
   // Every direct path, whichever address and family the pair is on (a case may have moved it).
   block(lane, 4, true);
   if (lane.v6) block(lane, 6);
@@ -405,9 +410,7 @@ async function directToRelay(lane, mode, detail) {
  */
 async function toIPv6(lane, mode, detail) {
   const { A, B } = lane;
-  const handshakeBefore = handshakeOf(A);
-  const ping = new Pinger(A.ns, B.tunnel);
-  await sleep(1500);
+  const { handshakeBefore, ping } = await pingThroughout(lane);
   block(lane, 4, true);
   for (const side of [A, B]) sh(`ip -n ${side.ns} addr add ${side.under6}/64 dev ${side.dev} nodad`);
   lane.v6 = true;
